@@ -1,0 +1,5 @@
+// Package testkit provides the real backends that sitewatch's tests run
+// against: an in-process Kafka (kfake) with optional TLS and SASL, a fresh
+// PostgreSQL database per test on the local server, and throwaway TLS
+// certificates. It is for tests only.
+package testkit

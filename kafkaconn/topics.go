@@ -1,0 +1,122 @@
+package kafkaconn
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/lovoo/goka"
+)
+
+// Default topic names from the contract.
+const (
+	TopicRequests    = "status_request_created"
+	TopicSucceeded   = "status_request_succeeded"
+	TopicFailed      = "status_request_failed"
+	TopicWindows     = "status_windows"
+	TopicDeadLetters = "sitewatch_dead_letters"
+)
+
+// Topics are the names sitewatch uses, with the prefix applied.
+type Topics struct {
+	Requests, Succeeded, Failed, Windows, DeadLetters goka.Stream
+}
+
+// Topics returns the topic names with -topic-prefix prepended.
+func (o *Options) Topics() Topics {
+	p := o.TopicPrefix
+	return Topics{
+		Requests:    goka.Stream(p + TopicRequests),
+		Succeeded:   goka.Stream(p + TopicSucceeded),
+		Failed:      goka.Stream(p + TopicFailed),
+		Windows:     goka.Stream(p + TopicWindows),
+		DeadLetters: goka.Stream(p + TopicDeadLetters),
+	}
+}
+
+// All lists every stream topic.
+func (t Topics) All() []goka.Stream {
+	return []goka.Stream{t.Requests, t.Succeeded, t.Failed, t.Windows, t.DeadLetters}
+}
+
+// Group prefixes a consumer group (and thereby its goka table topic) so
+// that two deployments sharing a cluster under different prefixes do not
+// share state.
+func (o *Options) Group(name string) goka.Group { return goka.Group(o.TopicPrefix + name) }
+
+// TopicManagerConfig is goka's topic manager configuration for these
+// options: our replication and retention instead of goka's defaults
+// (replication 2, one hour of retention), and a warning, not silence, when
+// an existing topic differs.
+func (o *Options) TopicManagerConfig() *goka.TopicManagerConfig {
+	tm := goka.NewTopicManagerConfig()
+	tm.Table.Replication = o.Replication
+	tm.Stream.Replication = o.Replication
+	tm.Stream.Retention = o.Retention
+	if tm.Stream.Retention <= 0 {
+		tm.Stream.Retention = 7 * 24 * time.Hour
+	}
+	tm.CreateTopicTimeout = 30 * time.Second
+	tm.MismatchBehavior = goka.TMConfigMismatchBehaviorWarn
+	return tm
+}
+
+// TopicManagerBuilder is the builder to hand to goka processors, views and
+// emitters so that the tables they create follow these options.
+func (o *Options) TopicManagerBuilder(cfg *sarama.Config) goka.TopicManagerBuilder {
+	return goka.TopicManagerBuilderWithConfig(cfg, o.TopicManagerConfig())
+}
+
+// EnsureTopics creates the given stream topics when missing (partitions,
+// replication and retention from the options) and checks existing ones,
+// logging a warning when they differ. A broker that is not reachable yet is
+// retried with backoff until ctx ends; an authentication or TLS failure is
+// returned at once, since waiting cannot fix it.
+func (o *Options) EnsureTopics(ctx context.Context, cfg *sarama.Config, logger *slog.Logger, topics ...goka.Stream) error {
+	return Retry(ctx, logger, "create kafka topics", func() error {
+		if err := o.Probe(ctx, cfg); err != nil {
+			return err
+		}
+		tm, err := goka.NewTopicManager(o.Brokers, cfg, o.TopicManagerConfig())
+		if err != nil {
+			return Explain(o, err)
+		}
+		defer tm.Close()
+		for _, t := range topics {
+			if err := tm.EnsureStreamExists(string(t), o.Partitions); err != nil {
+				return fmt.Errorf("topic %s: %w", t, err)
+			}
+		}
+		return nil
+	})
+}
+
+// Retry runs fn until it succeeds, returns a permanent error (see
+// Permanent), or ctx ends, with jittered exponential backoff between
+// attempts and a log line for each failure.
+func Retry(ctx context.Context, logger *slog.Logger, what string, fn func() error) error {
+	wait := 200 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		err := fn()
+		if err == nil {
+			return nil
+		}
+		if errors.Is(err, errPermanent) {
+			return fmt.Errorf("%s: %w", what, err)
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("%s: %w (gave up: %w)", what, err, ctx.Err())
+		}
+		logger.Warn("retrying", "op", what, "attempt", attempt, "in", wait, "err", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: %w (gave up: %w)", what, err, ctx.Err())
+		case <-time.After(wait/2 + rand.N(wait/2+1)):
+		}
+		wait = min(wait*2, 10*time.Second)
+	}
+}

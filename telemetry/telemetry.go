@@ -1,0 +1,114 @@
+package telemetry
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// NewLogger returns a text or JSON slog logger on w at the given level
+// ("debug", "info", "warn", "error").
+func NewLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("-log-level: %q is not debug, info, warn or error", level)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	switch strings.ToLower(format) {
+	case "", "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	default:
+		return nil, fmt.Errorf("-log-format: %q is not text or json", format)
+	}
+}
+
+// NewRegistry returns a registry with the Go runtime and process collectors.
+func NewRegistry() *prometheus.Registry {
+	r := prometheus.NewRegistry()
+	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return r
+}
+
+// Health collects the readiness of the parts of a process: /healthz answers
+// 200 only while every registered part reports healthy.
+type Health struct {
+	mu    sync.Mutex
+	parts map[string]error
+}
+
+// NewHealth returns an empty Health: healthy until a part says otherwise.
+func NewHealth() *Health { return &Health{parts: map[string]error{}} }
+
+// Set records the state of one part; a nil error means healthy.
+func (h *Health) Set(part string, err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.parts[part] = err
+}
+
+// ServeHTTP writes "ok" or the failing parts, one per line.
+func (h *Health) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
+	h.mu.Lock()
+	var bad []string
+	for part, err := range h.parts {
+		if err != nil {
+			bad = append(bad, part+": "+err.Error())
+		}
+	}
+	h.mu.Unlock()
+	if len(bad) > 0 {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		fmt.Fprintln(w, strings.Join(bad, "\n"))
+		return
+	}
+	fmt.Fprintln(w, "ok")
+}
+
+// Serve runs the /metrics and /healthz server on addr until ctx ends. An
+// empty addr serves nothing and returns when ctx ends.
+func Serve(ctx context.Context, addr string, g prometheus.Gatherer, h *Health, logger *slog.Logger) error {
+	if addr == "" {
+		<-ctx.Done()
+		return nil
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return fmt.Errorf("-metrics-addr %s: %w", addr, err)
+	}
+	return ServeListener(ctx, ln, g, h, logger)
+}
+
+// ServeListener is Serve on an existing listener (tests use port 0).
+func ServeListener(ctx context.Context, ln net.Listener, g prometheus.Gatherer, h *Health, logger *slog.Logger) error {
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(g, promhttp.HandlerOpts{}))
+	mux.Handle("/healthz", h)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	logger.Info("serving metrics", "addr", ln.Addr().String())
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("metrics server: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("metrics server shutdown: %w", err)
+	}
+	return nil
+}
