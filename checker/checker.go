@@ -1,0 +1,352 @@
+package checker
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/url"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sitewatch/sitewatch/codecs"
+)
+
+// Defaults applied by New and Check when an option or target field is zero.
+const (
+	// DefaultBodyLimit is the most body bytes a check reads (1 MiB, as in
+	// the contract).
+	DefaultBodyLimit int64 = 1 << 20
+	// DefaultMaxRedirects is the most redirects a check follows.
+	DefaultMaxRedirects = 10
+	// DefaultTimeout is the per-check timeout of a Target without one; it
+	// matches the sites file's default.
+	DefaultTimeout = 10 * time.Second
+	// DefaultUserAgent is sent unless the target sets its own User-Agent.
+	DefaultUserAgent = "sitewatch/1 (+https://github.com/sitewatch/sitewatch)"
+)
+
+// maxHeaderBytes bounds the response headers a check accepts, so that a
+// hostile server cannot make a check buffer megabytes of headers.
+const maxHeaderBytes = 256 << 10
+
+// Target is what to check: the site's URL and its check specification,
+// usually built from a codecs.Request.
+type Target struct {
+	URL     string
+	Method  string            // GET when empty
+	Headers map[string]string // a "Host" entry sets the request's Host
+	// Timeout bounds the whole check, from the DNS lookup to the end of
+	// the body; DefaultTimeout when zero.
+	Timeout time.Duration
+	// Regexp, when set, must match the body (at most the body limit) for
+	// the check to be up.
+	Regexp *regexp.Regexp
+	// ExpectStatus lists the acceptable final status codes; when empty any
+	// 2xx or 3xx is acceptable.
+	ExpectStatus []int
+}
+
+// Options configure a Checker. The zero value is usable.
+type Options struct {
+	// BodyLimit is the most body bytes read; a larger body makes the check
+	// down with kind body_too_large. DefaultBodyLimit when zero or negative.
+	BodyLimit int64
+	// MaxRedirects is the most redirects followed; one more makes the check
+	// down with kind redirects. DefaultMaxRedirects when zero; a negative
+	// value follows none, so that a 3xx is the final response.
+	MaxRedirects int
+	// DenyPrivateTargets refuses to connect to loopback, private,
+	// link-local, unspecified and other non-public addresses. It is
+	// enforced on the resolved address just before each connect (redirects
+	// included), so DNS tricks cannot bypass it.
+	DenyPrivateTargets bool
+	// UserAgent is sent unless the target sets its own User-Agent header.
+	// DefaultUserAgent when empty.
+	UserAgent string
+	// RootCAs verifies server certificates; the system roots when nil.
+	// Tests set it to trust their own servers.
+	RootCAs *x509.CertPool
+	// Resolver looks up host names; net.DefaultResolver when nil. Tests
+	// set it to answer for made-up names without real DNS.
+	Resolver *net.Resolver
+}
+
+// Checker runs checks. It holds no per-check state, so one Checker may run
+// any number of checks concurrently.
+type Checker struct {
+	opts   Options
+	dialer *net.Dialer
+}
+
+// New returns a Checker with opts, defaults filled in.
+func New(opts Options) *Checker {
+	if opts.BodyLimit <= 0 {
+		opts.BodyLimit = DefaultBodyLimit
+	}
+	if opts.MaxRedirects == 0 {
+		opts.MaxRedirects = DefaultMaxRedirects
+	}
+	if opts.UserAgent == "" {
+		opts.UserAgent = DefaultUserAgent
+	}
+	d := &net.Dialer{
+		Resolver: opts.Resolver,
+		// One request per connection: TCP keep-alive probes are useless.
+		KeepAlive: -1,
+	}
+	if opts.DenyPrivateTargets {
+		d.Control = denyPrivateControl
+	}
+	return &Checker{opts: opts, dialer: d}
+}
+
+// errCheckTimeout is the cause of a check context whose own timeout fired,
+// told apart from a cancellation by the caller.
+var errCheckTimeout = errors.New("check timeout")
+
+// Check runs one check of t and describes it. It never returns an error:
+// every failure is a down result with an error kind and message. The
+// caller fills EventID, ScheduledAt and Checker.
+//
+// When ctx is cancelled (for example on shutdown), the result is down with
+// kind other and a "check canceled" message; callers should drop such a
+// result rather than report the site down. A deadline on ctx earlier than
+// the target's timeout ends the check as a timeout.
+//
+// Phase times are summed over all the requests of a redirect chain (as the
+// blackbox exporter does) and are present only for phases that ended, with
+// success or with an error of their own; a phase cut short by the timeout is
+// absent, and the message names it. ttfb is the wait from the connection
+// being ready (after TLS) to the first response byte; transfer runs from the
+// final response's first byte to the end of reading its body. When a
+// response arrived, the response time and transfer time run until reading
+// stopped, even if it stopped on an error.
+func (c *Checker) Check(ctx context.Context, t Target) codecs.Result {
+	start := time.Now()
+	res := codecs.Result{URL: t.URL, CheckedAt: start.UTC()}
+	if t.Regexp != nil {
+		src := t.Regexp.String()
+		res.Regexp = &src
+	}
+	timeout := t.Timeout
+	if timeout <= 0 {
+		timeout = DefaultTimeout
+	}
+	ctx, cancel := context.WithTimeoutCause(ctx, timeout, errCheckTimeout)
+	defer cancel()
+
+	tr := &tracker{ctx: ctx, start: start, phase: phaseConnect}
+	reqCtx := httptrace.WithClientTrace(ctx, tr.clientTrace())
+	req, err := c.newRequest(reqCtx, t)
+	if err != nil {
+		return fail(res, tr, codecs.ErrOther, err.Error())
+	}
+
+	transport := c.newTransport(reqCtx, tr)
+	defer transport.CloseIdleConnections()
+	client := &http.Client{Transport: transport, CheckRedirect: c.checkRedirect}
+
+	resp, err := client.Do(req)
+	if err != nil {
+		if resp != nil {
+			// Only a refused redirect returns a response with an error:
+			// the last 3xx arrived and is the final response.
+			res.StatusCode = resp.StatusCode
+			res.ResponseTimeMS = ms(time.Since(start))
+		}
+		kind, msg := c.classify(ctx, tr, timeout, err)
+		return fail(res, tr, kind, msg)
+	}
+	defer resp.Body.Close()
+	res.StatusCode = resp.StatusCode
+	tr.setPhase(phaseBody)
+
+	body, n, readErr := c.readBody(resp.Body, t.Regexp != nil)
+	end := time.Now()
+	res.ResponseTimeMS = ms(end.Sub(start))
+	res.BodyBytes = n
+	tr.bodyDone(end)
+	tooLarge := n > c.opts.BodyLimit
+
+	// The regexp runs on whatever fit under the limit; a body cut short by
+	// an error or the timeout is not judged, as a false result would blame
+	// the content for a transport failure.
+	var matched bool
+	if t.Regexp != nil && readErr == nil {
+		matched = t.Regexp.Match(body[:min(int64(len(body)), c.opts.BodyLimit)])
+		res.RegexpMatched = &matched
+	}
+
+	// The status decides first: a wrong status is the clearest reason,
+	// whatever happened to the body afterwards.
+	switch {
+	case !statusExpected(resp.StatusCode, t.ExpectStatus):
+		return fail(res, tr, codecs.ErrStatus, fmt.Sprintf("status %d, expected %s", resp.StatusCode, describeExpected(t.ExpectStatus)))
+	case readErr != nil:
+		kind, msg := c.classify(ctx, tr, timeout, readErr)
+		if kind == codecs.ErrOther && !strings.Contains(msg, "reading body") {
+			msg = "reading body: " + msg
+		}
+		return fail(res, tr, kind, msg)
+	case tooLarge:
+		return fail(res, tr, codecs.ErrBodyTooLarge, fmt.Sprintf("body larger than the %s limit", formatBytes(c.opts.BodyLimit)))
+	case t.Regexp != nil && !matched:
+		return fail(res, tr, codecs.ErrRegexp, fmt.Sprintf("body does not match regexp %q", t.Regexp.String()))
+	}
+	res.Outcome = codecs.OutcomeUp
+	tr.fillTimings(&res)
+	return res
+}
+
+// newRequest validates the target URL and builds the first request.
+func (c *Checker) newRequest(ctx context.Context, t Target) (*http.Request, error) {
+	u, err := url.Parse(t.URL)
+	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return nil, fmt.Errorf("invalid url: %v", err)
+	}
+	if u.Scheme != "http" && u.Scheme != "https" {
+		return nil, fmt.Errorf("invalid url: unsupported scheme %q (want http or https)", u.Scheme)
+	}
+	if u.Host == "" {
+		return nil, errors.New("invalid url: missing host")
+	}
+	method := t.Method
+	if method == "" {
+		method = http.MethodGet
+	}
+	req, err := http.NewRequestWithContext(ctx, method, t.URL, nil)
+	if err != nil {
+		return nil, fmt.Errorf("invalid request: %v", err)
+	}
+	for k, v := range t.Headers {
+		if strings.EqualFold(k, "Host") {
+			req.Host = v
+			continue
+		}
+		req.Header.Set(k, v)
+	}
+	if req.Header.Get("User-Agent") == "" {
+		req.Header.Set("User-Agent", c.opts.UserAgent)
+	}
+	return req, nil
+}
+
+// newTransport builds the transport of one check. A transport per check,
+// with keep-alives off, guarantees a fresh connection and lets the dial
+// functions close over this check's context and tracker.
+func (c *Checker) newTransport(reqCtx context.Context, tr *tracker) *http.Transport {
+	var protocols http.Protocols
+	protocols.SetHTTP1(true)
+	return &http.Transport{
+		Proxy: nil,
+		// net/http detaches dials from the request's cancellation so that
+		// a late connection can serve another request. A check has no other
+		// request, and a hostile server must not hold a dial or TLS
+		// handshake open past the timeout, so dials use the check's own
+		// context instead.
+		DialContext: func(_ context.Context, network, addr string) (net.Conn, error) {
+			return c.dialTCP(reqCtx, tr, network, addr)
+		},
+		DialTLSContext: func(_ context.Context, network, addr string) (net.Conn, error) {
+			return c.dialTLS(reqCtx, tr, network, addr)
+		},
+		DisableKeepAlives:      true,
+		MaxResponseHeaderBytes: maxHeaderBytes,
+		Protocols:              &protocols,
+	}
+}
+
+// redirectError is a redirect the check refused to follow.
+type redirectError struct{ msg string }
+
+func (e *redirectError) Error() string { return e.msg }
+
+// checkRedirect is the client's redirect policy: at most MaxRedirects, and
+// only to http or https URLs.
+func (c *Checker) checkRedirect(req *http.Request, via []*http.Request) error {
+	if c.opts.MaxRedirects < 0 {
+		return http.ErrUseLastResponse
+	}
+	if req.URL.Scheme != "http" && req.URL.Scheme != "https" {
+		return &redirectError{fmt.Sprintf("redirect to unsupported scheme %q: %s", req.URL.Scheme, req.URL.Redacted())}
+	}
+	// via holds every request made so far, so len(via) is the number of
+	// this redirect.
+	if len(via) > c.opts.MaxRedirects {
+		return &redirectError{fmt.Sprintf("too many redirects: stopped after %d, next was %s", c.opts.MaxRedirects, req.URL.Redacted())}
+	}
+	return nil
+}
+
+// readBody reads at most BodyLimit+1 bytes, which is enough to tell that a
+// body is too large without reading more of it. The bytes are kept only
+// when a regexp needs them.
+func (c *Checker) readBody(body io.Reader, keep bool) ([]byte, int64, error) {
+	lr := io.LimitReader(body, c.opts.BodyLimit+1)
+	if !keep {
+		n, err := io.Copy(io.Discard, lr)
+		return nil, n, err
+	}
+	b, err := io.ReadAll(lr)
+	return b, int64(len(b)), err
+}
+
+// fail completes res as a down result.
+func fail(res codecs.Result, tr *tracker, kind, msg string) codecs.Result {
+	res.Outcome = codecs.OutcomeDown
+	res.ErrorKind = &kind
+	res.ErrorMessage = &msg
+	tr.fillTimings(&res)
+	return res
+}
+
+func statusExpected(code int, expect []int) bool {
+	if len(expect) == 0 {
+		return code >= 200 && code < 400
+	}
+	return slices.Contains(expect, code)
+}
+
+func describeExpected(expect []int) string {
+	switch len(expect) {
+	case 0:
+		return "2xx or 3xx"
+	case 1:
+		return strconv.Itoa(expect[0])
+	case 2:
+		return strconv.Itoa(expect[0]) + " or " + strconv.Itoa(expect[1])
+	}
+	s := make([]string, len(expect))
+	for i, c := range expect {
+		s[i] = strconv.Itoa(c)
+	}
+	return "one of " + strings.Join(s, ", ")
+}
+
+// formatBytes writes a limit the way a person configured it.
+func formatBytes(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return fmt.Sprintf("%d MiB", n>>20)
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return fmt.Sprintf("%d KiB", n>>10)
+	}
+	return fmt.Sprintf("%d-byte", n)
+}
+
+func ms(d time.Duration) *float64 {
+	v := float64(d) / float64(time.Millisecond)
+	return &v
+}
