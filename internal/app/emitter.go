@@ -1,0 +1,166 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/sitewatch/sitewatch/checker"
+	"github.com/sitewatch/sitewatch/config"
+	"github.com/sitewatch/sitewatch/kafkaconn"
+	"github.com/sitewatch/sitewatch/processors/urlchecker"
+	"github.com/sitewatch/sitewatch/scheduler"
+	"github.com/sitewatch/sitewatch/telemetry"
+)
+
+// EmitterFlags are the emitter's own flags.
+type EmitterFlags struct {
+	Sites              string
+	Concurrency        int
+	Buffer             int
+	InstanceID         string
+	BodyLimit          int64
+	DenyPrivateTargets bool
+}
+
+// RegisterEmitter declares the emitter's flags on fs.
+func RegisterEmitter(fs *flag.FlagSet) *EmitterFlags {
+	f := &EmitterFlags{}
+	fs.StringVar(&f.Sites, "sites", os.Getenv("SITEWATCH_SITES"), "sites file (YAML) (env SITEWATCH_SITES)")
+	fs.IntVar(&f.Concurrency, "concurrency", 1000, "most checks running at once")
+	fs.IntVar(&f.Buffer, "buffer", urlchecker.DefaultBuffer, "most results (and requests) held while Kafka is unreachable; beyond it the oldest are dropped and counted")
+	fs.StringVar(&f.InstanceID, "instance-id", os.Getenv("SITEWATCH_INSTANCE_ID"), "name of this emitter in results' checker field (default host-pid)")
+	fs.Int64Var(&f.BodyLimit, "body-limit", checker.DefaultBodyLimit, "most bytes of a body read per check; a larger body is down (body_too_large)")
+	fs.BoolVar(&f.DenyPrivateTargets, "deny-private-targets", false, "refuse to check sites that resolve to loopback, private or link-local addresses")
+	return f
+}
+
+// Env is what every component of a process shares: the logger, the metrics
+// registry and the health report.
+type Env struct {
+	Logger   *slog.Logger
+	Registry *prometheus.Registry
+	Health   *telemetry.Health
+}
+
+// LoadSites loads the sites file, reporting a bad file as a usage error.
+func LoadSites(path string) (*config.File, error) {
+	if path == "" {
+		return nil, Usagef("-sites: no sites file given (or set SITEWATCH_SITES)")
+	}
+	f, err := config.Load(path)
+	if err != nil {
+		return nil, &UsageError{err}
+	}
+	return f, nil
+}
+
+// RunEmitter runs the scheduler and the url_checker group until ctx ends,
+// then drains: scheduling stops, in-flight checks finish or time out, and
+// the producers flush. SIGHUP reloads the sites file; a bad file is logged
+// and the old sites keep running.
+func RunEmitter(ctx context.Context, env Env, k *kafkaconn.Options, f *EmitterFlags) error {
+	sites, err := LoadSites(f.Sites)
+	if err != nil {
+		return err
+	}
+	if f.Concurrency < 1 {
+		return Usagef("-concurrency: must be at least 1")
+	}
+	saramaCfg, err := k.Sarama()
+	if err != nil {
+		return &UsageError{err}
+	}
+	topics := k.Topics()
+	log := env.Logger.With("component", "emitter")
+	if err := k.EnsureTopics(ctx, saramaCfg, log, topics.All()...); err != nil {
+		return err
+	}
+
+	requests, err := urlchecker.NewRequestEmitter(urlchecker.RequestEmitterConfig{
+		Brokers: k.Brokers, Sarama: saramaCfg, Topic: topics.Requests, Buffer: f.Buffer,
+		Logger: log, Registerer: env.Registry,
+	})
+	if err != nil {
+		return fmt.Errorf("request emitter: %w", err)
+	}
+	sched, err := scheduler.New(sites.Sites, scheduler.Options{
+		Emit: requests.Emit, Logger: log, Registerer: env.Registry,
+	})
+	if err != nil {
+		return &UsageError{fmt.Errorf("%s: %w", sites.Path, err)}
+	}
+	chk := checker.New(checker.Options{BodyLimit: f.BodyLimit, DenyPrivateTargets: f.DenyPrivateTargets})
+	proc, err := urlchecker.New(urlchecker.Config{
+		Brokers: k.Brokers, Sarama: saramaCfg, TopicManager: k.TopicManagerConfig(),
+		Topics: topics, Group: k.Group(string(urlchecker.DefaultGroup)),
+		Concurrency: f.Concurrency, Buffer: f.Buffer, InstanceID: f.InstanceID,
+		Checker: chk, Logger: log, Registerer: env.Registry,
+	})
+	if err != nil {
+		return fmt.Errorf("url_checker: %w", err)
+	}
+	log.Info("emitter starting", "sites", len(sites.Sites), "file", sites.Path, "brokers", k.Brokers, "concurrency", f.Concurrency)
+
+	// The scheduler stops first; the request emitter and the checker drain
+	// after it, each within its own drain timeout.
+	schedCtx, stopSched := context.WithCancel(ctx)
+	defer stopSched()
+	g, gctx := errgroup.WithContext(context.Background())
+	g.Go(func() error {
+		defer stopSched()
+		return sched.Run(schedCtx)
+	})
+	g.Go(func() error { return requests.Run(ctx) })
+	g.Go(func() error { return proc.Run(ctx) })
+	g.Go(func() error {
+		reloadOnHUP(schedCtx, log, f.Sites, sched)
+		return nil
+	})
+	go func() {
+		// A part failing on its own ends the others too.
+		select {
+		case <-gctx.Done():
+			stopSched()
+		case <-ctx.Done():
+		}
+	}()
+	err = g.Wait()
+	log.Info("emitter stopped")
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+// reloadOnHUP swaps the scheduler's sites on every SIGHUP. A file with an
+// error is refused whole: the old sites keep being checked.
+func reloadOnHUP(ctx context.Context, log *slog.Logger, path string, sched *scheduler.Scheduler) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+		}
+		f, err := config.Load(path)
+		if err == nil {
+			err = sched.Replace(f.Sites)
+		}
+		if err != nil {
+			log.Error("sites reload refused; keeping the previous sites", "file", path, "err", err)
+			continue
+		}
+		log.Info("sites reloaded", "file", path, "sites", len(f.Sites))
+	}
+}
