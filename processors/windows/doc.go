@@ -1,0 +1,71 @@
+// Package windows is the goka group "windows": it turns the check results
+// on status_request_succeeded and status_request_failed into five-minute
+// aggregates per URL on status_windows, which the sinks write to the
+// check_windows table.
+//
+// # What a window holds
+//
+// A window is [start, start+5m), aligned to the Unix epoch in UTC, and
+// holds every check of one URL whose own checked_at falls in it (event
+// time, so a replay cuts the same windows). Each emitted codecs.Window
+// equals what SQL computes from check_results for the same URL and range:
+//
+//   - checks: all results; failures: outcome "down";
+//   - regexp_failures: error_kind = 'regexp' (not regexp_matched = false: a
+//     check that failed before its body was matched is not a regexp
+//     failure);
+//   - responses, response_min/avg/max_ms: exact, over the non-null
+//     response_time_ms (count, sum, min and max are kept exactly);
+//   - response_p50/p95/p99_ms: percentile_cont semantics from a mergeable
+//     log-bucketed histogram (package hist), within 1% relative error;
+//   - status_counts: code as a string → count over all checks, with "0"
+//     for checks that got no response, i.e. GROUP BY status_code.
+//
+// # When a window is emitted
+//
+// Each URL's group-table value keeps its watermark (newest checked_at),
+// the windows still open to late events, and the event_ids counted in each.
+// A window is emitted (revision 1) as soon as the URL's watermark reaches
+// its end. It stays in the table until the watermark passes end+grace
+// (Config.Grace, default one minute); a late event in that time updates it
+// and re-emits it with the next revision, so a sink keeps the highest
+// revision. Later events are too late: they are counted
+// (sitewatch_windows_too_late_events_total), logged and not applied.
+//
+// One refinement keeps a backlog from turning into "too late" events: goka
+// interleaves a partition's two input topics by message, not by event
+// time, so catching up it may read the sparse failed topic half an hour
+// further (in event time) than the dense succeeded one. The drop therefore
+// waits for the input topic furthest behind in the URL's partition (see
+// progress); windows are still emitted at the URL's own watermark and
+// corrected by later revisions.
+//
+// A URL that stops sending events (a site removed from the sites file) has
+// no watermark to close its last window, so a ticker (Config.IdleCheck)
+// visits the table and emits the changed windows of every URL that has
+// been silent for IdleAfter of wall time, once grace+IdleAfter have passed
+// after their end. Those windows stay in the table: a processor catching up
+// on a backlog is "silent" in wall time too, and its delayed events must
+// still count, so they update the window and re-emit it. A URL silent for
+// ForgetAfter (default a day) is deleted from the table.
+//
+// # Delivery
+//
+// An event delivered twice (a redelivery after a crash or rebalance, which
+// goka's table already reflects, or a producer retry) is recognised by its
+// event_id and not counted again; the windows already emitted are re-sent
+// unchanged, because the crash may have come between the table write and
+// the emission. A message that cannot be decoded, or whose key is not its
+// url, goes to the dead-letter topic and processing goes on: the inputs use
+// a pass-through bytes codec, since a goka codec error would stop the
+// processor.
+//
+// # Partitioning
+//
+// goka writes a URL's table value to the partition its own hasher picks
+// (FNV-1a of the key), and recovers each input partition's state from the
+// same table partition. The result producers must therefore partition by
+// goka's hasher too (a goka processor or emitter does; a plain sarama
+// producer needs sarama.NewCustomHashPartitioner(goka.DefaultHasher())), or
+// state recovered after a restart lands in the wrong partition.
+package windows

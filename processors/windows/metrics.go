@@ -1,0 +1,59 @@
+package windows
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the processor's Prometheus counters.
+type metrics struct {
+	consumed    prometheus.Counter
+	emitted     *prometheus.CounterVec
+	tooLate     prometheus.Counter
+	duplicates  prometheus.Counter
+	deadLetters prometheus.Counter
+}
+
+func newMetrics() *metrics {
+	m := &metrics{
+		consumed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sitewatch_windows_events_consumed_total",
+			Help: "Messages consumed from the result topics, malformed ones included.",
+		}),
+		emitted: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sitewatch_windows_emitted_total",
+			Help: "Windows emitted to status_windows, by trigger: watermark (the URL's event time passed the window's end), late (a late event changed it), idle (the URL went silent), redelivery (a re-delivered event re-sent it unchanged).",
+		}, []string{"trigger"}),
+		tooLate: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sitewatch_windows_too_late_events_total",
+			Help: "Events not applied because their window had already been dropped (older than the URL's watermark minus the grace period).",
+		}),
+		duplicates: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sitewatch_windows_duplicate_events_total",
+			Help: "Events not applied because their event_id was already counted in their window.",
+		}),
+		deadLetters: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sitewatch_windows_dead_letters_total",
+			Help: "Messages sent to the dead-letter topic because they could not be decoded.",
+		}),
+	}
+	for _, t := range []string{triggerWatermark, triggerLate, triggerIdle, triggerRedelivery} {
+		m.emitted.WithLabelValues(t) // export zeros, so rates work from the start
+	}
+	return m
+}
+
+// register adds the metrics to reg, all or none.
+func (m *metrics) register(reg prometheus.Registerer) error {
+	cs := []prometheus.Collector{m.consumed, m.emitted, m.tooLate, m.duplicates, m.deadLetters}
+	for i, c := range cs {
+		if err := reg.Register(c); err != nil {
+			for _, done := range cs[:i] {
+				reg.Unregister(done)
+			}
+			return fmt.Errorf("register windows metrics: %w", err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,337 @@
+package windows
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/lovoo/goka"
+
+	"github.com/sitewatch/sitewatch/codecs"
+	"github.com/sitewatch/sitewatch/processors/windows/hist"
+)
+
+// stateVersion is the version of the group-table value this build reads and
+// writes. A table written by another version stops the processor (goka
+// panics on a decode error) rather than being misread.
+const stateVersion = 1
+
+// state is one URL's value in the group table.
+type state struct {
+	V int `json:"v"`
+	// Watermark is the newest checked_at applied for the URL (event time,
+	// capped a little ahead of the wall clock, see params.apply).
+	Watermark time.Time `json:"watermark"`
+	// Horizon is the end of the newest window dropped from state: an event
+	// before it would re-open a finished window, so it is too late.
+	Horizon time.Time `json:"horizon"`
+	// LastArrival is the wall time at which the last event for the URL was
+	// processed; the idle close waits for the URL to go quiet.
+	LastArrival time.Time `json:"last_arrival"`
+	// Windows are the windows kept for late events, oldest first.
+	Windows []*window `json:"windows"`
+}
+
+// window is the running aggregate of one URL's checks in
+// [Start, Start+size).
+type window struct {
+	Start          time.Time `json:"start"`
+	Checks         int64     `json:"checks"`
+	Failures       int64     `json:"failures"`
+	RegexpFailures int64     `json:"regexp_failures"`
+	// Response holds the count, sum, min, max and histogram of the non-null
+	// response_time_ms values.
+	Response     hist.Sketch      `json:"response"`
+	StatusCounts map[string]int64 `json:"status_counts"`
+	// EventIDs are the event_ids applied, sorted, so that a re-delivered
+	// event is recognised. A window holds at most a few hundred checks of
+	// one URL (one per second at the shortest interval), so this is bounded.
+	EventIDs []string `json:"event_ids"`
+	// Revision is the revision of the last emission (0: never emitted).
+	Revision int64 `json:"revision"`
+	// Dirty is true when the window changed since its last emission.
+	Dirty bool `json:"dirty"`
+}
+
+// stateCodec stores *state as JSON in the group table.
+type stateCodec struct{}
+
+var _ goka.Codec = stateCodec{}
+
+func (stateCodec) Encode(value any) ([]byte, error) {
+	st, ok := value.(*state)
+	if !ok {
+		return nil, fmt.Errorf("encode state: got %T, want *state", value)
+	}
+	st.V = stateVersion
+	return json.Marshal(st)
+}
+
+func (stateCodec) Decode(data []byte) (any, error) {
+	var st state
+	if err := json.Unmarshal(data, &st); err != nil {
+		return nil, fmt.Errorf("decode state: %w", err)
+	}
+	if st.V != stateVersion {
+		return nil, fmt.Errorf("decode state: version %d, want %d", st.V, stateVersion)
+	}
+	return &st, nil
+}
+
+// params are the windowing rules, shared by the goka callbacks and the
+// benchmarks.
+type params struct {
+	size  time.Duration
+	grace time.Duration
+	// idleAfter is how long (wall time) a URL must have been silent, and
+	// how long after a window's end plus grace, before the clock closes it.
+	idleAfter time.Duration
+	// forgetAfter is how long (wall time) a URL must have been silent
+	// before its state is deleted.
+	forgetAfter time.Duration
+}
+
+// verdict says what became of one event.
+type verdict int
+
+const (
+	applied verdict = iota
+	duplicate
+	tooLate
+)
+
+// Triggers of an emission, the label of the windows-emitted metric.
+const (
+	triggerWatermark = "watermark" // the URL's watermark reached the window's end
+	triggerLate      = "late"      // a late event changed an emitted window
+	triggerIdle      = "idle"      // the URL went silent and the clock closed the window
+	// triggerRedelivery re-sends an emitted window unchanged, same revision.
+	triggerRedelivery = "redelivery"
+)
+
+// emission is one window to send to status_windows.
+type emission struct {
+	window  *codecs.Window
+	trigger string
+}
+
+// windowStart returns the start of the window holding t: windows are
+// aligned to the Unix epoch in UTC, so every instance and every replay cuts
+// the same windows.
+func (p params) windowStart(t time.Time) time.Time {
+	ns := t.UnixNano()
+	size := p.size.Nanoseconds()
+	rem := ns % size
+	if rem < 0 { // before 1970: floor, not truncation toward zero
+		rem += size
+	}
+	return time.Unix(0, ns-rem).UTC()
+}
+
+// apply adds one result to st (the URL's state) at wall time now and
+// returns what became of it and the windows to emit. low is how far (in
+// event time) every input topic of the URL's partition has been consumed,
+// zero when unknown (see progress).
+//
+// Closing is driven by event time: once the URL's watermark (newest
+// checked_at) reaches a window's end, the window is emitted (revision 1).
+// It stays in state until the drop mark passes end+grace, and a late event
+// in that time updates it and re-emits it with the next revision. The drop
+// mark is the watermark held back to low: the two input topics are
+// consumed side by side, and while one lags (a processor catching up on a
+// backlog reads the sparse failed topic faster in event time than the
+// dense succeeded one) its events must still find their windows. An event
+// for a window already dropped is too late and is not applied.
+//
+// The watermark never runs more than one window size ahead of the wall
+// clock, so one event from a checker whose clock is far in the future
+// cannot make every later event of its URL too late.
+func (p params) apply(st *state, r *codecs.Result, now, low time.Time) (verdict, []emission) {
+	t := r.CheckedAt
+	start := p.windowStart(t)
+	w, pos := st.find(start)
+	if w == nil {
+		end := start.Add(p.size)
+		if start.Before(st.Horizon) || dropMark(st.Watermark, low).After(end.Add(p.grace)) {
+			return tooLate, nil
+		}
+		w = &window{Start: start, StatusCounts: map[string]int64{}}
+		st.Windows = slices.Insert(st.Windows, pos, w)
+	}
+	idPos, seen := slices.BinarySearch(w.EventIDs, r.EventID)
+	if seen {
+		return duplicate, p.resend(st)
+	}
+	w.EventIDs = slices.Insert(w.EventIDs, idPos, r.EventID)
+	w.add(r)
+	st.LastArrival = now
+	if capped := earliest(t, now.Add(p.size)); capped.After(st.Watermark) {
+		st.Watermark = capped
+	}
+	return applied, p.advance(st, low)
+}
+
+// dropMark is the event time up to which a URL's windows may be dropped:
+// its watermark, held back to low when low is known.
+func dropMark(watermark, low time.Time) time.Time {
+	if low.IsZero() {
+		return watermark
+	}
+	return earliest(watermark, low)
+}
+
+// earliest returns the earlier of two times.
+func earliest(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}
+
+// find returns the window starting at start, or nil and the index where it
+// belongs.
+func (st *state) find(start time.Time) (*window, int) {
+	pos, found := slices.BinarySearchFunc(st.Windows, start, func(w *window, t time.Time) int {
+		return w.Start.Compare(t)
+	})
+	if found {
+		return st.Windows[pos], pos
+	}
+	return nil, pos
+}
+
+// add counts one result in w.
+func (w *window) add(r *codecs.Result) {
+	w.Checks++
+	if r.Outcome == codecs.OutcomeDown {
+		w.Failures++
+	}
+	// A regexp failure is a check whose error_kind is "regexp": a check
+	// that failed earlier (say on its status) was never matched, and is not
+	// counted even if regexp_matched says false.
+	if r.ErrorKind != nil && *r.ErrorKind == codecs.ErrRegexp {
+		w.RegexpFailures++
+	}
+	if r.ResponseTimeMS != nil {
+		w.Response.Add(*r.ResponseTimeMS)
+	}
+	// Keyed by the code as a string, "0" when no response arrived, so the
+	// counts equal GROUP BY status_code over all of the window's checks.
+	w.StatusCounts[strconv.Itoa(r.StatusCode)]++
+	w.Dirty = true
+}
+
+// advance emits the windows the watermark has closed and that changed
+// since their last emission, and drops the windows whose grace is over.
+func (p params) advance(st *state, low time.Time) []emission {
+	var out []emission
+	drop := dropMark(st.Watermark, low)
+	keep := st.Windows[:0]
+	for _, w := range st.Windows {
+		end := w.Start.Add(p.size)
+		if !st.Watermark.Before(end) && w.Dirty {
+			trigger := triggerWatermark
+			if w.Revision > 0 {
+				trigger = triggerLate
+			}
+			out = append(out, emission{window: p.emit(w), trigger: trigger})
+		}
+		if drop.After(end.Add(p.grace)) {
+			if end.After(st.Horizon) {
+				st.Horizon = end
+			}
+			continue
+		}
+		keep = append(keep, w)
+	}
+	clear(st.Windows[len(keep):])
+	st.Windows = keep
+	return out
+}
+
+// resend returns the URL's emitted, unchanged windows again, with the
+// revision they were emitted with. A re-delivered event means the processor
+// may have crashed after its state (which records the emissions) reached the
+// changelog but before the emissions reached status_windows; sending them
+// again makes the emission at-least-once, and the sink, which keeps one row
+// per window and revision, is unaffected by a copy it already has.
+func (p params) resend(st *state) []emission {
+	var out []emission
+	for _, w := range st.Windows {
+		if w.Revision > 0 && !w.Dirty {
+			out = append(out, emission{window: p.snapshot(w), trigger: triggerRedelivery})
+		}
+	}
+	return out
+}
+
+// closeIdle is the wall-clock close for URLs that stopped sending events (a
+// site removed from the sites file, a checker that died): when the URL has
+// been silent for idleAfter, every changed window whose end+grace+idleAfter
+// has passed is emitted. The windows stay in state, so an event that was
+// merely delayed (a processor catching up on a backlog) still updates its
+// window and re-emits it; only the watermark drops windows. It reports
+// forget when the URL has been silent for forgetAfter and nothing is left
+// to emit, so that its state can be deleted.
+func (p params) closeIdle(st *state, now time.Time) (out []emission, forget bool) {
+	silent := now.Sub(st.LastArrival)
+	if silent < p.idleAfter {
+		return nil, false
+	}
+	dirty := false
+	for _, w := range st.Windows {
+		if !w.Dirty {
+			continue
+		}
+		if now.Before(w.Start.Add(p.size + p.grace + p.idleAfter)) {
+			dirty = true
+			continue
+		}
+		out = append(out, emission{window: p.emit(w), trigger: triggerIdle})
+	}
+	return out, !dirty && silent >= p.forgetAfter
+}
+
+// emit bumps w's revision and returns its aggregate as a status_windows
+// event.
+func (p params) emit(w *window) *codecs.Window {
+	w.Revision++
+	w.Dirty = false
+	return p.snapshot(w)
+}
+
+// snapshot returns w's aggregate at its current revision.
+func (p params) snapshot(w *window) *codecs.Window {
+	out := &codecs.Window{
+		WindowStart:    w.Start,
+		WindowEnd:      w.Start.Add(p.size),
+		Checks:         w.Checks,
+		Failures:       w.Failures,
+		RegexpFailures: w.RegexpFailures,
+		Responses:      w.Response.Count,
+		StatusCounts:   make(map[string]int64, len(w.StatusCounts)),
+		Revision:       w.Revision,
+	}
+	for k, v := range w.StatusCounts {
+		out.StatusCounts[k] = v
+	}
+	if w.Response.Count > 0 {
+		mn, mx := w.Response.Min, w.Response.Max
+		avg, _ := w.Response.Mean()
+		out.ResponseMinMS, out.ResponseMaxMS, out.ResponseAvgMS = &mn, &mx, &avg
+		out.ResponseP50MS = quantile(&w.Response, 0.50)
+		out.ResponseP95MS = quantile(&w.Response, 0.95)
+		out.ResponseP99MS = quantile(&w.Response, 0.99)
+	}
+	return out
+}
+
+func quantile(s *hist.Sketch, q float64) *float64 {
+	v, ok := s.Quantile(q)
+	if !ok {
+		return nil
+	}
+	return &v
+}
