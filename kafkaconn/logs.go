@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
@@ -34,8 +36,30 @@ func GokaLogger(l *slog.Logger) goka.Logger {
 	return slogPrinter{l: l.With("lib", "goka"), level: slog.LevelDebug}
 }
 
+// saramaSink is where sarama's package-level logger writes: set once,
+// pointing at the logger of the most recent RouteSaramaLogs call, so that
+// several components in one process (or test) never race on the variable.
+var (
+	saramaOnce sync.Once
+	saramaSink atomic.Pointer[slog.Logger]
+)
+
+type saramaForwarder struct{}
+
+func (saramaForwarder) Print(v ...any)   { saramaPrinter().Print(v...) }
+func (saramaForwarder) Println(v ...any) { saramaPrinter().Println(v...) }
+func (saramaForwarder) Printf(format string, v ...any) {
+	saramaPrinter().Printf(format, v...)
+}
+
+func saramaPrinter() slogPrinter {
+	return slogPrinter{l: saramaSink.Load(), level: slog.LevelDebug}
+}
+
 // RouteSaramaLogs sends sarama's logs into l at debug level. sarama keeps
-// its logger in a package variable, so a main calls this once.
+// its logger in a package variable; this installs a forwarder once and
+// points it at l.
 func RouteSaramaLogs(l *slog.Logger) {
-	sarama.Logger = slogPrinter{l: l.With("lib", "sarama"), level: slog.LevelDebug}
+	saramaSink.Store(l.With("lib", "sarama"))
+	saramaOnce.Do(func() { sarama.Logger = saramaForwarder{} })
 }

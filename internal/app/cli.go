@@ -7,10 +7,14 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
+
+	"github.com/sitewatch/sitewatch/kafkaconn"
+	"github.com/sitewatch/sitewatch/telemetry"
 )
 
 // Exit statuses, as the contract fixes them.
@@ -98,10 +102,12 @@ func envOr(name, def string) string {
 
 // ParseFlags parses args, turning flag errors into a UsageError and
 // refusing stray positional arguments.
-func ParseFlags(fs *flag.FlagSet, args []string) error {
+func ParseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
 	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stderr)
+			fs.Usage()
 			return err
 		}
 		return &UsageError{err}
@@ -110,4 +116,39 @@ func ParseFlags(fs *flag.FlagSet, args []string) error {
 		return Usagef("unexpected argument %q", fs.Arg(0))
 	}
 	return nil
+}
+
+// Main builds the logger, metrics registry and health report, serves
+// -metrics-addr, installs the signal handling and runs body until it
+// returns or a signal arrives.
+func Main(parent context.Context, common *CommonFlags, stderr io.Writer, body func(context.Context, Env) error) error {
+	logger, err := telemetry.NewLogger(stderr, common.LogFormat, common.LogLevel)
+	if err != nil {
+		return &UsageError{err}
+	}
+	kafkaconn.RouteSaramaLogs(logger)
+	env := Env{Logger: logger, Registry: telemetry.NewRegistry(), Health: telemetry.NewHealth()}
+	ctx, cancel := SignalContext(parent, logger)
+	defer cancel()
+
+	// The metrics listener is opened before anything else starts, so a
+	// taken port is a clear error at start rather than a log line later.
+	srvCtx, stopSrv := context.WithCancel(context.Background())
+	defer stopSrv()
+	srvErr := make(chan error, 1)
+	if common.MetricsAddr != "" {
+		ln, err := net.Listen("tcp", common.MetricsAddr)
+		if err != nil {
+			return fmt.Errorf("-metrics-addr %s: %w", common.MetricsAddr, err)
+		}
+		go func() { srvErr <- telemetry.ServeListener(srvCtx, ln, env.Registry, env.Health, logger) }()
+	} else {
+		srvErr <- nil
+	}
+	err = body(ctx, env)
+	stopSrv()
+	if serr := <-srvErr; serr != nil && err == nil {
+		err = serr
+	}
+	return err
 }

@@ -1,0 +1,35 @@
+// Command emitter schedules and runs the checks of every site in a sites
+// file and puts each result on Kafka. Several instances started with the
+// same flags share the work through one consumer group.
+//
+//	emitter -sites sites.yaml -brokers localhost:9092
+package main
+
+import (
+	"context"
+	"flag"
+	"io"
+	"os"
+
+	"github.com/sitewatch/sitewatch/internal/app"
+	"github.com/sitewatch/sitewatch/kafkaconn"
+)
+
+func main() {
+	os.Exit(run(context.Background(), os.Args[1:], os.Stderr))
+}
+
+// run is the whole program; tests call it with their own context and args.
+func run(ctx context.Context, args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("emitter", flag.ContinueOnError)
+	kafka := kafkaconn.RegisterFlags(fs)
+	common := app.RegisterCommon(fs)
+	flags := app.RegisterEmitter(fs)
+	if err := app.ParseFlags(fs, args, stderr); err != nil {
+		return app.ExitCode("emitter", err, stderr)
+	}
+	kafka.ClientID = "sitewatch-emitter"
+	return app.ExitCode("emitter", app.Main(ctx, common, stderr, func(ctx context.Context, env app.Env) error {
+		return app.RunEmitter(ctx, env, kafka, flags)
+	}), stderr)
+}

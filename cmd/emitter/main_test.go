@@ -1,0 +1,307 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/sitewatch/sitewatch/codecs"
+	"github.com/sitewatch/sitewatch/internal/testkit"
+	"github.com/sitewatch/sitewatch/kafkaconn"
+)
+
+// syncBuffer collects a program's stderr safely across goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// sitesFixture starts n local websites (every fourth one answers 503, every
+// fifth one carries a regexp that does not match) and writes a sites file
+// checking each every second.
+func sitesFixture(t *testing.T, n int) (path string, hits *sync.Map, wantUp map[string]bool) {
+	t.Helper()
+	hits = &sync.Map{}
+	wantUp = map[string]bool{}
+	var b strings.Builder
+	b.WriteString("defaults:\n  interval: 1s\n  timeout: 900ms\nsites:\n")
+	for i := range n {
+		status := http.StatusOK
+		if i%4 == 3 {
+			status = http.StatusServiceUnavailable
+		}
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			v, _ := hits.LoadOrStore(r.Host, new(atomic.Int64))
+			v.(*atomic.Int64).Add(1)
+			w.WriteHeader(status)
+			fmt.Fprintf(w, "<html>site %d is fine</html>", i)
+		}))
+		t.Cleanup(srv.Close)
+		url := srv.URL + "/"
+		fmt.Fprintf(&b, "  - url: %s\n", url)
+		up := status == http.StatusOK
+		if i%5 == 4 {
+			b.WriteString("    regexp: \"never-there\"\n")
+			up = false
+		}
+		wantUp[url] = up
+	}
+	path = filepath.Join(t.TempDir(), "sites.yaml")
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path, hits, wantUp
+}
+
+// startEmitter runs the real program in a goroutine; the returned function
+// stops it with the equivalent of SIGTERM and returns its exit status.
+func startEmitter(t *testing.T, args ...string) (stop func() int, logs *syncBuffer) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	logs = &syncBuffer{}
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, args, logs) }()
+	var once sync.Once
+	var code int
+	stop = func() int {
+		once.Do(func() {
+			cancel()
+			select {
+			case code = <-done:
+			case <-time.After(60 * time.Second):
+				t.Fatalf("emitter did not stop within 60s; logs:\n%s", logs.String())
+			}
+		})
+		return code
+	}
+	t.Cleanup(func() { stop() })
+	return stop, logs
+}
+
+// readResults consumes both result topics from the start until want events
+// arrived or the deadline passed.
+func readResults(t *testing.T, addrs []string, tp kafkaconn.Topics, until func([]*codecs.Result) bool, timeout time.Duration) []*codecs.Result {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.ConsumeTopics(string(tp.Succeeded), string(tp.Failed)),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cl.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	var out []*codecs.Result
+	for !until(out) && ctx.Err() == nil {
+		fs := cl.PollFetches(ctx)
+		fs.EachRecord(func(r *kgo.Record) {
+			res, err := codecs.DecodeResult(r.Value)
+			if err != nil {
+				t.Errorf("undecodable result on %s: %v", r.Topic, err)
+				return
+			}
+			if string(r.Key) != res.URL {
+				t.Errorf("key %q != url %q", r.Key, res.URL)
+			}
+			wantTopic := string(tp.Failed)
+			if res.Up() {
+				wantTopic = string(tp.Succeeded)
+			}
+			if r.Topic != wantTopic {
+				t.Errorf("%s result for %s on %s, want %s", res.Outcome, res.URL, r.Topic, wantTopic)
+			}
+			out = append(out, res)
+		})
+	}
+	return out
+}
+
+func TestEmitterEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end to end")
+	}
+	t.Parallel()
+	const n = 50
+	sites, hits, wantUp := sitesFixture(t, n)
+	_, addrs := testkit.Kafka(t)
+	o := kafkaconn.Options{}
+	tp := o.Topics()
+
+	stop, logs := startEmitter(t, "-sites", sites, "-brokers", testkit.JoinAddrs(addrs), "-topic-partitions", "4", "-log-level", "debug")
+	perURL := func(rs []*codecs.Result) map[string]int {
+		m := map[string]int{}
+		for _, r := range rs {
+			m[r.URL]++
+		}
+		return m
+	}
+	results := readResults(t, addrs, tp, func(rs []*codecs.Result) bool {
+		m := perURL(rs)
+		if len(m) < n {
+			return false
+		}
+		for _, c := range m {
+			if c < 2 {
+				return false
+			}
+		}
+		return true
+	}, 60*time.Second)
+	if code := stop(); code != 0 {
+		t.Fatalf("exit status %d; logs:\n%s", code, logs.String())
+	}
+	if got := len(perURL(results)); got != n {
+		t.Fatalf("results for %d sites, want %d; logs:\n%s", got, n, logs.String())
+	}
+
+	seen := map[string]bool{}
+	slots := map[string]bool{}
+	for _, r := range results {
+		if seen[r.EventID] {
+			t.Errorf("event_id %s twice", r.EventID)
+		}
+		seen[r.EventID] = true
+		slot := r.URL + "@" + r.ScheduledAt.String()
+		if slots[slot] {
+			t.Errorf("slot %s checked twice", slot)
+		}
+		slots[slot] = true
+		if r.Up() != wantUp[r.URL] {
+			t.Errorf("%s: outcome %s, want up=%v (error %v)", r.URL, r.Outcome, wantUp[r.URL], deref(r.ErrorMessage))
+		}
+		if r.ResponseTimeMS == nil || r.ConnectMS == nil || r.TTFBMS == nil {
+			t.Errorf("%s: missing timings: %+v", r.URL, r)
+		}
+		if r.TLSMS != nil || r.DNSMS != nil {
+			t.Errorf("%s: tls/dns phases on a plain-http IP URL", r.URL)
+		}
+		if r.CheckedAt.Before(r.ScheduledAt.Add(-time.Second)) || r.CheckedAt.Location() != time.UTC {
+			t.Errorf("%s: checked_at %v vs scheduled_at %v", r.URL, r.CheckedAt, r.ScheduledAt)
+		}
+		if r.Checker == "" {
+			t.Errorf("%s: empty checker", r.URL)
+		}
+		if !r.Up() {
+			k := deref(r.ErrorKind)
+			if wantK := map[bool]string{true: codecs.ErrRegexp, false: codecs.ErrStatus}[r.StatusCode == 200]; k != wantK {
+				t.Errorf("%s: error_kind %q, want %q", r.URL, k, wantK)
+			}
+		}
+	}
+	var total int64
+	hits.Range(func(_, v any) bool { total += v.(*atomic.Int64).Load(); return true })
+	if total < int64(len(results)) {
+		t.Errorf("%d HTTP hits for %d results", total, len(results))
+	}
+}
+
+func TestTwoEmittersCheckEachSlotOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end to end")
+	}
+	t.Parallel()
+	const n = 20
+	sites, hits, _ := sitesFixture(t, n)
+	_, addrs := testkit.Kafka(t)
+	tp := (&kafkaconn.Options{}).Topics()
+	args := []string{"-sites", sites, "-brokers", testkit.JoinAddrs(addrs), "-topic-partitions", "4"}
+	stopA, logsA := startEmitter(t, append(args, "-instance-id", "a")...)
+	stopB, logsB := startEmitter(t, append(args, "-instance-id", "b")...)
+
+	time.Sleep(6 * time.Second)
+	if code := stopA(); code != 0 {
+		t.Fatalf("emitter a: exit %d\n%s", code, logsA.String())
+	}
+	if code := stopB(); code != 0 {
+		t.Fatalf("emitter b: exit %d\n%s", code, logsB.String())
+	}
+	results := readResults(t, addrs, tp, func([]*codecs.Result) bool { return false }, 3*time.Second)
+	if len(results) < n*3 {
+		t.Fatalf("only %d results from two emitters over 6s for %d sites at 1s", len(results), n)
+	}
+	slots := map[string]int{}
+	checkers := map[string]int{}
+	for _, r := range results {
+		slots[r.URL+"@"+r.ScheduledAt.Format(time.RFC3339Nano)]++
+		checkers[r.Checker]++
+	}
+	for slot, c := range slots {
+		if c != 1 {
+			t.Errorf("slot %s checked %d times", slot, c)
+		}
+	}
+	var total int64
+	hits.Range(func(_, v any) bool { total += v.(*atomic.Int64).Load(); return true })
+	if total != int64(len(results)) {
+		t.Errorf("%d HTTP requests hit the sites for %d results: a slot was checked twice or a result lost", total, len(results))
+	}
+	if len(checkers) != 2 {
+		t.Logf("note: checks by instance: %v (partitions may all sit on one instance)", checkers)
+	}
+}
+
+func TestBadConfigExitsTwo(t *testing.T) {
+	dir := t.TempDir()
+	bad := filepath.Join(dir, "sites.yaml")
+	if err := os.WriteFile(bad, []byte("sites:\n  - url: ftp://example.com/\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	good := filepath.Join(dir, "good.yaml")
+	if err := os.WriteFile(good, []byte("sites:\n  - url: https://example.com/\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"bad sites file", []string{"-sites", bad, "-brokers", "127.0.0.1:1"}, bad + ":2:"},
+		{"missing sites file", []string{"-sites", filepath.Join(dir, "nope.yaml"), "-brokers", "127.0.0.1:1"}, "no such file"},
+		{"no brokers", []string{"-sites", good}, "-brokers"},
+		{"unknown flag", []string{"-frobnicate"}, "frobnicate"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("KAFKA_BROKERS", "")
+			var stderr syncBuffer
+			code := run(context.Background(), tc.args, &stderr)
+			if code != 2 {
+				t.Errorf("exit status %d, want 2", code)
+			}
+			out := stderr.String()
+			if !strings.Contains(out, tc.want) || strings.Count(out, "\n") != 1 {
+				t.Errorf("stderr %q: want one line mentioning %q", out, tc.want)
+			}
+		})
+	}
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}
