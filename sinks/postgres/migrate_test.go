@@ -1,0 +1,174 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/golang-migrate/migrate/v4"
+
+	"github.com/sitewatch/sitewatch/internal/testkit"
+)
+
+// schemaObjects is everything 000001_init creates that users rely on.
+var schemaObjects = []string{
+	"check_results", "check_results_default", "check_windows",
+	"uptime_hourly", "uptime_daily", "latency_hourly", "latency_daily",
+	"check_windows_recomputed",
+}
+
+func existing(t *testing.T, url string, names ...string) []string {
+	t.Helper()
+	conn := connect(t, url)
+	var found []string
+	for _, n := range names {
+		var ok bool
+		if err := conn.QueryRow(testCtx(t), "SELECT to_regclass($1) IS NOT NULL", n).Scan(&ok); err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			found = append(found, n)
+		}
+	}
+	return found
+}
+
+func schemaVersion(t *testing.T, url string) (int64, bool) {
+	t.Helper()
+	conn := connect(t, url)
+	var v int64
+	var dirty bool
+	if err := conn.QueryRow(testCtx(t), "SELECT version, dirty FROM schema_migrations").Scan(&v, &dirty); err != nil {
+		t.Fatalf("read schema_migrations: %v", err)
+	}
+	return v, dirty
+}
+
+func TestMigrateUpAndDown(t *testing.T) {
+	t.Parallel()
+	url := testkit.Postgres(t)
+	ctx := testCtx(t)
+	if err := Migrate(ctx, url, testLogger(t)); err != nil {
+		t.Fatalf("Migrate on an empty database: %v", err)
+	}
+	if got := existing(t, url, schemaObjects...); len(got) != len(schemaObjects) {
+		t.Fatalf("after up: found %v, want all of %v", got, schemaObjects)
+	}
+	if v, dirty := schemaVersion(t, url); v != 1 || dirty {
+		t.Fatalf("schema version = %d dirty=%v, want 1 clean", v, dirty)
+	}
+	// A second start finds nothing to do.
+	if err := Migrate(ctx, url, testLogger(t)); err != nil {
+		t.Fatalf("Migrate on a current schema: %v", err)
+	}
+	// Daily partitions made later must go with the schema too.
+	s, err := Open(ctx, url, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2031, 7, 1, 12, 0, 0, 0, time.UTC)
+	if err := s.MaintainPartitions(ctx, now, 1, 0); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	err = runMigrations(ctx, url, testLogger(t), func(m *migrate.Migrate) error { return m.Down() })
+	if err != nil {
+		t.Fatalf("migrate down: %v", err)
+	}
+	if got := existing(t, url, append(schemaObjects, "check_results_p20310701", "check_results_p20310702")...); len(got) != 0 {
+		t.Fatalf("after down, still there: %v", got)
+	}
+	// And up again from nothing.
+	if err := Migrate(ctx, url, testLogger(t)); err != nil {
+		t.Fatalf("Migrate after down: %v", err)
+	}
+	if got := existing(t, url, schemaObjects...); len(got) != len(schemaObjects) {
+		t.Fatalf("after up again: found %v", got)
+	}
+}
+
+// Several processors starting at once on an empty database: each returns
+// without error and the schema is applied exactly once.
+func TestMigrateConcurrent(t *testing.T) {
+	t.Parallel()
+	url := testkit.Postgres(t)
+	ctx := testCtx(t)
+	const n = 4
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { errs[i] = Migrate(ctx, url, testLogger(t)) })
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("Migrate #%d: %v", i, err)
+		}
+	}
+	if v, dirty := schemaVersion(t, url); v != 1 || dirty {
+		t.Fatalf("schema version = %d dirty=%v, want 1 clean", v, dirty)
+	}
+	if got := existing(t, url, schemaObjects...); len(got) != len(schemaObjects) {
+		t.Fatalf("found %v, want all of %v", got, schemaObjects)
+	}
+}
+
+// A processor told to stop while another one is migrating returns at once
+// instead of waiting for the lock.
+func TestMigrateCancelledWhileWaiting(t *testing.T) {
+	t.Parallel()
+	url := testkit.Postgres(t)
+	holder := connect(t, url)
+	if _, err := holder.Exec(testCtx(t), "SELECT pg_advisory_lock($1)", migrateLockID); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(testCtx(t), 300*time.Millisecond)
+	defer cancel()
+	err := Migrate(ctx, url, testLogger(t))
+	if !errors.Is(err, context.DeadlineExceeded) {
+		t.Fatalf("Migrate while another holds the lock = %v, want a deadline error", err)
+	}
+	if got := existing(t, url, "check_results"); len(got) != 0 {
+		t.Fatalf("schema applied without the lock")
+	}
+}
+
+// An interrupted migration is reported with the way out, not golang-migrate's
+// bare "Dirty database version 1. Fix and force version."
+func TestMigrateDirty(t *testing.T) {
+	t.Parallel()
+	url := testkit.Postgres(t)
+	ctx := testCtx(t)
+	if err := Migrate(ctx, url, testLogger(t)); err != nil {
+		t.Fatal(err)
+	}
+	conn := connect(t, url)
+	if _, err := conn.Exec(ctx, "UPDATE schema_migrations SET dirty = true"); err != nil {
+		t.Fatal(err)
+	}
+	err := Migrate(ctx, url, testLogger(t))
+	if err == nil || !strings.Contains(err.Error(), "dirty") || !strings.Contains(err.Error(), "DELETE FROM schema_migrations") {
+		t.Fatalf("Migrate on a dirty schema = %v, want an error saying how to fix it", err)
+	}
+}
+
+func TestOpenBadURL(t *testing.T) {
+	t.Parallel()
+	ctx := testCtx(t)
+	// Nothing listens on port 1; the password must not leak into the error.
+	_, err := Open(ctx, "postgres://sitewatch:s3cret@127.0.0.1:1/x?sslmode=disable&connect_timeout=2", Options{})
+	if err == nil {
+		t.Fatal("Open on a closed port succeeded")
+	}
+	if strings.Contains(err.Error(), "s3cret") {
+		t.Fatalf("error leaks the password: %v", err)
+	}
+	err = Migrate(ctx, "postgres://sitewatch:s3cret@127.0.0.1:1/x?sslmode=disable&connect_timeout=2", testLogger(t))
+	if err == nil || strings.Contains(err.Error(), "s3cret") {
+		t.Fatalf("Migrate on a closed port = %v, want an error without the password", err)
+	}
+}

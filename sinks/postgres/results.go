@@ -1,0 +1,166 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sitewatch/sitewatch/codecs"
+)
+
+// The staging table takes a batch by COPY, the fastest way in, and then
+// one INSERT ... SELECT moves it into check_results with ON CONFLICT, which
+// COPY cannot do. It is created per transaction (ON COMMIT DROP), so it
+// also works behind a transaction-pooling PgBouncer. Its integer columns
+// are bigint whatever the Go value, so that every value encodes on the
+// client and an out-of-range one is refused by the server, for one row,
+// rather than failing the whole COPY before it is sent.
+const (
+	createStaging = `CREATE TEMP TABLE sitewatch_staged_results (
+    event_id         text,
+    url              text,
+    scheduled_at     timestamptz,
+    checked_at       timestamptz,
+    outcome          text,
+    status_code      bigint,
+    response_time_ms double precision,
+    dns_ms           double precision,
+    connect_ms       double precision,
+    tls_ms           double precision,
+    ttfb_ms          double precision,
+    transfer_ms      double precision,
+    body_bytes       bigint,
+    regexp           text,
+    regexp_matched   boolean,
+    error_kind       text,
+    error_message    text,
+    checker          text
+) ON COMMIT DROP`
+
+	resultColumnList = `event_id, url, scheduled_at, checked_at, outcome, status_code,
+    response_time_ms, dns_ms, connect_ms, tls_ms, ttfb_ms, transfer_ms,
+    body_bytes, regexp, regexp_matched, error_kind, error_message, checker`
+
+	// ON CONFLICT DO NOTHING without a target skips a row whose
+	// (event_id, checked_at) is already stored, including a duplicate
+	// earlier in the same batch.
+	insertStaged = `INSERT INTO check_results (` + resultColumnList + `)
+SELECT ` + resultColumnList + ` FROM sitewatch_staged_results
+ON CONFLICT DO NOTHING`
+
+	clearStaging = `TRUNCATE sitewatch_staged_results`
+)
+
+var stagedResultsTable = pgx.Identifier{"sitewatch_staged_results"}
+
+var resultColumns = []string{
+	"event_id", "url", "scheduled_at", "checked_at", "outcome", "status_code",
+	"response_time_ms", "dns_ms", "connect_ms", "tls_ms", "ttfb_ms", "transfer_ms",
+	"body_bytes", "regexp", "regexp_matched", "error_kind", "error_message", "checker",
+}
+
+// WriteResults stores a batch of check results in check_results, in one
+// transaction. An event already stored (same event_id and checked_at) is
+// skipped, so writing a batch twice stores it once. Rows PostgreSQL refuses
+// as invalid are returned as Rejected and the others are written; a non-nil
+// error means nothing was written and the batch may be retried.
+func (s *Store) WriteResults(ctx context.Context, rs []*codecs.Result) ([]Rejected, error) {
+	var rejected []Rejected
+	idx := make([]int, 0, len(rs))
+	for i, r := range rs {
+		if r == nil {
+			rejected = append(rejected, Rejected{Index: i, Reason: "nil result"})
+			continue
+		}
+		idx = append(idx, i)
+	}
+	if len(idx) == 0 {
+		return rejected, nil
+	}
+
+	// Fast path: the whole batch in one COPY and one INSERT.
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, createStaging); err != nil {
+			return fmt.Errorf("create staging table: %w", err)
+		}
+		return stageAndInsert(ctx, tx, rs, idx)
+	})
+	if err == nil {
+		return rejected, nil
+	}
+	if _, ok := rowError(err); !ok {
+		return nil, fmt.Errorf("write results: %w", err)
+	}
+
+	// Some row is invalid: write again, splitting the batch in halves
+	// under savepoints until every bad row stands alone.
+	var bad []Rejected
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		bad = bad[:0]
+		if _, err := tx.Exec(ctx, createStaging); err != nil {
+			return fmt.Errorf("create staging table: %w", err)
+		}
+		return bisectResults(ctx, tx, rs, idx, &bad)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("write results: %w", err)
+	}
+	return sortedRejected(append(rejected, bad...)), nil
+}
+
+// bisectResults writes rs[idx] under a savepoint; when a row is refused, it
+// rolls back and tries each half, so a batch of n rows with one bad row
+// costs about 2·log2(n) attempts rather than n round trips per row.
+func bisectResults(ctx context.Context, tx pgx.Tx, rs []*codecs.Result, idx []int, bad *[]Rejected) error {
+	sp, err := tx.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("savepoint: %w", err)
+	}
+	err = stageAndInsert(ctx, sp, rs, idx)
+	if err == nil {
+		if _, err := sp.Exec(ctx, clearStaging); err != nil {
+			return fmt.Errorf("clear staging table: %w", err)
+		}
+		if err := sp.Commit(ctx); err != nil {
+			return fmt.Errorf("release savepoint: %w", err)
+		}
+		return nil
+	}
+	pgErr, ok := rowError(err)
+	if !ok {
+		return err
+	}
+	if err := sp.Rollback(ctx); err != nil {
+		return fmt.Errorf("rollback to savepoint: %w", err)
+	}
+	if len(idx) == 1 {
+		*bad = append(*bad, Rejected{Index: idx[0], Reason: reason(pgErr)})
+		return nil
+	}
+	mid := len(idx) / 2
+	if err := bisectResults(ctx, tx, rs, idx[:mid], bad); err != nil {
+		return err
+	}
+	return bisectResults(ctx, tx, rs, idx[mid:], bad)
+}
+
+// stageAndInsert copies rs[idx] into the staging table and moves them into
+// check_results.
+func stageAndInsert(ctx context.Context, tx pgx.Tx, rs []*codecs.Result, idx []int) error {
+	src := pgx.CopyFromSlice(len(idx), func(i int) ([]any, error) {
+		r := rs[idx[i]]
+		return []any{
+			r.EventID, r.URL, r.ScheduledAt, r.CheckedAt, r.Outcome, int64(r.StatusCode),
+			r.ResponseTimeMS, r.DNSMS, r.ConnectMS, r.TLSMS, r.TTFBMS, r.TransferMS,
+			r.BodyBytes, r.Regexp, r.RegexpMatched, r.ErrorKind, r.ErrorMessage, r.Checker,
+		}, nil
+	})
+	if _, err := tx.CopyFrom(ctx, stagedResultsTable, resultColumns, src); err != nil {
+		return fmt.Errorf("copy to staging table: %w", err)
+	}
+	if _, err := tx.Exec(ctx, insertStaged); err != nil {
+		return fmt.Errorf("insert into check_results: %w", err)
+	}
+	return nil
+}

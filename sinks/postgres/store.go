@@ -1,0 +1,99 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// Defaults for Options' zero values.
+const (
+	// DefaultStatementTimeout bounds each statement of a write. A batch
+	// of a thousand rows takes milliseconds; a statement still running
+	// after this long is stuck (a lock, a dying server), and failing it
+	// lets the sink retry instead of hanging with offsets uncommitted.
+	DefaultStatementTimeout = 30 * time.Second
+	// DefaultMaxConns is enough for the two sinks and partition upkeep.
+	DefaultMaxConns = 4
+)
+
+// Options tune a Store. The zero value is usable.
+type Options struct {
+	// StatementTimeout is the server-side statement_timeout of the
+	// store's connections. Zero means DefaultStatementTimeout unless the
+	// database URL sets statement_timeout itself; negative means none.
+	StatementTimeout time.Duration
+	// MaxConns caps the connection pool; zero means DefaultMaxConns.
+	MaxConns int32
+	// Logger receives partition upkeep events; nil discards them.
+	Logger *slog.Logger
+}
+
+// Store writes sitewatch's rows to PostgreSQL through a connection pool.
+// Its methods are safe for concurrent use. The schema must have been
+// migrated (Migrate) before the first write.
+type Store struct {
+	pool   *pgxpool.Pool
+	logger *slog.Logger
+}
+
+// Rejected is a row PostgreSQL refused as invalid: Index is its position in
+// the batch given to WriteResults or WriteWindows, Reason the server's
+// explanation. The row was not written; the rest of its batch was.
+type Rejected struct {
+	Index  int
+	Reason string
+}
+
+// Open connects to the database at databaseURL (a postgres:// URL or a
+// key=value DSN) and checks that it answers.
+func Open(ctx context.Context, databaseURL string, opts Options) (*Store, error) {
+	cfg, err := pgxpool.ParseConfig(databaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("open database: parse database URL: %w", err)
+	}
+	cfg.MaxConns = opts.MaxConns
+	if cfg.MaxConns <= 0 {
+		cfg.MaxConns = DefaultMaxConns
+	}
+	params := cfg.ConnConfig.RuntimeParams
+	if _, ok := params["application_name"]; !ok {
+		params["application_name"] = "sitewatch"
+	}
+	switch _, inURL := params["statement_timeout"]; {
+	case opts.StatementTimeout > 0:
+		params["statement_timeout"] = strconv.FormatInt(opts.StatementTimeout.Milliseconds(), 10)
+	case opts.StatementTimeout < 0:
+		params["statement_timeout"] = "0"
+	case !inURL:
+		params["statement_timeout"] = strconv.FormatInt(DefaultStatementTimeout.Milliseconds(), 10)
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("open database: %w", err)
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &Store{pool: pool, logger: logger}, nil
+}
+
+// Ping checks that the database answers, for health checks.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.pool.Ping(ctx); err != nil {
+		return fmt.Errorf("ping database: %w", err)
+	}
+	return nil
+}
+
+// Close closes the pool, waiting for connections in use to be returned.
+func (s *Store) Close() { s.pool.Close() }
