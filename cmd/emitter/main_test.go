@@ -258,7 +258,7 @@ func TestTwoEmittersCheckEachSlotOnce(t *testing.T) {
 		t.Errorf("%d HTTP requests hit the sites for %d results: a slot was checked twice or a result lost", total, len(results))
 	}
 	if len(checkers) != 2 {
-		t.Logf("note: checks by instance: %v (partitions may all sit on one instance)", checkers)
+		t.Logf("note: checks by instance: %v (partitions may all sit on one instance)\nA:%s", checkers, logsA.String())
 	}
 }
 

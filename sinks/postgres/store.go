@@ -1,6 +1,8 @@
 package postgres
 
 import (
+	"github.com/sitewatch/sitewatch/sinks"
+
 	"context"
 	"fmt"
 	"log/slog"
@@ -44,10 +46,9 @@ type Store struct {
 // Rejected is a row PostgreSQL refused as invalid: Index is its position in
 // the batch given to WriteResults or WriteWindows, Reason the server's
 // explanation. The row was not written; the rest of its batch was.
-type Rejected struct {
-	Index  int
-	Reason string
-}
+type Rejected = sinks.Rejected
+
+var _ sinks.Store = (*Store)(nil)
 
 // Open connects to the database at databaseURL (a postgres:// URL or a
 // key=value DSN) and checks that it answers.

@@ -1,0 +1,52 @@
+// Command processor turns check results into five-minute windows and
+// writes raw results and windows into PostgreSQL.
+//
+//	processor -brokers localhost:9092 -database-url postgres://...
+//	processor migrate -database-url postgres://...
+package main
+
+import (
+	"context"
+	"flag"
+	"io"
+	"os"
+
+	"github.com/sitewatch/sitewatch/internal/app"
+	"github.com/sitewatch/sitewatch/kafkaconn"
+)
+
+func main() {
+	os.Exit(run(context.Background(), os.Args[1:], os.Stderr))
+}
+
+// run is the whole program; tests call it with their own context and args.
+func run(ctx context.Context, args []string, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "migrate" {
+		return migrate(ctx, args[1:], stderr)
+	}
+	fs := flag.NewFlagSet("processor", flag.ContinueOnError)
+	kafka := kafkaconn.RegisterFlags(fs)
+	common := app.RegisterCommon(fs)
+	flags := app.RegisterProcessor(fs)
+	if err := app.ParseFlags(fs, args, stderr); err != nil {
+		return app.ExitCode("processor", err, stderr)
+	}
+	kafka.ClientID = "sitewatch-processor"
+	return app.ExitCode("processor", app.Main(ctx, common, stderr, func(ctx context.Context, env app.Env) error {
+		return app.RunProcessor(ctx, env, kafka, flags)
+	}), stderr)
+}
+
+// migrate is `processor migrate`: apply the migrations and exit.
+func migrate(ctx context.Context, args []string, stderr io.Writer) int {
+	fs := flag.NewFlagSet("processor migrate", flag.ContinueOnError)
+	common := app.RegisterCommon(fs)
+	var databaseURL string
+	app.RegisterDatabase(fs, &databaseURL)
+	if err := app.ParseFlags(fs, args, stderr); err != nil {
+		return app.ExitCode("processor migrate", err, stderr)
+	}
+	return app.ExitCode("processor migrate", app.Main(ctx, common, stderr, func(ctx context.Context, env app.Env) error {
+		return app.RunMigrate(ctx, env, databaseURL)
+	}), stderr)
+}

@@ -1,0 +1,231 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/sitewatch/sitewatch/kafkaconn"
+	"github.com/sitewatch/sitewatch/processors/windows"
+	"github.com/sitewatch/sitewatch/sinks"
+	"github.com/sitewatch/sitewatch/sinks/postgres"
+	"github.com/sitewatch/sitewatch/sinks/sqlite"
+)
+
+// Processor components selectable with -run.
+const (
+	PartWindows     = "windows"
+	PartSinkResults = "sink-results"
+	PartSinkWindows = "sink-windows"
+)
+
+// ProcessorFlags are the processor's own flags.
+type ProcessorFlags struct {
+	DatabaseURL     string
+	Migrate         bool
+	Run             string
+	BatchSize       int
+	FlushInterval   time.Duration
+	Retention       time.Duration
+	PartitionsAhead int
+	WindowSize      time.Duration
+	WindowGrace     time.Duration
+	StateDir        string
+}
+
+// RegisterProcessor declares the processor's flags on fs.
+func RegisterProcessor(fs *flag.FlagSet) *ProcessorFlags {
+	f := &ProcessorFlags{}
+	RegisterDatabase(fs, &f.DatabaseURL)
+	fs.BoolVar(&f.Migrate, "migrate", true, "apply database migrations at start")
+	fs.StringVar(&f.Run, "run", strings.Join([]string{PartWindows, PartSinkResults, PartSinkWindows}, ","),
+		"components to run, comma-separated: windows, sink-results, sink-windows (each scales on its own)")
+	fs.IntVar(&f.BatchSize, "batch-size", sinks.DefaultBatchSize, "most events per database write")
+	fs.DurationVar(&f.FlushInterval, "flush-interval", sinks.DefaultFlushInterval, "longest an event waits before its batch is written")
+	fs.DurationVar(&f.Retention, "retention", 90*24*time.Hour, "how long raw check results are kept (daily partitions older than this are dropped; 0 keeps all)")
+	fs.IntVar(&f.PartitionsAhead, "partitions-ahead", 3, "daily partitions of check_results created ahead of today")
+	fs.DurationVar(&f.WindowSize, "window-size", windows.DefaultWindowSize, "aggregation window length (the contract's is 5m; shorter only for testing)")
+	fs.DurationVar(&f.WindowGrace, "window-grace", windows.DefaultGrace, "how late an event may arrive and still update its window")
+	fs.StringVar(&f.StateDir, "state-dir", os.Getenv("SITEWATCH_STATE_DIR"), "directory for the windows table's local copy (empty: in memory, rebuilt from Kafka at start)")
+	return f
+}
+
+// RegisterDatabase declares -database-url, defaulting to DATABASE_URL.
+func RegisterDatabase(fs *flag.FlagSet, dst *string) {
+	fs.StringVar(dst, "database-url", os.Getenv("DATABASE_URL"),
+		"PostgreSQL URL, e.g. postgres://user:pass@host:port/db?sslmode=verify-full&sslrootcert=ca.pem, or sqlite://PATH (env DATABASE_URL)")
+}
+
+// parts parses -run.
+func (f *ProcessorFlags) parts() (map[string]bool, error) {
+	out := map[string]bool{}
+	for _, p := range strings.Split(f.Run, ",") {
+		p = strings.TrimSpace(p)
+		switch p {
+		case PartWindows, PartSinkResults, PartSinkWindows:
+			out[p] = true
+		case "":
+		default:
+			return nil, Usagef("-run: unknown component %q (want windows, sink-results, sink-windows)", p)
+		}
+	}
+	if len(out) == 0 {
+		return nil, Usagef("-run: no component selected")
+	}
+	return out, nil
+}
+
+// Store is a sinks.Store with its Close.
+type Store struct {
+	sinks.Store
+	Close func()
+}
+
+// sqlitePrefix selects the embedded store in -database-url.
+const sqlitePrefix = "sqlite://"
+
+// OpenStore opens the store -database-url names: SQLite for sqlite://PATH,
+// PostgreSQL otherwise (migrated first when migrate is set; SQLite always
+// brings its schema up to date).
+func OpenStore(ctx context.Context, logger *slog.Logger, databaseURL string, migrate bool) (Store, error) {
+	if databaseURL == "" {
+		return Store{}, Usagef("-database-url: no database given (or set DATABASE_URL)")
+	}
+	if path, ok := strings.CutPrefix(databaseURL, sqlitePrefix); ok {
+		s, err := sqlite.Open(ctx, path, logger)
+		if err != nil {
+			return Store{}, fmt.Errorf("open sqlite %s: %w", path, err)
+		}
+		return Store{s, func() { _ = s.Close() }}, nil
+	}
+	if migrate {
+		if err := postgres.Migrate(ctx, databaseURL, logger); err != nil {
+			return Store{}, fmt.Errorf("migrate: %w", err)
+		}
+	}
+	s, err := postgres.Open(ctx, databaseURL, postgres.Options{Logger: logger})
+	if err != nil {
+		return Store{}, fmt.Errorf("open database: %w", err)
+	}
+	return Store{s, s.Close}, nil
+}
+
+// partitionMaintainer is implemented by stores with partitions to keep.
+type partitionMaintainer interface {
+	MaintainPartitions(ctx context.Context, now time.Time, ahead int, retention time.Duration) error
+}
+
+// RunProcessor runs the selected processor components until ctx ends:
+// the windows goka group and the two sinks, each a consumer group of its
+// own so that they scale separately.
+func RunProcessor(ctx context.Context, env Env, k *kafkaconn.Options, f *ProcessorFlags) error {
+	parts, err := f.parts()
+	if err != nil {
+		return err
+	}
+	saramaCfg, err := k.Sarama()
+	if err != nil {
+		return &UsageError{err}
+	}
+	log := env.Logger.With("component", "processor")
+	needStore := parts[PartSinkResults] || parts[PartSinkWindows]
+	if needStore && f.DatabaseURL == "" {
+		return Usagef("-database-url: no database given (or set DATABASE_URL)")
+	}
+	topics := k.Topics()
+	if err := k.EnsureTopics(ctx, saramaCfg, log, topics.All()...); err != nil {
+		return err
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	if parts[PartWindows] {
+		wp, err := windows.New(windows.Config{
+			Brokers: k.Brokers, Sarama: saramaCfg,
+			Topics: windows.Topics{Succeeded: topics.Succeeded, Failed: topics.Failed, Windows: topics.Windows, DeadLetters: topics.DeadLetters},
+			Group:  k.Group(string(windows.DefaultGroup)), WindowSize: f.WindowSize, Grace: f.WindowGrace,
+			StorageDir: f.StateDir, Logger: log, Registerer: env.Registry,
+			TopicManager: k.TopicManagerBuilder(saramaCfg),
+		})
+		if err != nil {
+			return &UsageError{fmt.Errorf("windows: %w", err)}
+		}
+		g.Go(func() error { return wp.Run(gctx) })
+	}
+	if needStore {
+		store, err := OpenStore(ctx, log, f.DatabaseURL, f.Migrate)
+		if err != nil {
+			return err
+		}
+		defer store.Close()
+		if pm, ok := store.Store.(partitionMaintainer); ok {
+			g.Go(func() error { maintainPartitions(gctx, log, pm, f.PartitionsAhead, f.Retention); return nil })
+		}
+		for _, sc := range []struct {
+			part   string
+			kind   sinks.Kind
+			group  string
+			topics []string
+		}{
+			{PartSinkResults, sinks.Results, "sink_results", []string{string(topics.Succeeded), string(topics.Failed)}},
+			{PartSinkWindows, sinks.Windows, "sink_windows", []string{string(topics.Windows)}},
+		} {
+			if !parts[sc.part] {
+				continue
+			}
+			s, err := sinks.New(sinks.Config{
+				Brokers: k.Brokers, Sarama: saramaCfg, Group: string(k.Group(sc.group)), Topics: sc.topics,
+				Kind: sc.kind, DeadLetterTopic: string(topics.DeadLetters),
+				BatchSize: f.BatchSize, FlushInterval: f.FlushInterval,
+				Logger: log.With("sink", sc.kind.String()), Registerer: env.Registry,
+			}, store)
+			if err != nil {
+				return &UsageError{fmt.Errorf("%s: %w", sc.part, err)}
+			}
+			g.Go(func() error { return s.Run(gctx) })
+		}
+	}
+	log.Info("processor started", "run", f.Run, "brokers", k.Brokers)
+	err = g.Wait()
+	log.Info("processor stopped")
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+// maintainPartitions keeps daily partitions created ahead and drops expired
+// ones, at start and then hourly. Failures are logged and retried next
+// round: a missing partition only sends rows to the default partition.
+func maintainPartitions(ctx context.Context, log *slog.Logger, pm partitionMaintainer, ahead int, retention time.Duration) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		if err := pm.MaintainPartitions(ctx, time.Now(), ahead, retention); err != nil && ctx.Err() == nil {
+			log.Error("partition upkeep failed; retrying in an hour", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// RunMigrate applies the migrations and returns: `processor migrate`.
+func RunMigrate(ctx context.Context, env Env, databaseURL string) error {
+	if databaseURL == "" {
+		return Usagef("-database-url: no database given (or set DATABASE_URL)")
+	}
+	if err := postgres.Migrate(ctx, databaseURL, env.Logger); err != nil {
+		return err
+	}
+	env.Logger.Info("migrations applied")
+	return nil
+}
