@@ -1,0 +1,34 @@
+// Package sinks is the Kafka → store loop of the processor: it consumes
+// result events (status_request_succeeded, status_request_failed) or window
+// aggregates (status_windows) as a sarama consumer group, writes them to a
+// Store (sinks/postgres in production, sinks/sqlite on a laptop) in
+// batches, and commits the Kafka offsets only after the store has
+// committed the batch.
+//
+// The guarantees, and how they are kept:
+//
+//   - Nothing lost: an offset is marked and committed only after its batch
+//     is in the store and its dead letters are acknowledged by Kafka. A
+//     crash before that re-delivers the batch.
+//   - Nothing doubled: stores write idempotently (a result's event_id is
+//     unique, a window keeps its highest revision), so a re-delivered batch
+//     changes nothing.
+//   - Store outages: a failed batch is retried with exponential backoff
+//     and jitter until it succeeds or the sink stops; meanwhile the claim
+//     reads no more messages, so Kafka holds the backlog (back-pressure).
+//   - Bad input: a message that cannot be decoded, or a row the store
+//     rejects as invalid, goes to the dead-letter topic with the reason,
+//     and the rest of its batch is still written.
+//
+// Metrics (label sink="results" or "windows"):
+// sitewatch_sink_events_consumed_total, sitewatch_sink_rows_written_total,
+// sitewatch_sink_dead_letters_total{reason="decode"|"rejected"},
+// sitewatch_sink_write_errors_total, sitewatch_sink_batch_size,
+// sitewatch_sink_write_duration_seconds and
+// sitewatch_sink_consumer_lag{topic,partition}.
+//
+// Each partition claim batches on its own, so a rebalance never leaves a
+// batch of a revoked partition to be committed by a later session: when a
+// claim ends, its batch is flushed within DrainTimeout or dropped unmarked
+// (the next owner reads it again).
+package sinks

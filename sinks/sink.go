@@ -1,0 +1,316 @@
+package sinks
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sitewatch/sitewatch/codecs"
+)
+
+// Store is where a sink writes. Implementations: sinks/postgres and
+// sinks/sqlite.
+//
+// Both methods write their whole slice in one transaction and are
+// idempotent: writing the same result (event_id) again changes nothing,
+// and a window replaces the stored one only with a higher revision.
+// Rejected lists the rows the store refused as invalid (they go to the
+// dead-letter topic; the other rows are written). A non-nil error means the
+// whole batch failed and nothing was committed; the sink retries it.
+type Store interface {
+	WriteResults(ctx context.Context, rs []*codecs.Result) ([]Rejected, error)
+	WriteWindows(ctx context.Context, ws []*codecs.Window) ([]Rejected, error)
+}
+
+// Rejected is a row that the store refused as invalid: Index is its
+// position in the slice passed to the store, Reason says why.
+type Rejected struct {
+	Index  int
+	Reason string
+}
+
+// Kind says what a sink consumes and which Store method it calls.
+type Kind int
+
+// The two kinds of sink.
+const (
+	// Results consumes result events (codecs.Result) into check_results.
+	Results Kind = iota + 1
+	// Windows consumes window aggregates (codecs.Window) into check_windows.
+	Windows
+)
+
+// String returns "results" or "windows", the value of the sink label of
+// the metrics.
+func (k Kind) String() string {
+	switch k {
+	case Results:
+		return "results"
+	case Windows:
+		return "windows"
+	}
+	return fmt.Sprintf("Kind(%d)", int(k))
+}
+
+// Defaults for the zero values of Config.
+const (
+	DefaultBatchSize     = 1000
+	DefaultFlushInterval = time.Second
+	DefaultBackoffMin    = 100 * time.Millisecond
+	DefaultBackoffMax    = 30 * time.Second
+	DefaultDrainTimeout  = 10 * time.Second
+)
+
+// Config configures a Sink. Zero durations and sizes take the defaults.
+type Config struct {
+	// Brokers are the Kafka bootstrap addresses.
+	Brokers []string
+	// Sarama is the caller's client configuration (version, TLS, SASL). The
+	// sink works on a copy and forces what its guarantees need: a new
+	// group starts at the oldest offset, consumer errors are returned to
+	// it, and the dead-letter producer is synchronous.
+	Sarama *sarama.Config
+	// Group is the consumer group id.
+	Group string
+	// Topics are the topics consumed.
+	Topics []string
+	// Kind selects the decoder and the Store method.
+	Kind Kind
+	// DeadLetterTopic receives undecodable messages and rejected rows.
+	DeadLetterTopic string
+	// BatchSize is the number of messages per partition that triggers a
+	// flush (default 1000).
+	BatchSize int
+	// FlushInterval is the longest a consumed message waits in a batch
+	// before it is flushed (default 1s).
+	FlushInterval time.Duration
+	// BackoffMin and BackoffMax bound the exponential backoff (with
+	// jitter) between retries of a failed store write or dead-letter
+	// produce (default 100ms and 30s).
+	BackoffMin, BackoffMax time.Duration
+	// DrainTimeout bounds the final flush of a partition's batch when the
+	// sink stops or the partition is revoked (default 10s). A batch not
+	// flushed in time is left uncommitted and is consumed again later.
+	DrainTimeout time.Duration
+	// Logger receives the sink's logs (default: discarded).
+	Logger *slog.Logger
+	// Registerer receives the sink's metrics (default: not exported).
+	Registerer prometheus.Registerer
+}
+
+// Sink consumes one kind of event from Kafka into a Store. Build it with
+// New and start it with Run.
+type Sink struct {
+	cfg    Config
+	sarama *sarama.Config
+	store  Store
+	log    *slog.Logger
+	m      *metrics
+}
+
+// New checks cfg, applies its defaults and returns a sink that writes to
+// store. It does not connect to Kafka: Run does.
+func New(cfg Config, store Store) (*Sink, error) {
+	if cfg.BatchSize == 0 {
+		cfg.BatchSize = DefaultBatchSize
+	}
+	if cfg.FlushInterval == 0 {
+		cfg.FlushInterval = DefaultFlushInterval
+	}
+	if cfg.BackoffMin == 0 {
+		cfg.BackoffMin = DefaultBackoffMin
+	}
+	if cfg.BackoffMax == 0 {
+		cfg.BackoffMax = max(DefaultBackoffMax, cfg.BackoffMin)
+	}
+	if cfg.DrainTimeout == 0 {
+		cfg.DrainTimeout = DefaultDrainTimeout
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Registerer == nil {
+		cfg.Registerer = prometheus.NewRegistry()
+	}
+	var errs []error
+	if store == nil {
+		errs = append(errs, errors.New("no store"))
+	}
+	if len(cfg.Brokers) == 0 {
+		errs = append(errs, errors.New("no brokers"))
+	}
+	if cfg.Group == "" {
+		errs = append(errs, errors.New("no consumer group"))
+	}
+	if len(cfg.Topics) == 0 {
+		errs = append(errs, errors.New("no topics"))
+	}
+	if cfg.Kind != Results && cfg.Kind != Windows {
+		errs = append(errs, fmt.Errorf("unknown kind %d", int(cfg.Kind)))
+	}
+	if cfg.DeadLetterTopic == "" {
+		errs = append(errs, errors.New("no dead-letter topic"))
+	}
+	if cfg.BatchSize < 0 {
+		errs = append(errs, fmt.Errorf("batch size %d: must be positive", cfg.BatchSize))
+	}
+	if cfg.FlushInterval < 0 || cfg.BackoffMin < 0 || cfg.DrainTimeout < 0 {
+		errs = append(errs, errors.New("flush interval, backoff and drain timeout must be positive"))
+	}
+	if cfg.BackoffMax < cfg.BackoffMin {
+		errs = append(errs, fmt.Errorf("backoff max %s is below backoff min %s", cfg.BackoffMax, cfg.BackoffMin))
+	}
+	sc := sarama.NewConfig()
+	if cfg.Sarama != nil {
+		c := *cfg.Sarama
+		sc = &c
+	}
+	// The contract: a group without committed offsets reads from the
+	// earliest offset, so events produced before the first start count.
+	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
+	// Consumer errors come back to Run, which logs them through slog.
+	sc.Consumer.Return.Errors = true
+	// The dead-letter producer is synchronous: an offset is marked only
+	// after Kafka has acknowledged the batch's dead letters.
+	sc.Producer.Return.Successes = true
+	sc.Producer.Return.Errors = true
+	// A partition's final flush must end before the group gives up on this
+	// member during a rebalance.
+	if cfg.DrainTimeout >= sc.Consumer.Group.Rebalance.Timeout {
+		errs = append(errs, fmt.Errorf("drain timeout %s must be below the consumer group rebalance timeout %s", cfg.DrainTimeout, sc.Consumer.Group.Rebalance.Timeout))
+	}
+	if err := sc.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("kafka config: %w", err))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("sink %s: %w", cfg.Kind, err)
+	}
+	m, err := newMetrics(cfg.Registerer, cfg.Kind)
+	if err != nil {
+		return nil, fmt.Errorf("sink %s: %w", cfg.Kind, err)
+	}
+	return &Sink{
+		cfg:    cfg,
+		sarama: sc,
+		store:  store,
+		log:    cfg.Logger.With("sink", cfg.Kind.String(), "group", cfg.Group),
+		m:      m,
+	}, nil
+}
+
+// Run consumes until ctx is done, then flushes and commits the batches in
+// hand (each within DrainTimeout), leaves the group and returns nil. It
+// returns an error only when it cannot connect to Kafka at start; later
+// failures (store outages, broker restarts, rebalances) are retried.
+func (s *Sink) Run(ctx context.Context) error {
+	client, err := sarama.NewClient(s.cfg.Brokers, s.sarama)
+	if err != nil {
+		return fmt.Errorf("sink %s: connect to kafka: %w", s.cfg.Kind, err)
+	}
+	defer client.Close()
+	producer, err := sarama.NewSyncProducerFromClient(client)
+	if err != nil {
+		return fmt.Errorf("sink %s: dead-letter producer: %w", s.cfg.Kind, err)
+	}
+	defer producer.Close()
+	group, err := sarama.NewConsumerGroupFromClient(s.cfg.Group, client)
+	if err != nil {
+		return fmt.Errorf("sink %s: consumer group %s: %w", s.cfg.Kind, s.cfg.Group, err)
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for err := range group.Errors() {
+			s.log.Warn("kafka consumer error", "err", err)
+		}
+	})
+	defer func() {
+		// Close leaves the group so that its partitions move to the other
+		// members at once; it also ends the Errors loop.
+		if err := group.Close(); err != nil {
+			s.log.Warn("close consumer group", "err", err)
+		}
+		wg.Wait()
+	}()
+
+	h := &handler{s: s, producer: producer}
+	s.log.Info("sink started", "topics", s.cfg.Topics, "batch_size", s.cfg.BatchSize, "flush_interval", s.cfg.FlushInterval)
+	for attempt := 0; ; {
+		// Consume returns at every rebalance; join again until ctx ends.
+		err := group.Consume(ctx, s.cfg.Topics, h)
+		if ctx.Err() != nil {
+			s.log.Info("sink stopped")
+			return nil
+		}
+		if err == nil {
+			attempt = 0
+			continue
+		}
+		if errors.Is(err, sarama.ErrClosedConsumerGroup) {
+			return fmt.Errorf("sink %s: %w", s.cfg.Kind, err)
+		}
+		attempt++
+		d := s.backoff(attempt)
+		s.log.Warn("join consumer group failed, retrying", "attempt", attempt, "retry_in", d, "err", err)
+		if sleep(ctx, d) != nil {
+			return nil
+		}
+	}
+}
+
+// retry calls fn until it succeeds or ctx is done, with exponential
+// backoff and jitter, logging every failure with its attempt number. It
+// returns nil or ctx's error.
+func (s *Sink) retry(ctx context.Context, log *slog.Logger, what string, onFail func(), fn func(context.Context) error) error {
+	for attempt := 1; ; attempt++ {
+		err := fn(ctx)
+		if err == nil {
+			if attempt > 1 {
+				log.Info(what+" succeeded after retries", "attempts", attempt)
+			}
+			return nil
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
+		if onFail != nil {
+			onFail()
+		}
+		d := s.backoff(attempt)
+		log.Warn(what+" failed, retrying", "attempt", attempt, "retry_in", d, "err", err)
+		if err := sleep(ctx, d); err != nil {
+			return err
+		}
+	}
+}
+
+// backoff is the delay before retry number attempt (from 1): BackoffMin
+// doubled per attempt up to BackoffMax, then drawn uniformly from its
+// upper half so that sinks that failed together do not retry in lockstep.
+func (s *Sink) backoff(attempt int) time.Duration {
+	d := s.cfg.BackoffMax
+	if attempt < 32 {
+		if e := s.cfg.BackoffMin << (attempt - 1); e > 0 && e < d {
+			d = e
+		}
+	}
+	half := d / 2
+	return half + rand.N(d-half+1)
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
