@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sitewatch/sitewatch/codecs"
@@ -224,13 +225,33 @@ func TestTwoEmittersCheckEachSlotOnce(t *testing.T) {
 	t.Parallel()
 	const n = 20
 	sites, hits, _ := sitesFixture(t, n)
-	_, addrs := testkit.Kafka(t)
+	cluster, addrs := testkit.Kafka(t)
 	tp := (&kafkaconn.Options{}).Topics()
 	args := []string{"-sites", sites, "-brokers", testkit.JoinAddrs(addrs), "-topic-partitions", "4"}
 	stopA, logsA := startEmitter(t, append(args, "-instance-id", "a")...)
 	stopB, logsB := startEmitter(t, append(args, "-instance-id", "b")...)
 
-	time.Sleep(6 * time.Second)
+	// Both instances must end up owning partitions: the group shares the
+	// checks rather than parking one instance.
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	start := time.Now()
+	gi, err := cluster.WaitGroupInfo(ctx, "url_checker", func(gi *kfake.GroupInfo) bool {
+		if gi == nil || gi.State != "Stable" || len(gi.Members) != 2 {
+			return false
+		}
+		for _, m := range gi.Members {
+			if m.NumAssigned() == 0 {
+				return false
+			}
+		}
+		return true
+	})
+	if err != nil {
+		t.Fatalf("url_checker group never shared its partitions between the two instances: %v", err)
+	}
+	t.Logf("group stable after %v: epoch %d", time.Since(start).Round(time.Millisecond), gi.Epoch)
+	time.Sleep(4 * time.Second)
 	if code := stopA(); code != 0 {
 		t.Fatalf("emitter a: exit %d\n%s", code, logsA.String())
 	}
@@ -258,7 +279,7 @@ func TestTwoEmittersCheckEachSlotOnce(t *testing.T) {
 		t.Errorf("%d HTTP requests hit the sites for %d results: a slot was checked twice or a result lost", total, len(results))
 	}
 	if len(checkers) != 2 {
-		t.Logf("note: checks by instance: %v (partitions may all sit on one instance)\nA:%s", checkers, logsA.String())
+		t.Errorf("checks by instance: %v, want both instances checking", checkers)
 	}
 }
 
