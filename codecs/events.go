@@ -24,7 +24,7 @@ type Request struct {
 	ExpectStatus []int             `json:"expect_status,omitempty"`
 }
 
-func (r *Request) setVersion() { r.V = Version }
+func (r *Request) setVersion()  { r.V = Version }
 func (r *Request) version() int { return r.V }
 
 func (r *Request) validate() error {
@@ -66,7 +66,7 @@ type Result struct {
 	Checker        string    `json:"checker"`
 }
 
-func (r *Result) setVersion() { r.V = Version }
+func (r *Result) setVersion()  { r.V = Version }
 func (r *Result) version() int { return r.V }
 
 func (r *Result) validate() error {
@@ -146,7 +146,7 @@ type Window struct {
 	Revision int64 `json:"revision"`
 }
 
-func (w *Window) setVersion() { w.V = Version }
+func (w *Window) setVersion()  { w.V = Version }
 func (w *Window) version() int { return w.V }
 
 func (w *Window) validate() error {
@@ -178,7 +178,7 @@ type DeadLetter struct {
 	FailedAt  time.Time `json:"failed_at"`
 }
 
-func (d *DeadLetter) setVersion() { d.V = Version }
+func (d *DeadLetter) setVersion()  { d.V = Version }
 func (d *DeadLetter) version() int { return d.V }
 
 func (d *DeadLetter) validate() error {
