@@ -121,6 +121,14 @@ func RunEmitter(ctx context.Context, env Env, k *kafkaconn.Options, f *EmitterFl
 	})
 	g.Go(func() error { return requests.Run(ctx) })
 	g.Go(func() error { return proc.Run(ctx) })
+	env.Health.Set("url_checker", errors.New("joining the consumer group"))
+	go func() {
+		select {
+		case <-proc.Ready():
+			env.Health.Set("url_checker", nil)
+		case <-ctx.Done():
+		}
+	}()
 	g.Go(func() error {
 		reloadOnHUP(schedCtx, log, f.Sites, sched)
 		return nil

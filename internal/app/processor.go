@@ -157,6 +157,12 @@ func RunProcessor(ctx context.Context, env Env, k *kafkaconn.Options, f *Process
 			return &UsageError{fmt.Errorf("windows: %w", err)}
 		}
 		g.Go(func() error { return wp.Run(gctx) })
+		env.Health.Set("windows", errors.New("recovering its table"))
+		go func() {
+			if wp.WaitForReady(gctx) == nil {
+				env.Health.Set("windows", nil)
+			}
+		}()
 	}
 	if needStore {
 		store, err := OpenStore(ctx, log, f.DatabaseURL, f.Migrate)

@@ -1,0 +1,376 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/term"
+
+	"github.com/sitewatch/sitewatch/config"
+	"github.com/sitewatch/sitewatch/dashboard"
+	"github.com/sitewatch/sitewatch/kafkaconn"
+)
+
+// Live table modes selectable with -table.
+const (
+	TableAuto = "auto"
+	TableOn   = "on"
+	TableOff  = "off"
+)
+
+// Files and directories inside the all-in-one data directory.
+const (
+	DefaultDataDir = "sitewatch-data"
+	dataKafka      = "kafka"
+	dataSQLite     = "sitewatch.db"
+	dataLog        = "sitewatch.log"
+	dataLock       = "sitewatch.lock"
+)
+
+// LocalPartitions is the partition count of the topics the all-in-one
+// command creates in its embedded Kafka unless -topic-partitions is given:
+// one process consumes them all, so more partitions only cost memory.
+const LocalPartitions = 3
+
+// LocalFlags are the all-in-one command's own flags.
+type LocalFlags struct {
+	DataDir string
+	Table   string
+	Refresh time.Duration
+}
+
+// RegisterLocal declares -data-dir, -table and -table-refresh.
+func RegisterLocal(fs *flag.FlagSet) *LocalFlags {
+	f := &LocalFlags{}
+	fs.StringVar(&f.DataDir, "data-dir", envOr("SITEWATCH_DATA_DIR", "./"+DefaultDataDir),
+		"directory for the embedded Kafka, the embedded SQLite database and the log file; running again on it continues the history (env SITEWATCH_DATA_DIR)")
+	fs.StringVar(&f.Table, "table", TableAuto,
+		"live status table on standard output: auto (when it is a terminal), on, off (log lines only)")
+	fs.DurationVar(&f.Refresh, "table-refresh", dashboard.DefaultRefresh, "how often the live table is redrawn")
+	return f
+}
+
+// AllInOne is the sitewatch command: the emitter, the processor and the
+// sinks in one process, the same code as the separate commands, with an
+// embedded Kafka when no -brokers is given and an embedded SQLite store
+// when no -database-url is given, both under the data directory.
+type AllInOne struct {
+	// Flags is the parsed flag set, to tell given flags from defaults.
+	Flags     *flag.FlagSet
+	Common    *CommonFlags
+	Kafka     *kafkaconn.Options
+	Emitter   *EmitterFlags
+	Processor *ProcessorFlags
+	Local     *LocalFlags
+	// Stdout receives the live table; Stderr the logs (unless the table
+	// is on, which sends them to the log file in the data directory).
+	Stdout, Stderr io.Writer
+}
+
+// Run runs everything until ctx ends or a part fails. Mistakes in flags or
+// the sites file are UsageErrors, found before anything starts.
+func (a *AllInOne) Run(ctx context.Context) error {
+	table, err := a.tableMode()
+	if err != nil {
+		return err
+	}
+	sites, err := LoadSites(a.Emitter.Sites)
+	if err != nil {
+		return err
+	}
+	if a.Processor.WindowSize <= 0 {
+		return Usagef("-window-size: must be positive")
+	}
+
+	embeddedKafka := len(a.Kafka.Brokers) == 0
+	embeddedStore := a.Processor.DatabaseURL == ""
+	var dir *DataDir
+	if embeddedKafka || embeddedStore || table {
+		if dir, err = OpenDataDir(a.Local.DataDir); err != nil {
+			return err
+		}
+		defer dir.Close()
+	}
+	if embeddedStore {
+		a.Processor.DatabaseURL = dir.SQLiteURL()
+	}
+	if embeddedKafka && !a.given("topic-partitions") {
+		a.Kafka.Partitions = LocalPartitions
+	}
+
+	logTo := a.Stderr
+	if table {
+		f, err := os.OpenFile(dir.LogPath(), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
+		if err != nil {
+			return fmt.Errorf("open log file: %w", err)
+		}
+		defer f.Close()
+		logTo = f
+	}
+
+	board := dashboard.NewBoard(boardSites(sites.Sites), a.Processor.WindowSize)
+	err = Main(ctx, a.Common, logTo, func(ctx context.Context, env Env) error {
+		return a.run(ctx, env, dir, embeddedKafka, table, board)
+	})
+	if table && err == nil {
+		fmt.Fprintf(a.Stdout, "sitewatch stopped; the history is kept in %s (logs in %s)\n", dir.Path, dir.LogPath())
+	}
+	return err
+}
+
+// run starts the embedded Kafka if needed, then the emitter, the processor
+// and the live table, and stops them in that order: the emitter first (no
+// new checks; checks in flight finish and are flushed to Kafka), then the
+// processor (whatever it has consumed is written), then Kafka, which saves
+// its topics and offsets on close.
+func (a *AllInOne) run(ctx context.Context, env Env, dir *DataDir, embeddedKafka, table bool, board *dashboard.Board) error {
+	log := env.Logger
+	if embeddedKafka {
+		cluster, err := StartEmbeddedKafka(dir.KafkaDir(), log)
+		if err != nil {
+			return err
+		}
+		defer func() {
+			cluster.Close()
+			log.Info("embedded kafka stopped", "dir", dir.KafkaDir())
+		}()
+		a.Kafka.Brokers = cluster.ListenAddrs()
+	}
+	store := "postgresql"
+	if strings.HasPrefix(a.Processor.DatabaseURL, sqlitePrefix) {
+		store = a.Processor.DatabaseURL
+	}
+	log.Info("sitewatch starting", "brokers", a.Kafka.Brokers, "embedded_kafka", embeddedKafka, "store", store,
+		"window_size", a.Processor.WindowSize)
+
+	saramaCfg, err := a.Kafka.Sarama()
+	if err != nil {
+		return &UsageError{err}
+	}
+	// Topics first, so that the three parts below find them all.
+	topics := a.Kafka.Topics()
+	if err := a.Kafka.EnsureTopics(ctx, saramaCfg, log, topics.All()...); err != nil {
+		return err
+	}
+
+	// emitCtx ends the emitter (at a signal, or when another part fails);
+	// the processor outlives it until the emitter has drained.
+	emitCtx, stopEmitter := context.WithCancel(ctx)
+	defer stopEmitter()
+	procCtx, stopProcessor := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopProcessor()
+
+	var g errgroup.Group
+	g.Go(func() error {
+		defer stopProcessor()
+		err := RunEmitter(emitCtx, env, a.Kafka, a.Emitter)
+		if err != nil {
+			err = fmt.Errorf("emitter: %w", err)
+		}
+		return err
+	})
+	g.Go(func() error {
+		defer stopEmitter()
+		err := RunProcessor(procCtx, env, a.Kafka, a.Processor)
+		if err != nil {
+			err = fmt.Errorf("processor: %w", err)
+		}
+		return err
+	})
+	g.Go(func() error {
+		cfg := dashboard.Config{
+			Brokers: a.Kafka.Brokers, Sarama: saramaCfg,
+			Topics: []string{string(topics.Succeeded), string(topics.Failed)},
+			Board:  board, Out: a.Stdout, Terminal: table, Refresh: a.Local.Refresh,
+			Logger: log,
+		}
+		if table {
+			cfg.Title = fmt.Sprintf("sitewatch · logs: %s · data: %s · Ctrl-C to stop", dir.LogPath(), dir.Path)
+			if fd, ok := terminalFD(a.Stdout); ok {
+				cfg.Size = func() (int, int) {
+					w, h, err := term.GetSize(fd)
+					if err != nil {
+						return 0, 0
+					}
+					return w, h
+				}
+				cfg.Color = os.Getenv("NO_COLOR") == ""
+			}
+		}
+		// The table is a convenience: its failure is logged, never fatal.
+		if err := dashboard.Run(emitCtx, cfg); err != nil {
+			log.Error("live table failed", "err", err)
+		}
+		return nil
+	})
+	return g.Wait()
+}
+
+// tableMode validates -table and says whether the live table is on.
+func (a *AllInOne) tableMode() (bool, error) {
+	switch a.Local.Table {
+	case TableOn:
+		return true, nil
+	case TableOff:
+		return false, nil
+	case TableAuto, "":
+		_, ok := terminalFD(a.Stdout)
+		return ok, nil
+	}
+	return false, Usagef("-table: %q is not auto, on or off", a.Local.Table)
+}
+
+// given reports whether the flag was set on the command line.
+func (a *AllInOne) given(name string) bool {
+	found := false
+	if a.Flags != nil {
+		a.Flags.Visit(func(f *flag.Flag) { found = found || f.Name == name })
+	}
+	return found
+}
+
+// terminalFD returns w's file descriptor when w is a terminal.
+func terminalFD(w io.Writer) (int, bool) {
+	f, ok := w.(*os.File)
+	if !ok {
+		return 0, false
+	}
+	fd := int(f.Fd())
+	return fd, term.IsTerminal(fd)
+}
+
+func boardSites(sites []config.Site) []dashboard.Site {
+	out := make([]dashboard.Site, 0, len(sites))
+	for _, s := range sites {
+		out = append(out, dashboard.Site{URL: s.URL, Name: s.Name})
+	}
+	return out
+}
+
+// StartEmbeddedKafka starts a one-broker in-process Kafka on a free
+// loopback port that keeps its topics, records and committed offsets under
+// dir, and reloads them when started again on the same dir.
+func StartEmbeddedKafka(dir string, logger *slog.Logger) (*kfake.Cluster, error) {
+	c, err := kfake.NewCluster(
+		kfake.NumBrokers(1),
+		kfake.DataDir(dir),
+		kfake.DefaultNumPartitions(LocalPartitions),
+		kfake.WithLogger(kfakeLogger{logger.With("component", "kafka")}),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("start embedded kafka in %s: %w", dir, err)
+	}
+	logger.Info("embedded kafka started", "addr", c.ListenAddrs(), "dir", dir)
+	return c, nil
+}
+
+// kfakeLogger routes the embedded Kafka's logs into slog. Its info level
+// narrates every request, so it goes to debug and its debug level nowhere.
+type kfakeLogger struct{ l *slog.Logger }
+
+func (k kfakeLogger) Logf(level kfake.LogLevel, format string, args ...any) {
+	var lv slog.Level
+	switch level {
+	case kfake.LogLevelError:
+		lv = slog.LevelError
+	case kfake.LogLevelWarn:
+		lv = slog.LevelWarn
+	case kfake.LogLevelInfo:
+		lv = slog.LevelDebug
+	default:
+		return
+	}
+	if k.l.Enabled(context.Background(), lv) {
+		k.l.Log(context.Background(), lv, fmt.Sprintf(format, args...))
+	}
+}
+
+// DataDir is the all-in-one data directory, held by one process at a time
+// through a lock file.
+type DataDir struct {
+	// Path is the directory as given.
+	Path string
+	lock *os.File
+}
+
+// ErrDataDirInUse is returned by OpenDataDir when another process holds
+// the directory.
+var ErrDataDirInUse = errors.New("in use by another sitewatch")
+
+// OpenDataDir creates the directory if needed and locks it. A directory
+// that cannot be created or written, or that another process holds, is an
+// error naming -data-dir and what to do.
+func OpenDataDir(path string) (*DataDir, error) {
+	if path == "" {
+		return nil, Usagef("-data-dir: empty (or unset SITEWATCH_DATA_DIR)")
+	}
+	if err := os.MkdirAll(path, 0o755); err != nil {
+		return nil, fmt.Errorf("-data-dir %s: cannot create it: %w", path, unwrapPath(err))
+	}
+	lockPath := filepath.Join(path, dataLock)
+	f, err := os.OpenFile(lockPath, os.O_RDWR|os.O_CREATE, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("-data-dir %s: not writable: %w", path, unwrapPath(err))
+	}
+	if err := lockFile(f); err != nil {
+		owner, _ := io.ReadAll(io.LimitReader(f, 32))
+		f.Close()
+		if errors.Is(err, ErrDataDirInUse) {
+			pid := strings.TrimSpace(string(owner))
+			if pid == "" {
+				pid = "unknown"
+			}
+			return nil, fmt.Errorf("-data-dir %s: %w (pid %s); stop it or pass another -data-dir", path, ErrDataDirInUse, pid)
+		}
+		return nil, fmt.Errorf("-data-dir %s: lock %s: %w", path, lockPath, err)
+	}
+	// The pid is only for the message above; the lock is what counts.
+	if err := f.Truncate(0); err == nil {
+		_, _ = f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+	}
+	return &DataDir{Path: path, lock: f}, nil
+}
+
+// unwrapPath drops the *PathError's operation and path when the message
+// already names the directory.
+func unwrapPath(err error) error {
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		return pe.Err
+	}
+	return err
+}
+
+// KafkaDir is where the embedded Kafka keeps its state.
+func (d *DataDir) KafkaDir() string { return filepath.Join(d.Path, dataKafka) }
+
+// SQLiteURL is the -database-url of the embedded store.
+func (d *DataDir) SQLiteURL() string { return sqlitePrefix + filepath.Join(d.Path, dataSQLite) }
+
+// LogPath is the log file used while the live table is on.
+func (d *DataDir) LogPath() string { return filepath.Join(d.Path, dataLog) }
+
+// Close releases the directory for the next process.
+func (d *DataDir) Close() error {
+	if d.lock == nil {
+		return nil
+	}
+	_ = d.lock.Truncate(0)
+	err := d.lock.Close() // closing the descriptor releases the lock
+	d.lock = nil
+	if err != nil {
+		return fmt.Errorf("release -data-dir %s: %w", d.Path, err)
+	}
+	return nil
+}
