@@ -1,0 +1,106 @@
+package urlchecker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/lovoo/goka"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sitewatch/sitewatch/codecs"
+	"github.com/sitewatch/sitewatch/kafkaconn"
+)
+
+// RequestEmitterConfig configures a RequestEmitter.
+type RequestEmitterConfig struct {
+	Brokers []string
+	// Sarama is the connection configuration; required unless
+	// EmitterOptions supply the producer (goka's tester).
+	Sarama *sarama.Config
+	// Topic defaults to the contract's status_request_created.
+	Topic goka.Stream
+	// Buffer is the most requests waiting for Kafka; beyond it the oldest
+	// is dropped and counted. DefaultBuffer when zero.
+	Buffer int
+	// DrainTimeout bounds the flush at shutdown; 10 s when zero.
+	DrainTimeout time.Duration
+	// Logger defaults to discarding logs.
+	Logger *slog.Logger
+	// Registerer receives the metrics; nil registers nowhere.
+	Registerer prometheus.Registerer
+	// EmitterOptions are appended to the ones built from Sarama.
+	EmitterOptions []goka.EmitterOption
+}
+
+// RequestEmitter puts check requests on the requests topic, keyed by URL
+// and partitioned with goka's hasher, as the url_checker group table
+// requires. Its Emit method is the scheduler's EmitFunc: it never blocks,
+// buffers within Buffer while Kafka is away, retries, and counts what it
+// drops.
+type RequestEmitter struct {
+	cfg     RequestEmitterConfig
+	box     *outbox
+	running atomic.Bool
+}
+
+// NewRequestEmitter checks the configuration; Run connects.
+func NewRequestEmitter(cfg RequestEmitterConfig) (*RequestEmitter, error) {
+	if cfg.Sarama == nil && len(cfg.EmitterOptions) == 0 {
+		return nil, errors.New("urlchecker: RequestEmitterConfig.Sarama is required")
+	}
+	if cfg.Topic == "" {
+		cfg.Topic = kafkaconn.TopicRequests
+	}
+	if cfg.Buffer <= 0 {
+		cfg.Buffer = DefaultBuffer
+	}
+	if cfg.DrainTimeout <= 0 {
+		cfg.DrainTimeout = 10 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	m := newOutboxMetrics("requests")
+	if cfg.Registerer != nil {
+		for _, c := range m.collectors() {
+			if err := cfg.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("register request emitter metrics: %w", err)
+			}
+		}
+	}
+	e := &RequestEmitter{cfg: cfg}
+	log := cfg.Logger.With("component", "request_emitter")
+	e.box = newOutbox("requests", log, cfg.Buffer, 1000, m, func() (map[goka.Stream]*goka.Emitter, error) {
+		return openEmitters(cfg.Brokers, cfg.Sarama, log, cfg.EmitterOptions, emitterSpec{cfg.Topic, codecs.RequestCodec{}})
+	})
+	return e, nil
+}
+
+// Emit queues one request. It returns an error only after Run ended (the
+// request is then counted as dropped).
+func (e *RequestEmitter) Emit(_ context.Context, req *codecs.Request) error {
+	return e.box.push(&item{topic: e.cfg.Topic, key: req.URL, value: req, done: func(error) {}})
+}
+
+// Run sends requests until ctx ends, then flushes what is buffered within
+// DrainTimeout; what could not be sent by then is dropped and counted.
+// Requests emitted before Run starts wait in the buffer.
+func (e *RequestEmitter) Run(ctx context.Context) error {
+	if !e.running.CompareAndSwap(false, true) {
+		return errors.New("urlchecker: RequestEmitter.Run called twice")
+	}
+	go e.box.loop()
+	<-ctx.Done()
+	drainCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), e.cfg.DrainTimeout)
+	defer cancel()
+	if err := e.box.close(drainCtx); err != nil {
+		return fmt.Errorf("request emitter: %w", err)
+	}
+	return nil
+}

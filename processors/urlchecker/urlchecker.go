@@ -1,0 +1,579 @@
+package urlchecker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"regexp"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/IBM/sarama"
+	"github.com/lovoo/goka"
+	"github.com/lovoo/goka/codec"
+	"github.com/lovoo/goka/storage"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sitewatch/sitewatch/checker"
+	"github.com/sitewatch/sitewatch/codecs"
+	"github.com/sitewatch/sitewatch/kafkaconn"
+)
+
+// DefaultGroup is the consumer group (and goka table prefix) of the
+// processor.
+const DefaultGroup goka.Group = "url_checker"
+
+// Defaults of Config.
+const (
+	DefaultConcurrency  = 256
+	DefaultBuffer       = 10000
+	DefaultDrainTimeout = 60 * time.Second
+)
+
+// checkGrace is how long past a request's own timeout a check may run
+// before its context ends, so that a checker that fails to honour its
+// timeout cannot hold a concurrency slot forever.
+const checkGrace = 5 * time.Second
+
+// Checker runs one HTTP check; *checker.Checker is the implementation.
+type Checker interface {
+	Check(ctx context.Context, t checker.Target) codecs.Result
+}
+
+var _ Checker = (*checker.Checker)(nil)
+
+// Config configures a Processor.
+type Config struct {
+	Brokers []string
+	// Sarama is the connection configuration (TLS, SASL, versions); each
+	// component gets its own copy. Required unless ProcessorOptions and
+	// EmitterOptions replace every builder (goka's tester).
+	Sarama *sarama.Config
+	// TopicManager configures the group table's topic (replication); goka's
+	// defaults when nil.
+	TopicManager *goka.TopicManagerConfig
+	// Topics: Requests, Succeeded, Failed and DeadLetters are used; empty
+	// names default to the contract's.
+	Topics kafkaconn.Topics
+	// Group defaults to DefaultGroup.
+	Group goka.Group
+	// Concurrency is the most checks running at once; DefaultConcurrency
+	// when zero. When all are busy the partitions wait (back-pressure).
+	Concurrency int
+	// Buffer is the most results waiting for Kafka; beyond it the oldest
+	// is dropped and counted. DefaultBuffer when zero.
+	Buffer int
+	// DrainTimeout bounds the shutdown: in-flight checks are cancelled and
+	// unsent results dropped (and counted) after it. DefaultDrainTimeout
+	// when zero.
+	DrainTimeout time.Duration
+	// InstanceID is written into each result's checker field; host name
+	// and process id when empty.
+	InstanceID string
+	// Checker runs the checks. Required.
+	Checker Checker
+	// Now defaults to time.Now; it decides whether a request is stale.
+	Now func() time.Time
+	// Logger defaults to discarding logs.
+	Logger *slog.Logger
+	// Registerer receives the metrics; nil registers nowhere.
+	Registerer prometheus.Registerer
+	// Storage holds the group table locally; in memory when nil (it has
+	// one small row per URL and is rebuilt from Kafka at start).
+	Storage storage.Builder
+	// ProcessorOptions and EmitterOptions are appended to the ones built
+	// from the fields above (tests plug goka's tester in here).
+	ProcessorOptions []goka.ProcessorOption
+	EmitterOptions   []goka.EmitterOption
+}
+
+// Processor is the url_checker group. Create it with New and run it with
+// Run.
+type Processor struct {
+	cfg      Config
+	log      *slog.Logger
+	m        metrics
+	sem      chan struct{}
+	results  *outbox
+	regexps  regexpCache
+	checks   sync.WaitGroup
+	running  atomic.Bool
+	ready    chan struct{}
+	readyOne sync.Once
+	baseMu   sync.Mutex
+	checkCtx context.Context // parent of every check; outlives Run's ctx
+}
+
+type metrics struct {
+	checks     *prometheus.CounterVec
+	duration   *prometheus.HistogramVec
+	inFlight   prometheus.Gauge
+	startDelay prometheus.Histogram
+	stale      prometheus.Counter
+	duplicate  prometheus.Counter
+	invalid    prometheus.Counter
+	abandoned  prometheus.Counter
+	restarts   prometheus.Counter
+	outbox     outboxMetrics
+}
+
+func newMetrics(reg prometheus.Registerer) (metrics, error) {
+	m := metrics{
+		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "sitewatch_checks_total",
+			Help: "Checks run, by outcome (up, down) and error kind (empty when up).",
+		}, []string{"outcome", "error_kind"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "sitewatch_check_duration_seconds",
+			Help:    "Wall time of a check, by outcome.",
+			Buckets: []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60},
+		}, []string{"outcome"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sitewatch_checks_in_flight",
+			Help: "Checks running now.",
+		}),
+		startDelay: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "sitewatch_check_start_delay_seconds",
+			Help:    "How late a check started, measured from the start of its slot (scheduled_at).",
+			Buckets: []float64{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30},
+		}),
+		stale: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sitewatch_requests_stale_total",
+			Help: "Check requests received (or due to start) after their site's next slot had begun; skipped, never checked late.",
+		}),
+		duplicate: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sitewatch_requests_duplicate_total",
+			Help: "Check requests for a slot already accepted for the URL (another emitter instance scheduled it); skipped.",
+		}),
+		invalid: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sitewatch_requests_invalid_total",
+			Help: "Check requests that could not be decoded or used; sent to the dead-letter topic.",
+		}),
+		abandoned: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sitewatch_checks_abandoned_total",
+			Help: "Accepted requests not checked, or checks whose result was discarded, because the emitter was shutting down.",
+		}),
+		restarts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sitewatch_url_checker_restarts_total",
+			Help: "Times the url_checker consumer stopped with an error and was restarted.",
+		}),
+		outbox: newOutboxMetrics("results"),
+	}
+	if reg != nil {
+		cs := []prometheus.Collector{m.checks, m.duration, m.inFlight, m.startDelay, m.stale, m.duplicate, m.invalid, m.abandoned, m.restarts}
+		for _, c := range append(cs, m.outbox.collectors()...) {
+			if err := reg.Register(c); err != nil {
+				return m, fmt.Errorf("register url_checker metrics: %w", err)
+			}
+		}
+	}
+	return m, nil
+}
+
+// New checks the configuration and returns a Processor. It connects to
+// nothing; Run does.
+func New(cfg Config) (*Processor, error) {
+	if cfg.Checker == nil {
+		return nil, errors.New("urlchecker: Config.Checker is required")
+	}
+	if cfg.Sarama == nil && len(cfg.ProcessorOptions) == 0 {
+		return nil, errors.New("urlchecker: Config.Sarama is required")
+	}
+	if cfg.Concurrency < 0 || cfg.Buffer < 0 {
+		return nil, errors.New("urlchecker: Concurrency and Buffer must not be negative")
+	}
+	cfg.Topics = withDefaultTopics(cfg.Topics)
+	if cfg.Group == "" {
+		cfg.Group = DefaultGroup
+	}
+	if cfg.Concurrency == 0 {
+		cfg.Concurrency = DefaultConcurrency
+	}
+	if cfg.Buffer == 0 {
+		cfg.Buffer = DefaultBuffer
+	}
+	if cfg.DrainTimeout <= 0 {
+		cfg.DrainTimeout = DefaultDrainTimeout
+	}
+	if cfg.InstanceID == "" {
+		cfg.InstanceID = DefaultInstanceID()
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	if cfg.Storage == nil {
+		cfg.Storage = storage.MemoryBuilder()
+	}
+	m, err := newMetrics(cfg.Registerer)
+	if err != nil {
+		return nil, err
+	}
+	p := &Processor{
+		cfg:   cfg,
+		log:   cfg.Logger.With("component", "url_checker"),
+		m:     m,
+		sem:   make(chan struct{}, cfg.Concurrency),
+		ready: make(chan struct{}),
+	}
+	p.regexps.limit = 10000
+	p.results = newOutbox("results", p.log, cfg.Buffer, 1000, m.outbox, p.openResultEmitters)
+	return p, nil
+}
+
+// DefaultInstanceID names this process: host name and process id.
+func DefaultInstanceID() string {
+	host, err := os.Hostname()
+	if err != nil || host == "" {
+		host = "unknown"
+	}
+	return fmt.Sprintf("%s-%d", host, os.Getpid())
+}
+
+func withDefaultTopics(t kafkaconn.Topics) kafkaconn.Topics {
+	def := func(s *goka.Stream, name string) {
+		if *s == "" {
+			*s = goka.Stream(name)
+		}
+	}
+	def(&t.Requests, kafkaconn.TopicRequests)
+	def(&t.Succeeded, kafkaconn.TopicSucceeded)
+	def(&t.Failed, kafkaconn.TopicFailed)
+	def(&t.Windows, kafkaconn.TopicWindows)
+	def(&t.DeadLetters, kafkaconn.TopicDeadLetters)
+	return t
+}
+
+// saramaCopy returns a private copy of the sarama configuration, with the
+// rebalance strategy goka needs for a group with a table.
+func saramaCopy(cfg *sarama.Config) *sarama.Config {
+	c := *cfg
+	c.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{goka.CopartitioningStrategy}
+	return &c
+}
+
+// Graph is the goka group graph: requests in, dead letters out, and the
+// group table of the newest accepted slot per URL. Input is read as raw
+// bytes so that a malformed message reaches the callback (and the
+// dead-letter topic) instead of stopping the processor.
+func (p *Processor) Graph() *goka.GroupGraph {
+	return goka.DefineGroup(p.cfg.Group,
+		goka.Input(p.cfg.Topics.Requests, new(codec.Bytes), p.handle),
+		goka.Output(p.cfg.Topics.DeadLetters, codecs.DeadLetterCodec{}),
+		goka.Persist(slotCodec{}),
+	)
+}
+
+func (p *Processor) processorOptions() []goka.ProcessorOption {
+	opts := []goka.ProcessorOption{
+		goka.WithStorageBuilder(p.cfg.Storage),
+		goka.WithLogger(kafkaconn.GokaLogger(p.log)),
+		goka.WithClientID(string(p.cfg.Group) + "-" + p.cfg.InstanceID),
+		// A tombstone is not a request either: dead-letter it, do not
+		// drop it silently.
+		goka.WithNilHandling(goka.NilProcess),
+	}
+	if p.cfg.Sarama != nil {
+		tm := p.cfg.TopicManager
+		if tm == nil {
+			tm = goka.NewTopicManagerConfig()
+		}
+		opts = append(opts,
+			goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(saramaCopy(p.cfg.Sarama))),
+			goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(saramaCopy(p.cfg.Sarama))),
+			goka.WithProducerBuilder(goka.ProducerBuilderWithConfig(saramaCopy(p.cfg.Sarama))),
+			goka.WithTopicManagerBuilder(goka.TopicManagerBuilderWithConfig(saramaCopy(p.cfg.Sarama), tm)),
+		)
+	}
+	return append(opts, p.cfg.ProcessorOptions...)
+}
+
+func (p *Processor) openResultEmitters() (map[goka.Stream]*goka.Emitter, error) {
+	return openEmitters(p.cfg.Brokers, p.cfg.Sarama, p.log, p.cfg.EmitterOptions,
+		emitterSpec{p.cfg.Topics.Succeeded, codecs.ResultCodec{}},
+		emitterSpec{p.cfg.Topics.Failed, codecs.ResultCodec{}})
+}
+
+type emitterSpec struct {
+	topic goka.Stream
+	codec goka.Codec
+}
+
+// openEmitters creates one goka emitter per topic, all partitioning by
+// goka's default hasher, as goka processors downstream expect.
+func openEmitters(brokers []string, cfg *sarama.Config, log *slog.Logger, extra []goka.EmitterOption, specs ...emitterSpec) (map[goka.Stream]*goka.Emitter, error) {
+	ems := map[goka.Stream]*goka.Emitter{}
+	for _, s := range specs {
+		opts := []goka.EmitterOption{goka.WithEmitterLogger(kafkaconn.GokaLogger(log))}
+		if cfg != nil {
+			opts = append(opts, goka.WithEmitterProducerBuilder(goka.ProducerBuilderWithConfig(saramaCopy(cfg))))
+		}
+		em, err := goka.NewEmitter(brokers, s.topic, s.codec, append(opts, extra...)...)
+		if err != nil {
+			for _, e := range ems {
+				_ = e.Finish() // nothing was sent through them
+			}
+			return nil, fmt.Errorf("producer for %s: %w", s.topic, err)
+		}
+		ems[s.topic] = em
+	}
+	return ems, nil
+}
+
+// Run consumes requests and checks sites until ctx ends. Then it stops
+// taking requests, lets running checks finish or time out, hands their
+// results to Kafka and flushes the producer, all within DrainTimeout. A
+// consumer that fails (brokers away, rebalance errors) is restarted with
+// backoff and logged; Run returns an error only for a failed drain.
+func (p *Processor) Run(ctx context.Context) error {
+	if !p.running.CompareAndSwap(false, true) {
+		return errors.New("urlchecker: Run called twice")
+	}
+	checkCtx, stopChecks := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopChecks()
+	p.baseMu.Lock()
+	p.checkCtx = checkCtx
+	p.baseMu.Unlock()
+	go p.results.loop()
+
+	p.log.Info("url_checker started", "group", p.cfg.Group, "instance", p.cfg.InstanceID, "concurrency", p.cfg.Concurrency)
+	p.consume(ctx)
+
+	p.log.Info("url_checker draining", "in_flight", len(p.sem))
+	drainCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.DrainTimeout)
+	defer cancel()
+	checksDone := make(chan struct{})
+	go func() {
+		p.checks.Wait()
+		close(checksDone)
+	}()
+	select {
+	case <-checksDone:
+	case <-drainCtx.Done():
+		p.log.Warn("checks still running at the end of the drain; cancelling them", "in_flight", len(p.sem))
+		stopChecks()
+		<-checksDone
+	}
+	err := p.results.close(drainCtx)
+	if err != nil {
+		err = fmt.Errorf("url_checker drain: %w", err)
+	}
+	p.log.Info("url_checker stopped")
+	return err
+}
+
+// Ready is closed once the consumer has joined its group and recovered
+// its table for the first time, that is once requests are being checked.
+func (p *Processor) Ready() <-chan struct{} { return p.ready }
+
+// watchReady closes p.ready once proc is running. goka's WaitForReady
+// waits on the partitions assigned when it is called, which a rebalance
+// may stop for good, so it is asked again with a fresh assignment until it
+// answers.
+func (p *Processor) watchReady(ctx context.Context, proc *goka.Processor) {
+	for ctx.Err() == nil {
+		wctx, cancel := context.WithTimeout(ctx, time.Second)
+		err := proc.WaitForReadyContext(wctx)
+		cancel()
+		select {
+		case <-proc.Done():
+			return
+		default:
+		}
+		if err == nil {
+			p.readyOne.Do(func() { close(p.ready) })
+			return
+		}
+	}
+}
+
+// consume runs the goka processor, rebuilding it after a failure, until
+// ctx ends.
+func (p *Processor) consume(ctx context.Context) {
+	wait := 500 * time.Millisecond
+	for {
+		started := time.Now()
+		proc, err := goka.NewProcessor(p.cfg.Brokers, p.Graph(), p.processorOptions()...)
+		if err == nil {
+			go p.watchReady(ctx, proc)
+			err = proc.Run(ctx)
+		}
+		if ctx.Err() != nil {
+			if err != nil {
+				p.log.Debug("url_checker consumer stopped", "err", err)
+			}
+			return
+		}
+		if err == nil {
+			err = errors.New("consumer stopped unexpectedly")
+		}
+		p.m.restarts.Inc()
+		if time.Since(started) > time.Minute {
+			wait = 500 * time.Millisecond
+		}
+		p.log.Error("url_checker consumer failed; restarting", "in", wait, "err", err)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, 30*time.Second)
+	}
+}
+
+// handle is the goka callback for one message on the requests topic.
+func (p *Processor) handle(gctx goka.Context, msg any) {
+	data, _ := msg.([]byte)
+	req, re, err := p.decode(gctx.Key(), data)
+	if err != nil {
+		p.deadLetter(gctx, data, err)
+		return
+	}
+	if st, _ := gctx.Value().(*slotState); st != nil && !req.ScheduledAt.After(st.ScheduledAt) {
+		redelivery := st.ScheduledAt.Equal(req.ScheduledAt) && st.Partition == gctx.Partition() && st.Offset == gctx.Offset()
+		if !redelivery {
+			p.m.duplicate.Inc()
+			return
+		}
+	}
+	if !p.cfg.Now().Before(req.NextAt) {
+		p.m.stale.Inc()
+		return
+	}
+	gctx.SetValue(&slotState{ScheduledAt: req.ScheduledAt, Partition: gctx.Partition(), Offset: gctx.Offset()})
+
+	// Wait for a free check slot: while all are busy this partition waits,
+	// and Kafka holds the requests behind this one.
+	select {
+	case p.sem <- struct{}{}:
+	case <-gctx.Context().Done():
+		p.m.abandoned.Inc()
+		return
+	}
+	if !p.cfg.Now().Before(req.NextAt) {
+		<-p.sem
+		p.m.stale.Inc()
+		return
+	}
+	commit := gctx.DeferCommit()
+	p.m.inFlight.Inc()
+	p.checks.Add(1)
+	go p.check(req, re, commit)
+}
+
+// decode turns a message into a usable request, or says why it is not.
+func (p *Processor) decode(key string, data []byte) (*codecs.Request, *regexp.Regexp, error) {
+	if data == nil {
+		return nil, nil, errors.New("empty message (tombstone)")
+	}
+	req, err := codecs.DecodeRequest(data)
+	if err != nil {
+		return nil, nil, fmt.Errorf("decode request: %w", err)
+	}
+	if key != req.URL {
+		return nil, nil, fmt.Errorf("message key %q is not the request's url %q", key, req.URL)
+	}
+	if !req.NextAt.After(req.ScheduledAt) {
+		return nil, nil, fmt.Errorf("next_at %v is not after scheduled_at %v", req.NextAt, req.ScheduledAt)
+	}
+	var re *regexp.Regexp
+	if req.Regexp != nil {
+		if re, err = p.regexps.get(*req.Regexp); err != nil {
+			return nil, nil, fmt.Errorf("regexp: %w", err)
+		}
+	}
+	return req, re, nil
+}
+
+func (p *Processor) deadLetter(gctx goka.Context, data []byte, reason error) {
+	p.m.invalid.Inc()
+	p.log.Warn("invalid check request sent to dead letters", "partition", gctx.Partition(), "offset", gctx.Offset(), "key", gctx.Key(), "reason", reason)
+	gctx.Emit(p.cfg.Topics.DeadLetters, gctx.Key(), &codecs.DeadLetter{
+		Topic:     string(gctx.Topic()),
+		Partition: gctx.Partition(),
+		Offset:    gctx.Offset(),
+		Key:       []byte(gctx.Key()),
+		Value:     data,
+		Reason:    reason.Error(),
+		Consumer:  string(p.cfg.Group),
+		FailedAt:  p.cfg.Now().UTC(),
+	})
+}
+
+// check runs one check and hands its result to the outbox, whose
+// acknowledgement commits the request's offset.
+func (p *Processor) check(req *codecs.Request, re *regexp.Regexp, commit func(error)) {
+	defer p.checks.Done()
+	p.baseMu.Lock()
+	base := p.checkCtx
+	p.baseMu.Unlock()
+	ctx, cancel := context.WithTimeout(base, req.Timeout()+checkGrace)
+	started := p.cfg.Now()
+	p.m.startDelay.Observe(started.Sub(req.ScheduledAt).Seconds())
+	res := p.cfg.Checker.Check(ctx, checker.Target{
+		URL:          req.URL,
+		Method:       req.Method,
+		Headers:      req.Headers,
+		Timeout:      req.Timeout(),
+		Regexp:       re,
+		ExpectStatus: req.ExpectStatus,
+	})
+	took := p.cfg.Now().Sub(started)
+	cancelled := errors.Is(base.Err(), context.Canceled)
+	cancel()
+	<-p.sem
+	p.m.inFlight.Dec()
+	if cancelled {
+		// Cut short by the end of the drain: the site is not down.
+		p.m.abandoned.Inc()
+		commit(nil)
+		return
+	}
+	// The event id is the request id: every check of a slot gets the
+	// same id, so a check repeated after a crash is stored once.
+	res.EventID = req.RequestID
+	res.ScheduledAt = req.ScheduledAt
+	res.Checker = p.cfg.InstanceID
+	kind := ""
+	if res.ErrorKind != nil {
+		kind = *res.ErrorKind
+	}
+	p.m.checks.WithLabelValues(res.Outcome, kind).Inc()
+	p.m.duration.WithLabelValues(res.Outcome).Observe(took.Seconds())
+	topic := p.cfg.Topics.Failed
+	if res.Up() {
+		topic = p.cfg.Topics.Succeeded
+	}
+	_ = p.results.push(&item{topic: topic, key: req.URL, value: &res, done: commit}) // a refused push is counted and committed
+}
+
+// regexpCache compiles each regexp source once. It is bounded: when full
+// it starts over, which costs recompiles, never memory.
+type regexpCache struct {
+	mu    sync.Mutex
+	limit int
+	m     map[string]*regexp.Regexp
+}
+
+func (c *regexpCache) get(src string) (*regexp.Regexp, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if re, ok := c.m[src]; ok {
+		return re, nil
+	}
+	re, err := regexp.Compile(src)
+	if err != nil {
+		return nil, err
+	}
+	if c.m == nil || len(c.m) >= c.limit {
+		c.m = map[string]*regexp.Regexp{}
+	}
+	c.m[src] = re
+	return re, nil
+}

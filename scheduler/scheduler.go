@@ -1,0 +1,407 @@
+package scheduler
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sitewatch/sitewatch/codecs"
+	"github.com/sitewatch/sitewatch/config"
+)
+
+// EmitFunc hands one request to the transport (in the emitter: a Kafka
+// producer on status_request_created, keyed by req.URL). It is called from
+// the scheduler's single goroutine, so it should not block for long: a
+// buffering, retrying sender such as urlchecker.RequestEmitter returns at
+// once. A returned error is counted and logged; the slot is not retried,
+// since a late request would be stale.
+type EmitFunc func(ctx context.Context, req *codecs.Request) error
+
+// DefaultGrace is the default Options.Grace.
+const DefaultGrace = 2 * time.Second
+
+// Options configure a Scheduler.
+type Options struct {
+	// Emit receives every request. Required.
+	Emit EmitFunc
+	// Clock defaults to SystemClock().
+	Clock Clock
+	// Logger defaults to discarding logs.
+	Logger *slog.Logger
+	// Registerer receives the scheduler's metrics; nil registers nowhere.
+	Registerer prometheus.Registerer
+	// Grace is how far in the past a slot may have begun and still be
+	// requested when the scheduler starts or a site is added (at most a
+	// quarter of the site's interval). A small grace absorbs the moments a
+	// restart or reload takes; it is kept small on purpose, so that a cold
+	// start of thousands of sites does not request all their current slots
+	// at once. Zero means DefaultGrace; negative means none.
+	Grace time.Duration
+}
+
+// Scheduler requests one check per site and interval. Create it with New,
+// run it with Run, and swap its sites with Replace.
+type Scheduler struct {
+	emit    EmitFunc
+	clock   Clock
+	log     *slog.Logger
+	grace   int64
+	metrics metrics
+	running atomic.Bool
+
+	mu      sync.Mutex
+	pending []siteSpec // replacement waiting for Run, or nil
+	wake    chan struct{}
+
+	// Owned by the goroutine in Run (or by New before Run starts).
+	queue  entryHeap
+	byURL  map[string]*entry
+	errLog rateLog
+}
+
+type metrics struct {
+	lag        prometheus.Histogram
+	requested  prometheus.Counter
+	emitErrors prometheus.Counter
+	missed     prometheus.Counter
+	sites      prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer) (metrics, error) {
+	m := metrics{
+		lag: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "sitewatch_schedule_lag_seconds",
+			Help:    "How late the scheduler handed a request to the producer, measured from the start of its slot (scheduled_at).",
+			Buckets: []float64{0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5},
+		}),
+		requested: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sitewatch_schedule_requests_total",
+			Help: "Check requests the scheduler handed to the producer.",
+		}),
+		emitErrors: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sitewatch_schedule_emit_errors_total",
+			Help: "Check requests the producer refused; their slots go unchecked by this instance.",
+		}),
+		missed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sitewatch_schedule_missed_slots_total",
+			Help: "Slots that ended before the scheduler could request them (process suspended, clock jump).",
+		}),
+		sites: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sitewatch_schedule_sites",
+			Help: "Sites currently scheduled.",
+		}),
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.lag, m.requested, m.emitErrors, m.missed, m.sites} {
+			if err := reg.Register(c); err != nil {
+				return m, fmt.Errorf("register scheduler metrics: %w", err)
+			}
+		}
+	}
+	return m, nil
+}
+
+// New validates the sites and returns a scheduler for them. It does not
+// start anything; call Run.
+func New(sites []config.Site, opts Options) (*Scheduler, error) {
+	if opts.Emit == nil {
+		return nil, errors.New("scheduler: Options.Emit is required")
+	}
+	specs, err := buildSpecs(sites)
+	if err != nil {
+		return nil, err
+	}
+	s := &Scheduler{
+		emit:  opts.Emit,
+		clock: opts.Clock,
+		log:   opts.Logger,
+		grace: int64(opts.Grace),
+		wake:  make(chan struct{}, 1),
+		byURL: map[string]*entry{},
+	}
+	if s.clock == nil {
+		s.clock = SystemClock()
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	switch {
+	case opts.Grace == 0:
+		s.grace = int64(DefaultGrace)
+	case opts.Grace < 0:
+		s.grace = 0
+	}
+	if s.metrics, err = newMetrics(opts.Registerer); err != nil {
+		return nil, err
+	}
+	s.pending = specs
+	s.errLog = rateLog{every: 10 * time.Second}
+	return s, nil
+}
+
+// Replace swaps the set of sites (a reload of the sites file). Sites whose
+// URL and interval are unchanged keep their next slot, so a reload neither
+// skips nor repeats a check; changed or new sites start at their next slot.
+// An invalid set is refused and the current one kept. Safe to call from any
+// goroutine, before or while Run runs.
+func (s *Scheduler) Replace(sites []config.Site) error {
+	specs, err := buildSpecs(sites)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.pending = specs
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+	return nil
+}
+
+// Run requests checks until ctx ends, then returns nil: scheduling stops at
+// once, and requests already handed to Emit are the producer's to flush.
+func (s *Scheduler) Run(ctx context.Context) error {
+	if !s.running.CompareAndSwap(false, true) {
+		return errors.New("scheduler: Run called twice")
+	}
+	defer s.running.Store(false)
+	s.log.Info("scheduler started")
+	defer s.log.Info("scheduler stopped")
+	for {
+		s.applyPending(s.clock.Now())
+		s.fireDue(ctx, s.clock.Now())
+		if ctx.Err() != nil {
+			return nil
+		}
+		var (
+			timer  Timer
+			timerC <-chan time.Time
+		)
+		if len(s.queue) > 0 {
+			d := time.Duration(s.queue[0].next - s.clock.Now().UnixNano())
+			timer = s.clock.NewTimer(max(d, 0))
+			timerC = timer.C()
+		}
+		select {
+		case <-ctx.Done():
+		case <-s.wake:
+		case <-timerC:
+		}
+		if timer != nil {
+			timer.Stop()
+		}
+	}
+}
+
+// applyPending installs a replacement set of sites, if one is waiting.
+func (s *Scheduler) applyPending(now time.Time) {
+	s.mu.Lock()
+	specs := s.pending
+	s.pending = nil
+	s.mu.Unlock()
+	if specs == nil {
+		return
+	}
+	nowNS := now.UnixNano()
+	byURL := make(map[string]*entry, len(specs))
+	queue := make(entryHeap, 0, len(specs))
+	var added, kept int
+	for _, sp := range specs {
+		old := s.byURL[sp.url]
+		if old != nil && old.spec.interval == sp.interval {
+			old.spec = sp
+			byURL[sp.url] = old
+			queue = append(queue, old)
+			kept++
+			continue
+		}
+		e := &entry{spec: sp, last: math.MinInt64}
+		// A slot with most of its interval gone would arrive stale or
+		// nearly so: the grace is at most a quarter of the interval.
+		floor := nowNS - min(s.grace, sp.interval/4)
+		if old != nil {
+			// The interval changed: do not request a slot that starts
+			// before the one this site was last requested for.
+			e.last = old.last
+			if old.last != math.MinInt64 && old.last >= floor {
+				floor = old.last + 1
+			}
+		}
+		start := slotStart(sp.interval, sp.phase, time.Unix(0, floor)).UnixNano()
+		if start < floor {
+			start += sp.interval
+		}
+		e.next = start
+		byURL[sp.url] = e
+		queue = append(queue, e)
+		added++
+	}
+	for i, e := range queue {
+		e.index = i
+	}
+	heap.Init(&queue)
+	removed := len(s.byURL) - kept
+	s.byURL, s.queue = byURL, queue
+	s.metrics.sites.Set(float64(len(queue)))
+	s.log.Info("sites scheduled", "sites", len(queue), "kept", kept, "added_or_changed", added, "removed", removed)
+}
+
+// fireDue requests every slot that has begun by now.
+func (s *Scheduler) fireDue(ctx context.Context, now time.Time) {
+	nowNS := now.UnixNano()
+	for len(s.queue) > 0 && s.queue[0].next <= nowNS && ctx.Err() == nil {
+		e := s.queue[0]
+		slot := e.next
+		if nowNS >= slot+e.spec.interval {
+			// The whole slot passed unrequested; its request would be
+			// stale on arrival. Request the current slot instead.
+			cur := slotStart(e.spec.interval, e.spec.phase, now).UnixNano()
+			s.metrics.missed.Add(float64((cur - slot) / e.spec.interval))
+			slot = cur
+		}
+		s.request(ctx, e, slot, now)
+		e.last = slot
+		e.next = slot + e.spec.interval
+		heap.Fix(&s.queue, 0)
+	}
+}
+
+func (s *Scheduler) request(ctx context.Context, e *entry, slot int64, now time.Time) {
+	req := e.spec.template
+	req.ScheduledAt = time.Unix(0, slot).UTC()
+	req.NextAt = time.Unix(0, slot+e.spec.interval).UTC()
+	req.RequestID = RequestID(req.URL, req.ScheduledAt)
+	s.metrics.lag.Observe(now.Sub(req.ScheduledAt).Seconds())
+	if err := s.emit(ctx, &req); err != nil {
+		s.metrics.emitErrors.Inc()
+		if n, ok := s.errLog.allow(now); ok {
+			s.log.Warn("check request not handed to the producer", "url", req.URL, "scheduled_at", req.ScheduledAt, "err", err, "errors_since_last_log", n)
+		}
+		return
+	}
+	s.metrics.requested.Inc()
+}
+
+// siteSpec is what the scheduler keeps of a site: its slot arithmetic and
+// the request to send, minus the per-slot fields.
+type siteSpec struct {
+	url      string
+	interval int64
+	phase    int64
+	template codecs.Request
+}
+
+func buildSpecs(sites []config.Site) ([]siteSpec, error) {
+	specs := make([]siteSpec, 0, len(sites))
+	seen := make(map[string]bool, len(sites))
+	for _, site := range sites {
+		if err := validSite(site); err != nil {
+			return nil, fmt.Errorf("scheduler: site %q (line %d): %w", site.URL, site.Line, err)
+		}
+		if seen[site.URL] {
+			return nil, fmt.Errorf("scheduler: site %q (line %d): duplicate url", site.URL, site.Line)
+		}
+		seen[site.URL] = true
+		method := site.Method
+		if method == "" {
+			method = "GET"
+		}
+		var re *string
+		if site.Regexp != nil {
+			src := site.Regexp.String()
+			re = &src
+		}
+		specs = append(specs, siteSpec{
+			url:      site.URL,
+			interval: int64(site.Interval),
+			phase:    int64(Phase(site.URL, site.Interval)),
+			template: codecs.Request{
+				V:            codecs.Version,
+				URL:          site.URL,
+				Method:       method,
+				Headers:      site.Headers,
+				TimeoutMS:    max(site.Timeout.Milliseconds(), 1),
+				Regexp:       re,
+				ExpectStatus: site.ExpectStatus,
+			},
+		})
+	}
+	return specs, nil
+}
+
+func validSite(site config.Site) error {
+	if site.URL == "" {
+		return errors.New("empty url")
+	}
+	if _, err := url.Parse(site.URL); err != nil {
+		return fmt.Errorf("url: %w", err)
+	}
+	if site.Interval < time.Millisecond {
+		return fmt.Errorf("interval %v: must be at least 1ms", site.Interval)
+	}
+	if site.Timeout <= 0 {
+		return fmt.Errorf("timeout %v: must be positive", site.Timeout)
+	}
+	return nil
+}
+
+// entry is one site in the heap.
+type entry struct {
+	spec  siteSpec
+	next  int64 // start of the next slot to request, ns since the epoch
+	last  int64 // start of the last slot requested, or math.MinInt64
+	index int
+}
+
+// entryHeap is a min-heap of entries by next slot.
+type entryHeap []*entry
+
+func (h entryHeap) Len() int           { return len(h) }
+func (h entryHeap) Less(i, j int) bool { return h[i].next < h[j].next }
+func (h entryHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index = i
+	h[j].index = j
+}
+func (h *entryHeap) Push(x any) {
+	e := x.(*entry)
+	e.index = len(*h)
+	*h = append(*h, e)
+}
+func (h *entryHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	return e
+}
+
+// rateLog lets one log line through per period and counts the ones held
+// back, so that a broker outage yields a few lines saying how many
+// requests failed rather than thousands.
+type rateLog struct {
+	every      time.Duration
+	last       time.Time
+	suppressed int
+}
+
+func (r *rateLog) allow(now time.Time) (suppressed int, ok bool) {
+	if !r.last.IsZero() && now.Sub(r.last) < r.every {
+		r.suppressed++
+		return 0, false
+	}
+	n := r.suppressed
+	r.last, r.suppressed = now, 0
+	return n, true
+}
