@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/IBM/sarama"
+	"github.com/lovoo/goka"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"golang.org/x/sync/errgroup"
 	"golang.org/x/term"
@@ -20,6 +22,7 @@ import (
 	"github.com/sitewatch/sitewatch/config"
 	"github.com/sitewatch/sitewatch/dashboard"
 	"github.com/sitewatch/sitewatch/kafkaconn"
+	"github.com/sitewatch/sitewatch/processors/windows"
 )
 
 // Live table modes selectable with -table.
@@ -171,17 +174,26 @@ func (a *AllInOne) run(ctx context.Context, env Env, dir *DataDir, embeddedKafka
 	procCtx, stopProcessor := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopProcessor()
 
+	// procAlive ends when the processor returns, so that nothing waits
+	// for a processor that is gone.
+	procAlive, procGone := context.WithCancel(procCtx)
+	defer procGone()
+
 	var g errgroup.Group
 	g.Go(func() error {
 		defer stopProcessor()
 		err := RunEmitter(emitCtx, env, a.Kafka, a.Emitter)
 		if err != nil {
-			err = fmt.Errorf("emitter: %w", err)
+			return fmt.Errorf("emitter: %w", err)
 		}
-		return err
+		// Every check made is on Kafka now; let the processor store it
+		// before it stops, so that the database is complete at exit.
+		a.waitProcessed(procAlive, saramaCfg, log)
+		return nil
 	})
 	g.Go(func() error {
 		defer stopEmitter()
+		defer procGone()
 		err := RunProcessor(procCtx, env, a.Kafka, a.Processor)
 		if err != nil {
 			err = fmt.Errorf("processor: %w", err)
@@ -373,4 +385,106 @@ func (d *DataDir) Close() error {
 		return fmt.Errorf("release -data-dir %s: %w", d.Path, err)
 	}
 	return nil
+}
+
+// Consumer groups of the processor's sinks, as RunProcessor names them
+// (before the topic prefix).
+const (
+	groupSinkResults = "sink_results"
+	groupSinkWindows = "sink_windows"
+)
+
+// CatchUpTimeout bounds how long the all-in-one command, at shutdown,
+// waits for the processor to store the results the emitter produced last.
+// What is left then is stored at the next start.
+const CatchUpTimeout = 15 * time.Second
+
+// waitProcessed waits, up to CatchUpTimeout, until the processor's groups
+// have committed everything on their input topics: first the windows group
+// and the results sink on the result topics, then the windows sink on the
+// windows topic (whose end is read after the windows group caught up, so
+// it includes the windows that the last results closed).
+func (a *AllInOne) waitProcessed(ctx context.Context, cfg *sarama.Config, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(ctx, CatchUpTimeout)
+	defer cancel()
+	parts, err := a.Processor.parts()
+	if err != nil {
+		return
+	}
+	client, err := sarama.NewClient(a.Kafka.Brokers, cfg)
+	if err != nil {
+		log.Warn("cannot wait for the processor to catch up", "err", err)
+		return
+	}
+	admin, err := sarama.NewClusterAdminFromClient(client)
+	if err != nil {
+		client.Close()
+		log.Warn("cannot wait for the processor to catch up", "err", err)
+		return
+	}
+	defer admin.Close() // closes client too
+
+	topics := a.Kafka.Topics()
+	results := []string{string(topics.Succeeded), string(topics.Failed)}
+	start := time.Now()
+	for _, step := range []struct {
+		on     bool
+		group  goka.Group
+		topics []string
+	}{
+		{parts[PartWindows], a.Kafka.Group(string(windows.DefaultGroup)), results},
+		{parts[PartSinkResults], a.Kafka.Group(groupSinkResults), results},
+		{parts[PartSinkWindows], a.Kafka.Group(groupSinkWindows), []string{string(topics.Windows)}},
+	} {
+		if !step.on {
+			continue
+		}
+		for {
+			done, err := caughtUp(client, admin, string(step.group), step.topics)
+			if done {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				log.Warn("processor did not catch up before stopping; the rest is stored at the next start",
+					"group", step.group, "waited", time.Since(start).Round(time.Millisecond), "err", err)
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}
+	log.Info("processor caught up", "waited", time.Since(start).Round(time.Millisecond))
+}
+
+// caughtUp reports whether group has committed the end of every partition
+// of topics.
+func caughtUp(client sarama.Client, admin sarama.ClusterAdmin, group string, topics []string) (bool, error) {
+	want := map[string][]int32{}
+	for _, t := range topics {
+		ps, err := client.Partitions(t)
+		if err != nil {
+			return false, fmt.Errorf("partitions of %s: %w", t, err)
+		}
+		want[t] = ps
+	}
+	committed, err := admin.ListConsumerGroupOffsets(group, want)
+	if err != nil {
+		return false, fmt.Errorf("offsets of group %s: %w", group, err)
+	}
+	for t, ps := range want {
+		for _, p := range ps {
+			end, err := client.GetOffset(t, p, sarama.OffsetNewest)
+			if err != nil {
+				return false, fmt.Errorf("end of %s/%d: %w", t, p, err)
+			}
+			if end <= 0 {
+				continue
+			}
+			b := committed.GetBlock(t, p)
+			if b == nil || b.Offset < end {
+				return false, nil
+			}
+		}
+	}
+	return true, nil
 }

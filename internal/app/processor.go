@@ -106,8 +106,9 @@ func OpenStore(ctx context.Context, logger *slog.Logger, databaseURL string, mig
 		return Store{s, func() { _ = s.Close() }}, nil
 	}
 	if migrate {
+		// Its errors say "migrate: ..." already.
 		if err := postgres.Migrate(ctx, databaseURL, logger); err != nil {
-			return Store{}, fmt.Errorf("migrate: %w", err)
+			return Store{}, err
 		}
 	}
 	s, err := postgres.Open(ctx, databaseURL, postgres.Options{Logger: logger})
@@ -144,6 +145,17 @@ func RunProcessor(ctx context.Context, env Env, k *kafkaconn.Options, f *Process
 		return err
 	}
 
+	// The store is opened before anything starts, so that a database that
+	// cannot be reached ends the run at once, with nothing left running.
+	var store Store
+	if needStore {
+		store, err = OpenStore(ctx, log, f.DatabaseURL, f.Migrate)
+		if err != nil {
+			return err
+		}
+		defer store.Close()
+	}
+
 	g, gctx := errgroup.WithContext(ctx)
 	if parts[PartWindows] {
 		wp, err := windows.New(windows.Config{
@@ -165,11 +177,6 @@ func RunProcessor(ctx context.Context, env Env, k *kafkaconn.Options, f *Process
 		}()
 	}
 	if needStore {
-		store, err := OpenStore(ctx, log, f.DatabaseURL, f.Migrate)
-		if err != nil {
-			return err
-		}
-		defer store.Close()
 		if pm, ok := store.Store.(partitionMaintainer); ok {
 			g.Go(func() error { maintainPartitions(gctx, log, pm, f.PartitionsAhead, f.Retention); return nil })
 		}
@@ -189,7 +196,7 @@ func RunProcessor(ctx context.Context, env Env, k *kafkaconn.Options, f *Process
 				Brokers: k.Brokers, Sarama: saramaCfg, Group: string(k.Group(sc.group)), Topics: sc.topics,
 				Kind: sc.kind, DeadLetterTopic: string(topics.DeadLetters),
 				BatchSize: f.BatchSize, FlushInterval: f.FlushInterval,
-				Logger: log.With("sink", sc.kind.String()), Registerer: env.Registry,
+				Logger: log, Registerer: env.Registry, // the sink adds sink=<kind>
 			}, store)
 			if err != nil {
 				return &UsageError{fmt.Errorf("%s: %w", sc.part, err)}

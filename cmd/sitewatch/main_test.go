@@ -1,0 +1,400 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sitewatch/sitewatch/codecs"
+	"github.com/sitewatch/sitewatch/internal/app"
+	"github.com/sitewatch/sitewatch/internal/testkit"
+)
+
+// windowSize is the -window-size of the end-to-end tests: short, so that
+// windows close within seconds instead of five minutes.
+const windowSize = 2 * time.Second
+
+func TestRestartContinuesHistorySQLite(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end to end")
+	}
+	t.Parallel()
+	dataDir := t.TempDir()
+	testRestart(t, dataDir, nil, func() *store {
+		return openStore(t, "sqlite", "file:"+filepath.Join(dataDir, "sitewatch.db")+"?mode=ro&_pragma=busy_timeout(5000)")
+	})
+	if _, err := os.Stat(filepath.Join(dataDir, "sitewatch.db")); err != nil {
+		t.Errorf("no SQLite database in the data directory: %v", err)
+	}
+}
+
+func TestRestartContinuesHistoryPostgres(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end to end")
+	}
+	t.Parallel()
+	dbURL := testkit.Postgres(t)
+	dataDir := t.TempDir()
+	testRestart(t, dataDir, []string{"-database-url", dbURL}, func() *store { return openStore(t, "pgx", dbURL) })
+	if _, err := os.Stat(filepath.Join(dataDir, "sitewatch.db")); !os.IsNotExist(err) {
+		t.Errorf("a SQLite database was created although -database-url was given (stat: %v)", err)
+	}
+}
+
+// testRestart runs sitewatch on local sites with the embedded Kafka until
+// every site has closed windows, stops it, runs it again on the same data
+// directory until more windows close, stops it, and checks that the
+// history continued: every result on Kafka stored exactly once, no slot
+// checked twice, and every window equal to what the raw rows say.
+func testRestart(t *testing.T, dataDir string, extra []string, open func() *store) {
+	sitesFile, sites := sitesFixture(t)
+	args := append([]string{
+		"-sites", sitesFile, "-data-dir", dataDir, "-window-size", windowSize.String(),
+		"-flush-interval", "200ms", "-table", "off", "-log-level", "debug",
+	}, extra...)
+	db := open()
+
+	// closedSince counts, per URL, the stored windows starting at or
+	// after since.
+	closedSince := func(since time.Time) map[string]int {
+		m := map[string]int{}
+		ws, _ := db.tryWindows() // fails until the program has made the tables
+		for _, w := range ws {
+			if !w.Start.Before(since) {
+				m[w.URL]++
+			}
+		}
+		return m
+	}
+	waitWindows := func(since time.Time, want int, logs *syncBuffer) {
+		t.Helper()
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			m := closedSince(since)
+			ok := true
+			for _, s := range sites {
+				ok = ok && m[s.url] >= want
+			}
+			if ok {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("windows since %v per site: %v, want %d each; logs:\n%s", since, m, want, logs.String())
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+	}
+
+	start1 := time.Now().UTC()
+	stop, _, logs := startSitewatch(t, args...)
+	waitWindows(start1.Add(-windowSize), 2, logs)
+	if code := stop(); code != 0 {
+		t.Fatalf("first run: exit status %d; logs:\n%s", code, logs.String())
+	}
+	first := db.results(t)
+	stopped := time.Now().UTC()
+	// Without the table, sites going down are log lines.
+	for _, s := range sites {
+		got := false
+		for _, l := range strings.Split(logs.String(), "\n") {
+			got = got || strings.Contains(l, `msg="site down" component=dashboard`) && strings.Contains(l, " url="+s.url+" ")
+		}
+		if got == s.up {
+			t.Errorf("%s: site-down log line present=%v, want %v", s.url, got, !s.up)
+		}
+	}
+	if !strings.Contains(logs.String(), "processor caught up") {
+		t.Errorf("first run did not wait for the processor to store everything; logs:\n%s", logs.String())
+	}
+
+	stop, _, logs = startSitewatch(t, args...)
+	waitWindows(stopped, 2, logs)
+	if code := stop(); code != 0 {
+		t.Fatalf("second run: exit status %d; logs:\n%s", code, logs.String())
+	}
+	results := db.results(t)
+	ws := db.windows(t)
+	if len(results) <= len(first) {
+		t.Fatalf("second run stored nothing: %d results after it, %d after the first", len(results), len(first))
+	}
+
+	// Every result on Kafka is stored exactly once, and nothing else.
+	inKafka := kafkaEventIDs(t, filepath.Join(dataDir, "kafka"))
+	stored := map[string]int{}
+	for _, r := range results {
+		stored[r.EventID]++
+	}
+	for id, n := range inKafka {
+		if n != 1 {
+			t.Errorf("event %s on Kafka %d times", id, n)
+		}
+		if stored[id] != 1 {
+			t.Errorf("event %s on Kafka stored %d times", id, stored[id])
+		}
+	}
+	for id := range stored {
+		if inKafka[id] == 0 {
+			t.Errorf("stored event %s is not on Kafka", id)
+		}
+	}
+	if len(stored) != len(results) {
+		t.Errorf("%d rows for %d event ids", len(results), len(stored))
+	}
+	for _, r := range first {
+		if stored[r.EventID] != 1 {
+			t.Errorf("first run's event %s lost after the restart", r.EventID)
+		}
+	}
+
+	// Each site: checked in both runs, each slot once, the right outcome,
+	// and as many checks as requests that reached it.
+	byURL := map[string][]rawResult{}
+	for _, r := range results {
+		byURL[r.URL] = append(byURL[r.URL], r)
+	}
+	for _, s := range sites {
+		rs := byURL[s.url]
+		slots := map[time.Time]bool{}
+		var before, after int
+		for _, r := range rs {
+			if slots[r.ScheduledAt] {
+				t.Errorf("%s: slot %v checked twice", s.url, r.ScheduledAt)
+			}
+			slots[r.ScheduledAt] = true
+			if r.CheckedAt.Before(stopped) {
+				before++
+			} else {
+				after++
+			}
+			if (r.Outcome == codecs.OutcomeUp) != s.up {
+				t.Errorf("%s: outcome %s, want up=%v", s.url, r.Outcome, s.up)
+			}
+			if !s.up && (r.ErrorKind == nil || *r.ErrorKind != s.kind) {
+				t.Errorf("%s: error_kind %v, want %s", s.url, r.ErrorKind, s.kind)
+			}
+			if (r.ResponseMS == nil) != s.noResp {
+				t.Errorf("%s: response_time_ms %v, want present=%v", s.url, r.ResponseMS, !s.noResp)
+			}
+		}
+		if before == 0 || after == 0 {
+			t.Errorf("%s: %d checks before the restart and %d after; want both", s.url, before, after)
+		}
+		if hits := s.hits.Load(); !s.noResp && hits != int64(len(rs)) {
+			t.Errorf("%s: %d requests reached the site for %d stored checks", s.url, hits, len(rs))
+		}
+	}
+
+	// Windows: every row equals the raw rows it covers, and every window
+	// that the newest check of its site has closed is stored, the one
+	// across the restart included.
+	type key struct {
+		url   string
+		start time.Time
+	}
+	raw := map[key][]rawResult{}
+	newest := map[string]time.Time{}
+	for _, r := range results {
+		k := key{r.URL, r.CheckedAt.Truncate(windowSize)}
+		raw[k] = append(raw[k], r)
+		if r.CheckedAt.After(newest[r.URL]) {
+			newest[r.URL] = r.CheckedAt
+		}
+	}
+	got := map[key]windowRow{}
+	for _, w := range ws {
+		k := key{w.URL, w.Start}
+		if _, dup := got[k]; dup {
+			t.Errorf("window %v stored twice", k)
+		}
+		got[k] = w
+		if !w.End.Equal(w.Start.Add(windowSize)) || !w.Start.Equal(w.Start.Truncate(windowSize)) {
+			t.Errorf("window %v–%v is not an aligned %v window", w.Start, w.End, windowSize)
+		}
+		compareWindow(t, w, recompute(raw[k]))
+	}
+	var acrossRestart int
+	for k, rs := range raw {
+		if k.start.Add(windowSize).After(newest[k.url]) {
+			continue // still open when the program stopped
+		}
+		if _, ok := got[k]; !ok {
+			t.Errorf("window %s %v with %d checks was never stored", k.url, k.start, len(rs))
+		}
+		if k.start.Before(stopped) && !k.start.Add(windowSize).Before(stopped) {
+			acrossRestart++
+		}
+	}
+	t.Logf("%d results (%d in the first run), %d windows, %d windows open across the restart", len(results), len(first), len(ws), acrossRestart)
+}
+
+// compareWindow checks a stored window against the one computed from the
+// raw rows: counts exact, min/max/avg to rounding, percentiles within the
+// histogram's 1%.
+func compareWindow(t *testing.T, got, want windowRow) {
+	t.Helper()
+	id := fmt.Sprintf("%s %v", got.URL, got.Start)
+	if got.Checks != want.Checks || got.Failures != want.Failures || got.Responses != want.Responses || got.RegexpFailures != want.RegexpFailures {
+		t.Errorf("%s: checks/failures/responses/regexp_failures %d/%d/%d/%d, raw rows say %d/%d/%d/%d", id,
+			got.Checks, got.Failures, got.Responses, got.RegexpFailures, want.Checks, want.Failures, want.Responses, want.RegexpFailures)
+	}
+	if fmt.Sprint(got.StatusCounts) != fmt.Sprint(want.StatusCounts) {
+		t.Errorf("%s: status_counts %v, raw rows say %v", id, got.StatusCounts, want.StatusCounts)
+	}
+	for _, c := range []struct {
+		name      string
+		got, want *float64
+		rel       float64
+	}{
+		{"min", got.MinMS, want.MinMS, 1e-9}, {"max", got.MaxMS, want.MaxMS, 1e-9}, {"avg", got.AvgMS, want.AvgMS, 1e-9},
+		{"p50", got.P50MS, want.P50MS, 0.01}, {"p95", got.P95MS, want.P95MS, 0.01}, {"p99", got.P99MS, want.P99MS, 0.01},
+	} {
+		switch {
+		case (c.got == nil) != (c.want == nil):
+			t.Errorf("%s: %s %v, raw rows say %v", id, c.name, c.got, c.want)
+		case c.got != nil && math.Abs(*c.got-*c.want) > c.rel*math.Abs(*c.want)+1e-9:
+			t.Errorf("%s: %s %v, raw rows say %v", id, c.name, *c.got, *c.want)
+		}
+	}
+}
+
+func TestTableModeLogsToFile(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end to end")
+	}
+	t.Parallel()
+	sitesFile, _ := sitesFixture(t)
+	dataDir := t.TempDir()
+	metricsAddr := freeAddr(t)
+	stop, stdout, stderr := startSitewatch(t, "-sites", sitesFile, "-data-dir", dataDir, "-table", "on", "-table-refresh", "100ms",
+		"-metrics-addr", metricsAddr)
+	deadline := time.Now().Add(60 * time.Second)
+	for !strings.Contains(lastFrame(stdout.String()), "5 sites: 2 up, 3 down") {
+		if time.Now().After(deadline) {
+			t.Fatalf("table never showed every site checked; last frame:\n%s\nstderr: %s", lastFrame(stdout.String()), stderr.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	frame := lastFrame(stdout.String())
+	logPath := filepath.Join(dataDir, "sitewatch.log")
+	if first := strings.SplitN(frame, "\n", 2)[0]; !strings.Contains(first, "logs: "+logPath) {
+		t.Errorf("first line %q does not say where the logs go (%s)", first, logPath)
+	}
+	for _, want := range []string{"fast and fine", "nothing listens here", "connection refused", "status 503", "never-there"} {
+		if !strings.Contains(frame, want) {
+			t.Errorf("table lacks %q:\n%s", want, frame)
+		}
+	}
+	// The emitter's and the processor's metrics share one registry.
+	resp, err := http.Get("http://" + metricsAddr + "/metrics")
+	if err != nil {
+		t.Fatalf("GET /metrics: %v", err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, name := range []string{"sitewatch_checks_total", "sitewatch_schedule_sites", "sitewatch_windows_events_consumed_total", "sitewatch_sink_rows_written_total"} {
+		if !strings.Contains(string(body), "\n"+name) {
+			t.Errorf("/metrics lacks %s", name)
+		}
+	}
+	if code := stop(); code != 0 {
+		t.Fatalf("exit status %d; stderr:\n%s", code, stderr.String())
+	}
+	if stderr.String() != "" {
+		t.Errorf("logs went to stderr while the table was on:\n%s", stderr.String())
+	}
+	logs, err := os.ReadFile(logPath)
+	if err != nil || !strings.Contains(string(logs), "emitter starting") || !strings.Contains(string(logs), "embedded kafka stopped") {
+		t.Errorf("log file %s lacks the run's logs (%v):\n%s", logPath, err, logs)
+	}
+	if !strings.Contains(stdout.String(), "sitewatch stopped; the history is kept in "+dataDir) {
+		out := stdout.String()
+		t.Errorf("no closing line on stdout: %q", out[max(0, len(out)-200):])
+	}
+}
+
+// freeAddr returns a loopback address with a port free a moment ago.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// lastFrame is the last complete table drawn (between two cursor-home
+// sequences), without the terminal's control sequences.
+func lastFrame(out string) string {
+	frames := strings.Split(out, "\x1b[H")
+	f := frames[len(frames)-1]
+	if i := strings.Index(f, "\x1b[J"); i >= 0 {
+		f = f[:i]
+	} else if len(frames) > 1 {
+		f = frames[len(frames)-2]
+	}
+	return strings.ReplaceAll(f, "\x1b[K", "")
+}
+
+func TestBadInput(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	bad := write("bad.yaml", "sites:\n  - url: ftp://example.com/\n")
+	good := write("good.yaml", "sites:\n  - url: http://127.0.0.1:1/\n")
+	aFile := write("file", "not a directory")
+
+	held := filepath.Join(dir, "held")
+	lock, err := app.OpenDataDir(held)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Close()
+
+	cases := []struct {
+		name string
+		args []string
+		code int
+		want string
+	}{
+		{"bad sites file", []string{"-sites", bad, "-data-dir", filepath.Join(dir, "d1")}, 2, bad + ":2:"},
+		{"no sites file", []string{"-data-dir", filepath.Join(dir, "d2")}, 2, "-sites"},
+		{"unknown flag", []string{"-frobnicate"}, 2, "frobnicate"},
+		{"bad table mode", []string{"-sites", good, "-table", "sometimes"}, 2, "-table"},
+		{"data dir under a file", []string{"-sites", good, "-data-dir", filepath.Join(aFile, "data")}, 1, "-data-dir " + filepath.Join(aFile, "data") + ": cannot create it: not a directory"},
+		{"data dir in use", []string{"-sites", good, "-data-dir", held}, 1, "-data-dir " + held + ": in use by another sitewatch (pid " + fmt.Sprint(os.Getpid()) + ")"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Setenv("KAFKA_BROKERS", "")
+			t.Setenv("DATABASE_URL", "")
+			t.Setenv("SITEWATCH_SITES", "")
+			var stdout, stderr syncBuffer
+			code := run(context.Background(), tc.args, &stdout, &stderr)
+			if code != tc.code {
+				t.Errorf("exit status %d, want %d (stderr %q)", code, tc.code, stderr.String())
+			}
+			out := stderr.String()
+			if !strings.HasPrefix(out, "sitewatch: ") || !strings.Contains(out, tc.want) || strings.Count(out, "\n") != 1 {
+				t.Errorf("stderr %q: want one line mentioning %q", out, tc.want)
+			}
+		})
+	}
+	// Nothing was started for a bad sites file: no data directory made.
+	if _, err := os.Stat(filepath.Join(dir, "d1")); !os.IsNotExist(err) {
+		t.Errorf("data directory created for a bad sites file (stat: %v)", err)
+	}
+}
