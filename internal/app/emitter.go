@@ -110,35 +110,28 @@ func RunEmitter(ctx context.Context, env Env, k *kafkaconn.Options, f *EmitterFl
 	}
 	log.Info("emitter starting", "sites", len(sites.Sites), "file", sites.Path, "brokers", k.Brokers, "concurrency", f.Concurrency)
 
-	// The scheduler stops first; the request emitter and the checker drain
-	// after it, each within its own drain timeout.
-	schedCtx, stopSched := context.WithCancel(ctx)
-	defer stopSched()
-	g, gctx := errgroup.WithContext(context.Background())
+	// Shutdown order: the scheduler stops first, then the request emitter
+	// flushes what the scheduler handed it, while the url_checker drains
+	// its in-flight checks. A part failing on its own ends the others too.
+	g, gctx := errgroup.WithContext(ctx)
+	reqCtx, stopRequests := context.WithCancel(context.Background())
+	defer stopRequests()
 	g.Go(func() error {
-		defer stopSched()
-		return sched.Run(schedCtx)
+		defer stopRequests()
+		return sched.Run(gctx)
 	})
-	g.Go(func() error { return requests.Run(ctx) })
-	g.Go(func() error { return proc.Run(ctx) })
+	g.Go(func() error { return requests.Run(reqCtx) })
+	g.Go(func() error { return proc.Run(gctx) })
+	g.Go(func() error {
+		reloadOnHUP(gctx, log, f.Sites, sched)
+		return nil
+	})
 	env.Health.Set("url_checker", errors.New("joining the consumer group"))
 	go func() {
 		select {
 		case <-proc.Ready():
 			env.Health.Set("url_checker", nil)
-		case <-ctx.Done():
-		}
-	}()
-	g.Go(func() error {
-		reloadOnHUP(schedCtx, log, f.Sites, sched)
-		return nil
-	})
-	go func() {
-		// A part failing on its own ends the others too.
-		select {
 		case <-gctx.Done():
-			stopSched()
-		case <-ctx.Done():
 		}
 	}()
 	err = g.Wait()
