@@ -43,6 +43,10 @@ type Options struct {
 	// TLSConfig, when set, is used instead of the one built from the files
 	// (tests and embedded setups).
 	TLSConfig *tls.Config
+	// StartTimeout bounds how long a program waits at start for brokers
+	// that do not answer before it gives up with an error; zero waits as
+	// long as its context lives.
+	StartTimeout time.Duration
 }
 
 // RegisterFlags declares the common Kafka flags on fs, each defaulting to its
@@ -65,6 +69,7 @@ func RegisterFlags(fs *flag.FlagSet) *Options {
 	fs.IntVar(&o.Partitions, "topic-partitions", 12, "partitions of topics sitewatch creates")
 	fs.IntVar(&o.Replication, "topic-replication", 1, "replication factor of topics sitewatch creates (3 recommended on Aiven)")
 	fs.DurationVar(&o.Retention, "topic-retention", 7*24*time.Hour, "retention of the event topics sitewatch creates")
+	fs.DurationVar(&o.StartTimeout, "kafka-start-timeout", 2*time.Minute, "how long to retry unreachable brokers at start before giving up (0: forever)")
 	return o
 }
 

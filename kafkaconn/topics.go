@@ -77,6 +77,11 @@ func (o *Options) TopicManagerBuilder(cfg *sarama.Config) goka.TopicManagerBuild
 // retried with backoff until ctx ends; an authentication or TLS failure is
 // returned at once, since waiting cannot fix it.
 func (o *Options) EnsureTopics(ctx context.Context, cfg *sarama.Config, logger *slog.Logger, topics ...goka.Stream) error {
+	if o.StartTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, o.StartTimeout, fmt.Errorf("no answer within -kafka-start-timeout %v", o.StartTimeout))
+		defer cancel()
+	}
 	return Retry(ctx, logger, "create kafka topics", func() error {
 		if err := o.Probe(ctx, cfg); err != nil {
 			return err
@@ -109,12 +114,12 @@ func Retry(ctx context.Context, logger *slog.Logger, what string, fn func() erro
 			return fmt.Errorf("%s: %w", what, err)
 		}
 		if ctx.Err() != nil {
-			return fmt.Errorf("%s: %w (gave up: %w)", what, err, ctx.Err())
+			return fmt.Errorf("%s: %w (gave up: %w)", what, err, context.Cause(ctx))
 		}
 		logger.Warn("retrying", "op", what, "attempt", attempt, "in", wait, "err", err)
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%s: %w (gave up: %w)", what, err, ctx.Err())
+			return fmt.Errorf("%s: %w (gave up: %w)", what, err, context.Cause(ctx))
 		case <-time.After(wait/2 + rand.N(wait/2+1)):
 		}
 		wait = min(wait*2, 10*time.Second)

@@ -82,6 +82,26 @@ func (f *ProcessorFlags) parts() (map[string]bool, error) {
 	return out, nil
 }
 
+// validate refuses flag values no component could use, naming the flag,
+// before anything is contacted.
+func (f *ProcessorFlags) validate() error {
+	switch {
+	case f.BatchSize < 1:
+		return Usagef("-batch-size: %d, must be at least 1", f.BatchSize)
+	case f.FlushInterval <= 0:
+		return Usagef("-flush-interval: %s, must be positive", f.FlushInterval)
+	case f.WindowSize <= 0:
+		return Usagef("-window-size: %s, must be positive", f.WindowSize)
+	case f.WindowGrace < 0:
+		return Usagef("-window-grace: %s, must not be negative", f.WindowGrace)
+	case f.Retention < 0:
+		return Usagef("-retention: %s, must not be negative (0 keeps everything)", f.Retention)
+	case f.PartitionsAhead < 0:
+		return Usagef("-partitions-ahead: %d, must not be negative", f.PartitionsAhead)
+	}
+	return nil
+}
+
 // Store is a sinks.Store with its Close.
 type Store struct {
 	sinks.Store
@@ -108,12 +128,12 @@ func OpenStore(ctx context.Context, logger *slog.Logger, databaseURL string, mig
 	if migrate {
 		// Its errors say "migrate: ..." already.
 		if err := postgres.Migrate(ctx, databaseURL, logger); err != nil {
-			return Store{}, err
+			return Store{}, fmt.Errorf("postgresql: %w", err)
 		}
 	}
 	s, err := postgres.Open(ctx, databaseURL, postgres.Options{Logger: logger})
 	if err != nil {
-		return Store{}, fmt.Errorf("open database: %w", err)
+		return Store{}, fmt.Errorf("postgresql: %w", err)
 	}
 	return Store{s, s.Close}, nil
 }
@@ -129,6 +149,9 @@ type partitionMaintainer interface {
 func RunProcessor(ctx context.Context, env Env, k *kafkaconn.Options, f *ProcessorFlags) error {
 	parts, err := f.parts()
 	if err != nil {
+		return err
+	}
+	if err := f.validate(); err != nil {
 		return err
 	}
 	saramaCfg, err := k.Sarama()
@@ -156,9 +179,12 @@ func RunProcessor(ctx context.Context, env Env, k *kafkaconn.Options, f *Process
 		defer store.Close()
 	}
 
-	g, gctx := errgroup.WithContext(ctx)
+	// Every component is built before any starts: a configuration one of
+	// them refuses ends the run with nothing left running.
+	var runs []func(context.Context) error
+	var wp *windows.Processor
 	if parts[PartWindows] {
-		wp, err := windows.New(windows.Config{
+		wp, err = windows.New(windows.Config{
 			Brokers: k.Brokers, Sarama: saramaCfg,
 			Topics: windows.Topics{Succeeded: topics.Succeeded, Failed: topics.Failed, Windows: topics.Windows, DeadLetters: topics.DeadLetters},
 			Group:  k.Group(string(windows.DefaultGroup)), WindowSize: f.WindowSize, Grace: f.WindowGrace,
@@ -168,17 +194,14 @@ func RunProcessor(ctx context.Context, env Env, k *kafkaconn.Options, f *Process
 		if err != nil {
 			return &UsageError{fmt.Errorf("windows: %w", err)}
 		}
-		g.Go(func() error { return wp.Run(gctx) })
-		env.Health.Set("windows", errors.New("recovering its table"))
-		go func() {
-			if wp.WaitForReady(gctx) == nil {
-				env.Health.Set("windows", nil)
-			}
-		}()
+		runs = append(runs, wp.Run)
 	}
 	if needStore {
 		if pm, ok := store.Store.(partitionMaintainer); ok {
-			g.Go(func() error { maintainPartitions(gctx, log, pm, f.PartitionsAhead, f.Retention); return nil })
+			runs = append(runs, func(ctx context.Context) error {
+				maintainPartitions(ctx, log, pm, f.PartitionsAhead, f.Retention)
+				return nil
+			})
 		}
 		for _, sc := range []struct {
 			part   string
@@ -197,12 +220,25 @@ func RunProcessor(ctx context.Context, env Env, k *kafkaconn.Options, f *Process
 				Kind: sc.kind, DeadLetterTopic: string(topics.DeadLetters),
 				BatchSize: f.BatchSize, FlushInterval: f.FlushInterval,
 				Logger: log, Registerer: env.Registry, // the sink adds sink=<kind>
-			}, store)
+			}, store.Store) // the store itself: its metrics, if any, export with the sink's
 			if err != nil {
 				return &UsageError{fmt.Errorf("%s: %w", sc.part, err)}
 			}
-			g.Go(func() error { return s.Run(gctx) })
+			runs = append(runs, s.Run)
 		}
+	}
+
+	g, gctx := errgroup.WithContext(ctx)
+	for _, run := range runs {
+		g.Go(func() error { return run(gctx) })
+	}
+	if wp != nil {
+		env.Health.Set("windows", errors.New("recovering its table"))
+		go func() {
+			if wp.WaitForReady(gctx) == nil {
+				env.Health.Set("windows", nil)
+			}
+		}()
 	}
 	log.Info("processor started", "run", f.Run, "brokers", k.Brokers)
 	err = g.Wait()
