@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +17,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/sitewatch/sitewatch/codecs"
 	"github.com/sitewatch/sitewatch/internal/testkit"
@@ -104,10 +106,11 @@ func startEmitter(t *testing.T, args ...string) (stop func() int, logs *syncBuff
 
 // readResults consumes both result topics from the start until want events
 // arrived or the deadline passed.
-func readResults(t *testing.T, addrs []string, tp kafkaconn.Topics, until func([]*codecs.Result) bool, timeout time.Duration) []*codecs.Result {
+func readResults(t *testing.T, addrs []string, tp kafkaconn.Topics, until func([]*codecs.Result) bool, timeout time.Duration, opts ...kgo.Opt) []*codecs.Result {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.ConsumeTopics(string(tp.Succeeded), string(tp.Failed)),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	opts = append([]kgo.Opt{kgo.SeedBrokers(addrs...), kgo.ConsumeTopics(string(tp.Succeeded), string(tp.Failed)),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart())}, opts...)
+	cl, err := kgo.NewClient(opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -325,4 +328,62 @@ func deref[T any](p *T) T {
 		return zero
 	}
 	return *p
+}
+
+// TestEmitterOverTLSAndSASL runs the real emitter against brokers set up
+// the way Aiven offers them: TLS with a client certificate, and SASL/SCRAM
+// over TLS. Not parallel: the SASL password comes only from the environment.
+func TestEmitterOverTLSAndSASL(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end to end")
+	}
+	certs := testkit.NewCerts(t)
+	sites, _, _ := sitesFixture(t, 3)
+	tp := (&kafkaconn.Options{}).Topics()
+	clientTLS := &tls.Config{RootCAs: certs.CAPool, MinVersion: tls.VersionTLS12}
+	clientCert, err := tls.LoadX509KeyPair(certs.CertFile, certs.KeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name    string
+		cluster []kfake.Opt
+		args    []string
+		env     map[string]string
+		read    []kgo.Opt
+	}{
+		{
+			name:    "tls client certificate",
+			cluster: []kfake.Opt{kfake.TLS(certs.Server)},
+			args:    []string{"-kafka-ca", certs.CAFile, "-kafka-cert", certs.CertFile, "-kafka-key", certs.KeyFile},
+			read:    []kgo.Opt{kgo.DialTLSConfig(&tls.Config{RootCAs: certs.CAPool, Certificates: []tls.Certificate{clientCert}})},
+		},
+		{
+			name: "scram-sha-256 over tls",
+			cluster: []kfake.Opt{kfake.TLS(&tls.Config{Certificates: certs.Server.Certificates}), kfake.EnableSASL(),
+				kfake.Superuser(kafkaconn.SASLScramSHA256, "avnadmin", "pw-for-test")},
+			args: []string{"-kafka-ca", certs.CAFile, "-kafka-sasl-mechanism", "SCRAM-SHA-256", "-kafka-sasl-user", "avnadmin"},
+			env:  map[string]string{"KAFKA_SASL_PASSWORD": "pw-for-test"},
+			read: []kgo.Opt{kgo.DialTLSConfig(clientTLS), kgo.SASL(scram.Auth{User: "avnadmin", Pass: "pw-for-test"}.AsSha256Mechanism())},
+		},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			for k, v := range tc.env {
+				t.Setenv(k, v)
+			}
+			_, addrs := testkit.Kafka(t, tc.cluster...)
+			stop, logs := startEmitter(t, append([]string{"-sites", sites, "-brokers", testkit.JoinAddrs(addrs), "-topic-partitions", "2"}, tc.args...)...)
+			results := readResults(t, addrs, tp, func(rs []*codecs.Result) bool { return len(rs) >= 3 }, 30*time.Second, tc.read...)
+			if code := stop(); code != 0 {
+				t.Fatalf("exit status %d; logs:\n%s", code, logs.String())
+			}
+			if len(results) < 3 {
+				t.Fatalf("%d results over %s, want at least 3; logs:\n%s", len(results), tc.name, logs.String())
+			}
+			if strings.Contains(logs.String(), "pw-for-test") {
+				t.Error("the SASL password appears in the logs")
+			}
+		})
+	}
 }
