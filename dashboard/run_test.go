@@ -1,7 +1,8 @@
 package dashboard
 
 import (
-	"bytes"
+	"github.com/sitewatch/sitewatch/internal/testkit"
+
 	"context"
 	"log/slog"
 	"strings"
@@ -21,22 +22,7 @@ const (
 	topicDown = "status_request_failed"
 )
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = testkit.SyncBuffer
 
 // cluster starts kfake with the two result topics and returns a producer
 // that writes results with the record timestamp set to checked_at, as the

@@ -1,7 +1,8 @@
 package main
 
 import (
-	"bytes"
+	"github.com/sitewatch/sitewatch/internal/testkit"
+
 	"context"
 	"database/sql"
 	"encoding/json"
@@ -28,22 +29,7 @@ import (
 )
 
 // syncBuffer collects a program's output safely across goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+type syncBuffer = testkit.SyncBuffer
 
 // site is one local website of the fixture and what its checks must say.
 type site struct {
