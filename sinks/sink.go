@@ -196,6 +196,14 @@ func New(cfg Config, store Store) (*Sink, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sink %s: %w", cfg.Kind, err)
 	}
+	// A store with metrics of its own (rows already stored, rows in the
+	// default partition) exports them with the sink's; both sinks of a
+	// processor share the store, so the second finds them registered.
+	if c, ok := store.(prometheus.Collector); ok {
+		if _, err := registerOrReuse(cfg.Registerer, c); err != nil {
+			return nil, fmt.Errorf("sink %s: register store metrics: %w", cfg.Kind, err)
+		}
+	}
 	return &Sink{
 		cfg:    cfg,
 		sarama: sc,

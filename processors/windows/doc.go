@@ -25,11 +25,12 @@
 //
 // Each URL's group-table value keeps its watermark (newest checked_at),
 // the windows still open to late events, and the event_ids counted in each.
-// A window is emitted (revision 1) as soon as the URL's watermark reaches
-// its end. It stays in the table until the watermark passes end+grace
-// (Config.Grace, default one minute); a late event in that time updates it
-// and re-emits it with the next revision, so a sink keeps the highest
-// revision. Later events are too late: they are counted
+// A window is emitted as soon as the URL's watermark reaches its end. It
+// stays in the table until the watermark passes end+grace (Config.Grace,
+// default one minute); a late event in that time updates it and re-emits it
+// with a higher revision, so a sink keeps the highest revision. The
+// revision is the window's number of checks, which grows with every
+// emission even across a crash that lost table writes (see Delivery). Later events are too late: they are counted
 // (sitewatch_windows_too_late_events_total), logged and not applied.
 //
 // One refinement keeps a backlog from turning into "too late" events: goka
@@ -51,13 +52,35 @@
 //
 // # Delivery
 //
-// An event delivered twice (a redelivery after a crash or rebalance, which
-// goka's table already reflects, or a producer retry) is recognised by its
-// event_id and not counted again; the windows already emitted are re-sent
-// unchanged, because the crash may have come between the table write and
-// the emission. A message that cannot be decoded, or whose key is not its
-// url, goes to the dead-letter topic and processing goes on: the inputs use
-// a pass-through bytes codec, since a goka codec error would stop the
+// goka writes the table and status_windows independently and commits an
+// input offset once both are acknowledged; a crash can come in between,
+// and the processor is built so that every window still ends complete in
+// status_windows, with the highest revision:
+//
+//   - Input offsets are committed in order (see inOrderCommits): goka alone
+//     marks each message when its own writes are acknowledged and Kafka
+//     keeps the highest mark, so a crash could skip an earlier message
+//     whose writes were still in flight.
+//   - An event delivered twice (read again after a crash or rebalance,
+//     which the table may already reflect, or a producer retry) is
+//     recognised by its event_id and not counted again; the windows
+//     already emitted are re-sent unchanged, in case the crash lost the
+//     emission but not the table write.
+//   - So that there is still a window to re-send, a window whose grace is
+//     over is dropped from the table only once the message that last
+//     emitted it is done (see params.advance).
+//   - The opposite loss, an emission in status_windows whose table write
+//     was lost, makes the next processor replay the events onto the older
+//     state and emit the window again; the revision is the number of
+//     checks, not of emissions, so the complete replay outranks what the
+//     crashed run emitted.
+//
+// After a crash, events read again whose windows were dropped are counted
+// as too late (and logged) although they were counted before the crash.
+//
+// A message that cannot be decoded, or whose key is not its url, goes to
+// the dead-letter topic and processing goes on: the inputs use a
+// pass-through bytes codec, since a goka codec error would stop the
 // processor.
 //
 // # Partitioning

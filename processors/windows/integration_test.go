@@ -14,6 +14,7 @@ import (
 	"github.com/lovoo/goka"
 	"github.com/lovoo/goka/codec"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sitewatch/sitewatch/codecs"
@@ -23,6 +24,7 @@ import (
 // kafkaEnv is an in-process Kafka (kfake) with the sitewatch topics, and
 // the sarama and topic-manager configuration to reach it.
 type kafkaEnv struct {
+	cluster *kfake.Cluster
 	brokers []string
 	tmc     *goka.TopicManagerConfig
 }
@@ -39,8 +41,8 @@ func (k *kafkaEnv) topicManager() goka.TopicManagerBuilder {
 
 func newKafkaEnv(t *testing.T) *kafkaEnv {
 	t.Helper()
-	_, brokers := testkit.Kafka(t)
-	k := &kafkaEnv{brokers: brokers, tmc: goka.NewTopicManagerConfig()}
+	cluster, brokers := testkit.Kafka(t)
+	k := &kafkaEnv{cluster: cluster, brokers: brokers, tmc: goka.NewTopicManagerConfig()}
 	k.tmc.Table.Replication = 1
 	k.tmc.Stream.Replication = 1
 	tm, err := goka.NewTopicManager(brokers, k.sarama(), k.tmc)

@@ -13,6 +13,7 @@ type metrics struct {
 	tooLate     prometheus.Counter
 	duplicates  prometheus.Counter
 	deadLetters prometheus.Counter
+	restarts    prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -37,6 +38,10 @@ func newMetrics() *metrics {
 			Name: "sitewatch_windows_dead_letters_total",
 			Help: "Messages sent to the dead-letter topic because they could not be decoded.",
 		}),
+		restarts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sitewatch_windows_restarts_total",
+			Help: "Times the windows goka processor stopped with an error and was rebuilt.",
+		}),
 	}
 	for _, t := range []string{triggerWatermark, triggerLate, triggerIdle, triggerRedelivery} {
 		m.emitted.WithLabelValues(t) // export zeros, so rates work from the start
@@ -46,7 +51,7 @@ func newMetrics() *metrics {
 
 // register adds the metrics to reg, all or none.
 func (m *metrics) register(reg prometheus.Registerer) error {
-	cs := []prometheus.Collector{m.consumed, m.emitted, m.tooLate, m.duplicates, m.deadLetters}
+	cs := []prometheus.Collector{m.consumed, m.emitted, m.tooLate, m.duplicates, m.deadLetters, m.restarts}
 	for i, c := range cs {
 		if err := reg.Register(c); err != nil {
 			for _, done := range cs[:i] {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -157,7 +158,13 @@ type Processor struct {
 	log      *slog.Logger
 	metrics  *metrics
 	progress *progress
-	proc     *goka.Processor
+	// marks say which input messages are done, see params.advance.
+	marks *commitMarks
+	// opts build the goka processor, again after it failed.
+	opts []goka.ProcessorOption
+
+	mu   sync.Mutex
+	proc *goka.Processor // the current one; replaced after a failure
 }
 
 // New builds the processor and creates its table topic. The input topics
@@ -178,6 +185,7 @@ func New(cfg Config) (*Processor, error) {
 		log:      cfg.Logger.With("processor", string(cfg.Group)),
 		metrics:  newMetrics(),
 		progress: newProgress(string(cfg.Topics.Succeeded), string(cfg.Topics.Failed)),
+		marks:    newCommitMarks(),
 	}
 
 	// goka's builders set ClientID (and the producer's partitioner) on the
@@ -202,7 +210,8 @@ func New(cfg Config) (*Processor, error) {
 		goka.WithStorageBuilder(cfg.Storage),
 		goka.WithTopicManagerBuilder(tm),
 		goka.WithProducerBuilder(goka.ProducerBuilderWithConfig(saramaCopy())),
-		goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(saramaCopy())),
+		// Offsets are committed in order, see inOrderCommits.
+		goka.WithConsumerGroupBuilder(inOrderCommits(goka.ConsumerGroupBuilderWithConfig(saramaCopy()), p.marks)),
 		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(saramaCopy())),
 		// A message without a value reaches the callback, which sends it to
 		// the dead letters instead of silently skipping it.
@@ -210,6 +219,7 @@ func New(cfg Config) (*Processor, error) {
 		goka.WithRebalanceCallback(func(goka.Assignment) { p.progress.reset() }),
 	}, cfg.GokaOptions...)
 
+	p.opts = opts
 	p.proc, err = goka.NewProcessor(cfg.Brokers, p.Graph(), opts...)
 	if err != nil {
 		return nil, fmt.Errorf("create windows processor: %w", err)
@@ -237,10 +247,62 @@ func (p *Processor) Graph() *goka.GroupGraph {
 	)
 }
 
-// Run consumes until ctx ends or the processor fails, closing the windows
-// of silent URLs every IdleCheck. After ctx ends it waits for goka to stop
-// (pending emissions and table writes are flushed). It can be called once.
+// Run consumes until ctx ends, closing the windows of silent URLs every
+// IdleCheck. A goka processor that fails (a consumer-group error such as a
+// JoinGroup that outlived the client's read timeout during a rebalance, a
+// broker away for too long) is rebuilt with backoff, logged and counted in
+// sitewatch_windows_restarts_total: its state comes back from the table
+// topic and its uncommitted input is read again, which the event_ids
+// deduplicate. After ctx ends Run waits for goka to stop (pending
+// emissions and table writes are flushed) and returns nil. It can be
+// called once.
 func (p *Processor) Run(ctx context.Context) error {
+	wait := 500 * time.Millisecond
+	for {
+		started := time.Now()
+		err := p.runOnce(ctx)
+		if ctx.Err() != nil {
+			return err // nil, or what went wrong stopping goka
+		}
+		if err == nil {
+			err = errors.New("goka processor stopped unexpectedly")
+		}
+		p.metrics.restarts.Inc()
+		if time.Since(started) > time.Minute {
+			wait = 500 * time.Millisecond
+		}
+		p.log.Error("windows processor failed; restarting", "in", wait, "err", err)
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(wait):
+			}
+			wait = min(wait*2, 30*time.Second)
+			proc, err := goka.NewProcessor(p.cfg.Brokers, p.Graph(), p.opts...)
+			if err == nil {
+				p.mu.Lock()
+				p.proc = proc
+				p.mu.Unlock()
+				break
+			}
+			// New validated the configuration already: what fails here
+			// is reaching the brokers, which a later attempt may.
+			p.log.Error("rebuild windows processor; retrying", "in", wait, "err", err)
+		}
+	}
+}
+
+// current is the goka processor in use.
+func (p *Processor) current() *goka.Processor {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.proc
+}
+
+// runOnce runs the current goka processor until ctx ends or it fails.
+func (p *Processor) runOnce(ctx context.Context) error {
+	proc := p.current()
 	// goka runs on its own context, cancelled only between two idle-close
 	// passes: a pass that goka aborts mid-way leaves its visitors running
 	// (goka then reads their counter unsynchronised), so none is ever
@@ -248,7 +310,7 @@ func (p *Processor) Run(ctx context.Context) error {
 	gokaCtx, stopGoka := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopGoka()
 	done := make(chan error, 1)
-	go func() { done <- p.proc.Run(gokaCtx) }()
+	go func() { done <- proc.Run(gokaCtx) }()
 	result := func(err error) error {
 		if err != nil && !errors.Is(err, context.Canceled) {
 			return fmt.Errorf("windows processor: %w", err)
@@ -268,10 +330,10 @@ func (p *Processor) Run(ctx context.Context) error {
 		case <-tick.C:
 			// While goka recovers the table or rebalances, a visit would
 			// wait for it; the next tick will do.
-			if !p.proc.Recovered() {
+			if !proc.Recovered() {
 				continue
 			}
-			err := p.CloseIdle(gokaCtx)
+			err := p.closeIdle(gokaCtx, proc)
 			if err != nil && gokaCtx.Err() == nil && !errors.Is(err, goka.ErrVisitAborted) {
 				p.log.Warn("close idle windows", "err", err)
 			}
@@ -282,17 +344,31 @@ func (p *Processor) Run(ctx context.Context) error {
 // WaitForReady blocks until the processor has recovered its table and is
 // consuming, or ctx ends.
 func (p *Processor) WaitForReady(ctx context.Context) error {
-	if err := p.proc.WaitForReadyContext(ctx); err != nil {
-		return fmt.Errorf("wait for windows processor: %w", err)
+	// A processor that fails is replaced; goka's wait on a dead one would
+	// never end, so ask the current one again every second.
+	for {
+		proc := p.current()
+		wctx, cancel := context.WithTimeout(ctx, time.Second)
+		err := proc.WaitForReadyContext(wctx)
+		cancel()
+		if err == nil {
+			return nil
+		}
+		if ctx.Err() != nil {
+			return fmt.Errorf("wait for windows processor: %w", ctx.Err())
+		}
 	}
-	return nil
 }
 
 // CloseIdle runs one pass of the idle close over every URL in the
 // partitions this instance owns, at the wall time of Config.Now. Run calls
 // it every IdleCheck; tests call it after moving their fake clock.
 func (p *Processor) CloseIdle(ctx context.Context) error {
-	if err := p.proc.VisitAll(ctx, visitorName, p.cfg.Now()); err != nil {
+	return p.closeIdle(ctx, p.current())
+}
+
+func (p *Processor) closeIdle(ctx context.Context, proc *goka.Processor) error {
+	if err := proc.VisitAll(ctx, visitorName, p.cfg.Now()); err != nil {
 		return fmt.Errorf("close idle windows: %w", err)
 	}
 	return nil
@@ -325,12 +401,16 @@ func (p *Processor) consume(ctx goka.Context, msg any) {
 	if st == nil {
 		st = &state{}
 	}
-	verdict, out := p.rules.apply(st, r, now, low)
+	pos := position{topic: string(ctx.Topic()), offset: ctx.Offset(), done: p.marks.done(ctx.Partition())}
+	verdict, out := p.rules.applyAt(st, r, now, low, pos)
 	switch verdict {
 	case duplicate:
 		p.metrics.duplicates.Inc()
 		p.log.Debug("duplicate event ignored", "url", r.URL, "event_id", r.EventID, "checked_at", r.CheckedAt)
 		p.emit(ctx, out)
+		if len(out) > 0 {
+			ctx.SetValue(st) // the windows re-sent record this message
+		}
 		return
 	case tooLate:
 		p.metrics.tooLate.Inc()

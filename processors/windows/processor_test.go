@@ -104,8 +104,9 @@ func (h *harness) emitted() []*codecs.Window {
 }
 
 // expectOne asserts that exactly one window was emitted since the last call
-// and that it matches want (computed from raw results) at revision rev.
-func (h *harness) expectOne(rev int64, rs ...*codecs.Result) *codecs.Window {
+// and that it matches want (computed from raw results), with its number of
+// checks as its revision (see params.emit).
+func (h *harness) expectOne(rs ...*codecs.Result) *codecs.Window {
 	h.t.Helper()
 	got := h.emitted()
 	if len(got) != 1 {
@@ -119,9 +120,9 @@ func (h *harness) expectOne(rev int64, rs ...*codecs.Result) *codecs.Window {
 		if d := diffWindow(got[0], w); d != "" {
 			h.t.Fatalf("window differs: %s", d)
 		}
-	}
-	if got[0].Revision != rev {
-		h.t.Fatalf("revision %d, want %d", got[0].Revision, rev)
+		if got[0].Revision != w.Checks {
+			h.t.Fatalf("revision %d, want %d (its checks)", got[0].Revision, w.Checks)
+		}
 	}
 	return got[0]
 }
@@ -165,7 +166,7 @@ func TestWindowBoundaries(t *testing.T) {
 	// [12:00, 12:05) holding the other two.
 	edge := result(site, "c", at(12, 5, 0), failed(codecs.ErrTimeout, 0, nil))
 	h.consume(edge)
-	w := h.expectOne(1, first, last)
+	w := h.expectOne(first, last)
 	if !w.WindowStart.Equal(at(12, 0, 0)) || !w.WindowEnd.Equal(at(12, 5, 0)) {
 		t.Fatalf("window [%v, %v), want [12:00, 12:05)", w.WindowStart, w.WindowEnd)
 	}
@@ -175,7 +176,7 @@ func TestWindowBoundaries(t *testing.T) {
 	inZone := result(site, "d", at(12, 9, 59).In(berlin))
 	h.consume(inZone)
 	h.consume(result(site, "e", at(12, 10, 0)))
-	got := h.expectOne(1, edge, inZone)
+	got := h.expectOne(edge, inZone)
 	if got.WindowStart.Location() != time.UTC || got.WindowStart.Hour() != 12 || got.WindowStart.Minute() != 5 {
 		t.Fatalf("window_start %v, want 12:05 UTC", got.WindowStart)
 	}
@@ -188,17 +189,20 @@ func TestLateEventWithinGraceReemitsNextRevision(t *testing.T) {
 	h.consume(a1)
 	h.consume(a2)
 	h.consume(result(site, "b1", at(12, 5, 30)))
-	h.expectOne(1, a1, a2)
+	first := h.expectOne(a1, a2)
 
 	// Watermark 12:05:30 ≤ end 12:05 + grace 1m: the late event still counts.
 	late := result(site, "a3", at(12, 4, 59), failed(codecs.ErrStatus, 503, ptr(900.0)))
 	h.consume(late)
-	h.expectOne(2, a1, a2, late)
+	second := h.expectOne(a1, a2, late)
 
-	// A second late event: revision 3.
+	// A second late event: a higher revision again.
 	late2 := result(site, "a4", at(12, 0, 0), failed(codecs.ErrRegexp, 200, ptr(10.0)))
 	h.consume(late2)
-	h.expectOne(3, a1, a2, late, late2)
+	third := h.expectOne(a1, a2, late, late2)
+	if !(first.Revision < second.Revision && second.Revision < third.Revision) {
+		t.Errorf("revisions %d, %d, %d do not grow", first.Revision, second.Revision, third.Revision)
+	}
 
 	if got := h.counter("sitewatch_windows_too_late_events_total"); got != 0 {
 		t.Fatalf("too-late counter %v, want 0", got)
@@ -211,7 +215,7 @@ func TestTooLateEventCountedAndNotApplied(t *testing.T) {
 	b1 := result(site, "b1", at(12, 5, 30))
 	h.consume(a1)
 	h.consume(b1)
-	h.expectOne(1, a1)
+	h.expectOne(a1)
 
 	// 12:06:01 is past end+grace of [12:00, 12:05): that window is final.
 	b2 := result(site, "b2", at(12, 6, 1))
@@ -228,7 +232,7 @@ func TestTooLateEventCountedAndNotApplied(t *testing.T) {
 
 	// The next window is unaffected by the rejected events.
 	h.consume(result(site, "c1", at(12, 10, 0)))
-	h.expectOne(1, b1, b2)
+	h.expectOne(b1, b2)
 }
 
 func TestIdleCloseWithFakeClock(t *testing.T) {
@@ -250,7 +254,7 @@ func TestIdleCloseWithFakeClock(t *testing.T) {
 	h.deliver(b1)
 
 	h.closeIdle(at(12, 7, 0))
-	h.expectOne(1, q1, q2)
+	h.expectOne(q1, q2)
 	h.closeIdle(at(12, 7, 15)) // nothing changed: nothing re-emitted
 	h.expectNone()
 
@@ -266,12 +270,12 @@ func TestIdleCloseWithFakeClock(t *testing.T) {
 	h.closeIdle(at(12, 8, 0)) // quiet for 40 s, busy for 20 s
 	h.expectNone()
 	h.closeIdle(at(12, 8, 20))
-	h.expectOne(2, q1, q2, q3)
+	h.expectOne(q1, q2, q3)
 
 	// A day later the busy URL went silent too: its window is emitted, and
 	// both URLs are forgotten.
 	h.closeIdle(at(12, 8, 20).Add(DefaultForgetAfter))
-	h.expectOne(1, b1, b2)
+	h.expectOne(b1, b2)
 	for _, url := range []string{quiet, busy} {
 		if v := h.tt.TableValue(goka.GroupTable(DefaultGroup), url); v != nil {
 			t.Fatalf("state of silent %s still in the table: %+v", url, v)
@@ -290,13 +294,13 @@ func TestDuplicateEventNotCountedTwice(t *testing.T) {
 	h.consume(a1) // a producer retry
 	h.consume(a2)
 	h.consume(result(site, "b1", at(12, 5, 0)))
-	first := h.expectOne(1, a1, a2)
+	first := h.expectOne(a1, a2)
 
 	// A redelivery after the window was emitted does not change it; the
 	// window is re-sent unchanged, same revision, in case the emission was
 	// lost in the crash that caused the redelivery.
 	h.consume(a2)
-	again := h.expectOne(1, a1, a2)
+	again := h.expectOne(a1, a2)
 	if d := diffWindow(again, first); d != "" || again.Revision != first.Revision {
 		t.Fatalf("re-sent window differs: %s", d)
 	}
@@ -348,7 +352,7 @@ func TestMalformedMessagesGoToDeadLetters(t *testing.T) {
 	// The processor is still running and counts the next good event.
 	h.consume(good)
 	h.consume(result(site, "next", at(12, 5, 0)))
-	h.expectOne(1, good)
+	h.expectOne(good)
 	if got := h.counter("sitewatch_windows_dead_letters_total"); got != float64(len(cases)) {
 		t.Fatalf("dead-letter counter %v, want %d", got, len(cases))
 	}
@@ -386,7 +390,7 @@ func TestAggregatesMatchExactOnKnownData(t *testing.T) {
 		h.consume(rs[i])
 	}
 	h.consume(result(site, "next", at(12, 5, 0)))
-	w := h.expectOne(1, rs...)
+	w := h.expectOne(rs...)
 	if w.Checks != 300 || w.Failures == 0 || w.RegexpFailures == 0 || w.StatusCounts["0"] == 0 || w.Responses == w.Checks {
 		t.Fatalf("test data does not exercise every column: %+v", w)
 	}
@@ -407,7 +411,7 @@ func TestFutureEventDoesNotMakeLaterEventsTooLate(t *testing.T) {
 	}
 	h.clock.Set(at(12, 5, 10))
 	h.consume(result(site, "b1", at(12, 5, 10)))
-	h.expectOne(1, a1)
+	h.expectOne(a1)
 }
 
 func TestConfigErrors(t *testing.T) {
@@ -446,7 +450,7 @@ func TestLaggingTopicKeepsWindowsOpen(t *testing.T) {
 		ss = append(ss, s)
 		h.deliver(s)
 	}
-	if got := h.emitted(); len(got) != 3 || got[0].Checks != 2 || got[0].Revision != 1 {
+	if got := h.emitted(); len(got) != 3 || got[0].Checks != 2 || got[0].Revision != 2 {
 		t.Fatalf("emitted %+v, want three windows, the first with two checks", got)
 	}
 
@@ -454,12 +458,12 @@ func TestLaggingTopicKeepsWindowsOpen(t *testing.T) {
 	// is late by 13 minutes of the URL's watermark, yet counts.
 	f2 := result(site, "f2", at(12, 3, 0), failed(codecs.ErrTimeout, 0, nil))
 	h.deliver(f2)
-	h.expectOne(2, f1, s1, f2)
+	h.expectOne(f1, s1, f2)
 
 	// Once the failed topic catches up, the old windows are dropped and a
 	// straggler on the succeeded topic is too late.
 	h.deliver(result(site, "f3", at(12, 20, 0), failed(codecs.ErrTimeout, 0, nil)))
-	h.expectOne(1, ss[2]) // [12:15, 12:20) closed by the watermark
+	h.expectOne(ss[2]) // [12:15, 12:20) closed by the watermark
 	h.deliver(result(site, "s-late", at(12, 4, 0)))
 	h.expectNone()
 	if got := h.counter("sitewatch_windows_too_late_events_total"); got != 1 {

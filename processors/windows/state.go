@@ -53,6 +53,11 @@ type window struct {
 	Revision int64 `json:"revision"`
 	// Dirty is true when the window changed since its last emission.
 	Dirty bool `json:"dirty"`
+	// EmitTopic and EmitOffset are the input message whose processing
+	// made the last emission; empty for the idle close (and in states
+	// written before they existed): nothing to wait for. See advance.
+	EmitTopic  string `json:"emit_topic,omitempty"`
+	EmitOffset int64  `json:"emit_offset,omitempty"`
 }
 
 // stateCodec stores *state as JSON in the group table.
@@ -130,8 +135,29 @@ func (p params) windowStart(t time.Time) time.Time {
 	return time.Unix(0, ns-rem).UTC()
 }
 
-// apply adds one result to st (the URL's state) at wall time now and
-// returns what became of it and the windows to emit. low is how far (in
+// position is the input message being processed, and how to tell whether
+// an earlier one is done: processed with every write it made acknowledged
+// by Kafka. A nil done treats every message as done (goka's tester, the
+// benchmarks).
+type position struct {
+	topic  string
+	offset int64
+	done   func(topic string, offset int64) bool
+}
+
+// emitted reports whether w's last emission is known to be in Kafka.
+func (pos position) emitted(w *window) bool {
+	return w.EmitTopic == "" || pos.done == nil || pos.done(w.EmitTopic, w.EmitOffset)
+}
+
+// apply is applyAt for a message whose position does not matter: every
+// earlier message counts as done.
+func (p params) apply(st *state, r *codecs.Result, now, low time.Time) (verdict, []emission) {
+	return p.applyAt(st, r, now, low, position{})
+}
+
+// applyAt adds one result, read at pos, to st (the URL's state) at wall
+// time now and returns what became of it and the windows to emit. low is how far (in
 // event time) every input topic of the URL's partition has been consumed,
 // zero when unknown (see progress).
 //
@@ -148,21 +174,21 @@ func (p params) windowStart(t time.Time) time.Time {
 // The watermark never runs more than one window size ahead of the wall
 // clock, so one event from a checker whose clock is far in the future
 // cannot make every later event of its URL too late.
-func (p params) apply(st *state, r *codecs.Result, now, low time.Time) (verdict, []emission) {
+func (p params) applyAt(st *state, r *codecs.Result, now, low time.Time, pos position) (verdict, []emission) {
 	t := r.CheckedAt
 	start := p.windowStart(t)
-	w, pos := st.find(start)
+	w, at := st.find(start)
 	if w == nil {
 		end := start.Add(p.size)
 		if start.Before(st.Horizon) || dropMark(st.Watermark, low).After(end.Add(p.grace)) {
 			return tooLate, nil
 		}
 		w = &window{Start: start, StatusCounts: map[string]int64{}}
-		st.Windows = slices.Insert(st.Windows, pos, w)
+		st.Windows = slices.Insert(st.Windows, at, w)
 	}
 	idPos, seen := slices.BinarySearch(w.EventIDs, r.EventID)
 	if seen {
-		return duplicate, p.resend(st)
+		return duplicate, p.resend(st, pos)
 	}
 	w.EventIDs = slices.Insert(w.EventIDs, idPos, r.EventID)
 	w.add(r)
@@ -170,7 +196,7 @@ func (p params) apply(st *state, r *codecs.Result, now, low time.Time) (verdict,
 	if capped := earliest(t, now.Add(p.size)); capped.After(st.Watermark) {
 		st.Watermark = capped
 	}
-	return applied, p.advance(st, low)
+	return applied, p.advance(st, low, pos)
 }
 
 // dropMark is the event time up to which a URL's windows may be dropped:
@@ -224,8 +250,18 @@ func (w *window) add(r *codecs.Result) {
 }
 
 // advance emits the windows the watermark has closed and that changed
-// since their last emission, and drops the windows whose grace is over.
-func (p params) advance(st *state, low time.Time) []emission {
+// since their last emission, and drops the windows whose grace is over
+// once their last emission is known to be in Kafka.
+//
+// goka writes the table and status_windows independently, and only the
+// input offsets it commits say that both are in Kafka. A window dropped
+// from the table while its last emission is still in flight would be lost
+// for good if the process died then: the table, already without the
+// window, is what the next process recovers, and the events it reads again
+// find no window to re-send. So a window stays until the message that last
+// emitted it is done (kept a little past its grace, it still takes late
+// events, which SQL counts too).
+func (p params) advance(st *state, low time.Time, pos position) []emission {
 	var out []emission
 	drop := dropMark(st.Watermark, low)
 	keep := st.Windows[:0]
@@ -237,8 +273,9 @@ func (p params) advance(st *state, low time.Time) []emission {
 				trigger = triggerLate
 			}
 			out = append(out, emission{window: p.emit(w), trigger: trigger})
+			w.EmitTopic, w.EmitOffset = pos.topic, pos.offset
 		}
-		if drop.After(end.Add(p.grace)) {
+		if drop.After(end.Add(p.grace)) && pos.emitted(w) {
 			if end.After(st.Horizon) {
 				st.Horizon = end
 			}
@@ -257,11 +294,15 @@ func (p params) advance(st *state, low time.Time) []emission {
 // changelog but before the emissions reached status_windows; sending them
 // again makes the emission at-least-once, and the sink, which keeps one row
 // per window and revision, is unaffected by a copy it already has.
-func (p params) resend(st *state) []emission {
+//
+// The windows re-sent record pos as their last emission, so that none is
+// dropped before the copy is in Kafka (the caller stores st again).
+func (p params) resend(st *state, pos position) []emission {
 	var out []emission
 	for _, w := range st.Windows {
 		if w.Revision > 0 && !w.Dirty {
 			out = append(out, emission{window: p.snapshot(w), trigger: triggerRedelivery})
+			w.EmitTopic, w.EmitOffset = pos.topic, pos.offset
 		}
 	}
 	return out
@@ -290,14 +331,27 @@ func (p params) closeIdle(st *state, now time.Time) (out []emission, forget bool
 			continue
 		}
 		out = append(out, emission{window: p.emit(w), trigger: triggerIdle})
+		// No input message to wait for: a visit is not read again.
+		w.EmitTopic, w.EmitOffset = "", 0
 	}
 	return out, !dirty && silent >= p.forgetAfter
 }
 
 // emit bumps w's revision and returns its aggregate as a status_windows
 // event.
+//
+// The revision is the window's number of checks (and always more than the
+// last one): every emission follows new checks, so it grows with each
+// emission like a counter, but unlike a counter it also grows across a
+// crash. goka writes the table and status_windows independently, so a
+// crash can lose the table write recording an emission that did reach
+// status_windows; the restarted processor replays the events from the older
+// state, and a counter would hand out that revision again for different
+// content, which the sinks (keeping the highest revision) cannot order.
+// The count only goes up as events are added, whichever state they are
+// replayed onto, and the complete window has the highest.
 func (p params) emit(w *window) *codecs.Window {
-	w.Revision++
+	w.Revision = max(w.Revision+1, w.Checks)
 	w.Dirty = false
 	return p.snapshot(w)
 }

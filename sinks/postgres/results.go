@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 
@@ -44,10 +45,19 @@ const (
 
 	// ON CONFLICT DO NOTHING without a target skips a row whose
 	// (event_id, checked_at) is already stored, including a duplicate
-	// earlier in the same batch.
-	insertStaged = `INSERT INTO check_results (` + resultColumnList + `)
+	// earlier in the same batch. The rows inserted are counted, and those
+	// that no daily partition took (they landed in the default one)
+	// counted and their time range returned, for the log and the metrics.
+	insertStaged = `WITH ins AS (
+INSERT INTO check_results (` + resultColumnList + `)
 SELECT ` + resultColumnList + ` FROM sitewatch_staged_results
-ON CONFLICT DO NOTHING`
+ON CONFLICT DO NOTHING
+RETURNING tableoid, checked_at)
+SELECT count(*),
+       count(*) FILTER (WHERE tableoid = 'check_results_default'::regclass),
+       min(checked_at) FILTER (WHERE tableoid = 'check_results_default'::regclass),
+       max(checked_at) FILTER (WHERE tableoid = 'check_results_default'::regclass)
+FROM ins`
 
 	clearStaging = `TRUNCATE sitewatch_staged_results`
 )
@@ -80,13 +90,16 @@ func (s *Store) WriteResults(ctx context.Context, rs []*codecs.Result) ([]Reject
 	}
 
 	// Fast path: the whole batch in one COPY and one INSERT.
+	var st insertStats
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		st = insertStats{}
 		if _, err := tx.Exec(ctx, createStaging); err != nil {
 			return fmt.Errorf("create staging table: %w", err)
 		}
-		return stageAndInsert(ctx, tx, rs, idx)
+		return stageAndInsert(ctx, tx, rs, idx, &st)
 	})
 	if err == nil {
+		s.reportInsert(st)
 		return rejected, nil
 	}
 	if _, ok := rowError(err); !ok {
@@ -98,27 +111,31 @@ func (s *Store) WriteResults(ctx context.Context, rs []*codecs.Result) ([]Reject
 	var bad []Rejected
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		bad = bad[:0]
+		st = insertStats{}
 		if _, err := tx.Exec(ctx, createStaging); err != nil {
 			return fmt.Errorf("create staging table: %w", err)
 		}
-		return bisectResults(ctx, tx, rs, idx, &bad)
+		return bisectResults(ctx, tx, rs, idx, &bad, &st)
 	})
 	if err != nil {
 		return nil, fmt.Errorf("write results: %w", err)
 	}
+	s.reportInsert(st)
 	return sortedRejected(append(rejected, bad...)), nil
 }
 
 // bisectResults writes rs[idx] under a savepoint; when a row is refused, it
 // rolls back and tries each half, so a batch of n rows with one bad row
 // costs about 2·log2(n) attempts rather than n round trips per row.
-func bisectResults(ctx context.Context, tx pgx.Tx, rs []*codecs.Result, idx []int, bad *[]Rejected) error {
+func bisectResults(ctx context.Context, tx pgx.Tx, rs []*codecs.Result, idx []int, bad *[]Rejected, st *insertStats) error {
 	sp, err := tx.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("savepoint: %w", err)
 	}
-	err = stageAndInsert(ctx, sp, rs, idx)
+	var part insertStats
+	err = stageAndInsert(ctx, sp, rs, idx, &part)
 	if err == nil {
+		st.add(part)
 		if _, err := sp.Exec(ctx, clearStaging); err != nil {
 			return fmt.Errorf("clear staging table: %w", err)
 		}
@@ -139,15 +156,55 @@ func bisectResults(ctx context.Context, tx pgx.Tx, rs []*codecs.Result, idx []in
 		return nil
 	}
 	mid := len(idx) / 2
-	if err := bisectResults(ctx, tx, rs, idx[:mid], bad); err != nil {
+	if err := bisectResults(ctx, tx, rs, idx[:mid], bad, st); err != nil {
 		return err
 	}
-	return bisectResults(ctx, tx, rs, idx[mid:], bad)
+	return bisectResults(ctx, tx, rs, idx[mid:], bad, st)
+}
+
+// insertStats is what one write did with its rows.
+type insertStats struct {
+	staged, inserted int64
+	// toDefault rows went to check_results_default, with checked_at from
+	// defaultFrom to defaultTo.
+	toDefault              int64
+	defaultFrom, defaultTo time.Time
+}
+
+func (a *insertStats) add(b insertStats) {
+	a.staged += b.staged
+	a.inserted += b.inserted
+	if b.toDefault > 0 {
+		if a.toDefault == 0 || b.defaultFrom.Before(a.defaultFrom) {
+			a.defaultFrom = b.defaultFrom
+		}
+		if a.toDefault == 0 || b.defaultTo.After(a.defaultTo) {
+			a.defaultTo = b.defaultTo
+		}
+		a.toDefault += b.toDefault
+	}
+}
+
+// reportInsert logs and counts, once the transaction committed, the rows
+// that were already stored (a redelivery: skipped, as they must be) and
+// those no daily partition took.
+func (s *Store) reportInsert(st insertStats) {
+	if dup := st.staged - st.inserted; dup > 0 {
+		s.m.alreadyStored.Add(float64(dup))
+		s.logger.Info("results already stored, skipped (a redelivery after a crash or rebalance)",
+			"rows", dup, "batch", st.staged)
+	}
+	if st.toDefault > 0 {
+		s.m.toDefault.Add(float64(st.toDefault))
+		s.logger.Warn("results stored in the default partition: no daily partition covers their checked_at "+
+			"(late, replayed or clock-skewed events); partition upkeep moves rows of days within the retention into their own partition and deletes older ones",
+			"rows", st.toDefault, "checked_at_from", st.defaultFrom, "checked_at_to", st.defaultTo)
+	}
 }
 
 // stageAndInsert copies rs[idx] into the staging table and moves them into
-// check_results.
-func stageAndInsert(ctx context.Context, tx pgx.Tx, rs []*codecs.Result, idx []int) error {
+// check_results, adding to st what became of them.
+func stageAndInsert(ctx context.Context, tx pgx.Tx, rs []*codecs.Result, idx []int, st *insertStats) error {
 	src := pgx.CopyFromSlice(len(idx), func(i int) ([]any, error) {
 		r := rs[idx[i]]
 		return []any{
@@ -159,8 +216,15 @@ func stageAndInsert(ctx context.Context, tx pgx.Tx, rs []*codecs.Result, idx []i
 	if _, err := tx.CopyFrom(ctx, stagedResultsTable, resultColumns, src); err != nil {
 		return fmt.Errorf("copy to staging table: %w", err)
 	}
-	if _, err := tx.Exec(ctx, insertStaged); err != nil {
+	var from, to *time.Time
+	var part insertStats
+	if err := tx.QueryRow(ctx, insertStaged).Scan(&part.inserted, &part.toDefault, &from, &to); err != nil {
 		return fmt.Errorf("insert into check_results: %w", err)
 	}
+	part.staged = int64(len(idx))
+	if from != nil && to != nil {
+		part.defaultFrom, part.defaultTo = from.UTC(), to.UTC()
+	}
+	st.add(part)
 	return nil
 }

@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Defaults for Options' zero values.
@@ -41,6 +43,41 @@ type Options struct {
 type Store struct {
 	pool   *pgxpool.Pool
 	logger *slog.Logger
+	m      storeMetrics
+}
+
+// storeMetrics count what the log reports about written rows. The Store is
+// a prometheus.Collector of them: the sinks register it with theirs.
+type storeMetrics struct {
+	alreadyStored prometheus.Counter
+	toDefault     prometheus.Counter
+}
+
+func newStoreMetrics() storeMetrics {
+	return storeMetrics{
+		alreadyStored: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sitewatch_store_results_already_stored_total",
+			Help: "Results not written because their event_id and checked_at were already stored (a redelivery after a crash or rebalance).",
+		}),
+		toDefault: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sitewatch_store_results_default_partition_total",
+			Help: "Results stored in check_results_default because no daily partition covers their checked_at (late, replayed or clock-skewed events).",
+		}),
+	}
+}
+
+var _ prometheus.Collector = (*Store)(nil)
+
+// Describe implements prometheus.Collector.
+func (s *Store) Describe(ch chan<- *prometheus.Desc) {
+	s.m.alreadyStored.Describe(ch)
+	s.m.toDefault.Describe(ch)
+}
+
+// Collect implements prometheus.Collector.
+func (s *Store) Collect(ch chan<- prometheus.Metric) {
+	s.m.alreadyStored.Collect(ch)
+	s.m.toDefault.Collect(ch)
 }
 
 // Rejected is a row PostgreSQL refused as invalid: Index is its position in
@@ -65,7 +102,12 @@ func Open(ctx context.Context, databaseURL string, opts Options) (*Store, error)
 	if _, ok := params["application_name"]; !ok {
 		params["application_name"] = "sitewatch"
 	}
-	switch _, inURL := params["statement_timeout"]; {
+	// The URL may set it as a parameter of its own or, the libpq way, in
+	// options (?options=-c%20statement_timeout%3D5s); either way it must
+	// win over the default, which the server would otherwise apply last.
+	_, inURL := params["statement_timeout"]
+	inURL = inURL || strings.Contains(params["options"], "statement_timeout")
+	switch {
 	case opts.StatementTimeout > 0:
 		params["statement_timeout"] = strconv.FormatInt(opts.StatementTimeout.Milliseconds(), 10)
 	case opts.StatementTimeout < 0:
@@ -85,7 +127,7 @@ func Open(ctx context.Context, databaseURL string, opts Options) (*Store, error)
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	return &Store{pool: pool, logger: logger}, nil
+	return &Store{pool: pool, logger: logger, m: newStoreMetrics()}, nil
 }
 
 // Ping checks that the database answers, for health checks.

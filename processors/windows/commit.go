@@ -1,0 +1,214 @@
+package windows
+
+import (
+	"context"
+	"slices"
+	"sync"
+
+	"github.com/IBM/sarama"
+	"github.com/lovoo/goka"
+)
+
+// inOrderCommits wraps goka's consumer group so that an input offset is
+// marked only once every message before it in its partition is done.
+//
+// goka marks a message's offset (offset+1) as soon as that message's
+// emits and table write are acknowledged, and sarama keeps the highest
+// offset marked. The acknowledgements of two messages can come back out of
+// order (a window emission and a table write travel through different
+// producer queues), so without this a crash right after the later
+// message's commit skipped the earlier message for good while its window
+// emission had never reached Kafka: the window stayed at an old revision.
+//
+// It also keeps marks up to date: which input messages are done, so that
+// the windows processor knows when an emission has reached Kafka.
+func inOrderCommits(build goka.ConsumerGroupBuilder, marks *commitMarks) goka.ConsumerGroupBuilder {
+	return func(brokers []string, group, clientID string) (sarama.ConsumerGroup, error) {
+		cg, err := build(brokers, group, clientID)
+		if err != nil {
+			return nil, err
+		}
+		return &inOrderGroup{ConsumerGroup: cg, marks: marks}, nil
+	}
+}
+
+type inOrderGroup struct {
+	sarama.ConsumerGroup
+	marks *commitMarks
+}
+
+func (g *inOrderGroup) Consume(ctx context.Context, topics []string, h sarama.ConsumerGroupHandler) error {
+	return g.ConsumerGroup.Consume(ctx, topics, &inOrderHandler{inner: h, marks: g.marks})
+}
+
+// inOrderHandler serves one session (sarama calls Setup, then
+// ConsumeClaim per claim, then Cleanup, on a handler per Consume call).
+type inOrderHandler struct {
+	inner sarama.ConsumerGroupHandler
+	marks *commitMarks
+	sess  *inOrderSession
+}
+
+func (h *inOrderHandler) Setup(s sarama.ConsumerGroupSession) error {
+	h.sess = &inOrderSession{ConsumerGroupSession: s, marks: h.marks, parts: map[topicPartition]*pendingOffsets{}}
+	return h.inner.Setup(h.sess)
+}
+
+func (h *inOrderHandler) Cleanup(sarama.ConsumerGroupSession) error {
+	return h.inner.Cleanup(h.sess)
+}
+
+func (h *inOrderHandler) ConsumeClaim(_ sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
+	// What a previous owner committed is done; anything this session
+	// reads is not, until it is marked.
+	h.marks.start(claim.Topic(), claim.Partition(), claim.InitialOffset())
+	p := h.sess.pending(claim.Topic(), claim.Partition())
+	out := make(chan *sarama.ConsumerMessage)
+	// Every message is recorded as delivered before goka can see it, so a
+	// mark can always tell which earlier messages are still in flight.
+	go func() {
+		defer close(out)
+		for msg := range claim.Messages() {
+			p.deliver(msg.Offset)
+			select {
+			case out <- msg:
+			case <-h.sess.Context().Done():
+				// sarama drains the claim itself once the session ends.
+				return
+			}
+		}
+	}()
+	return h.inner.ConsumeClaim(h.sess, &inOrderClaim{ConsumerGroupClaim: claim, msgs: out})
+}
+
+type inOrderClaim struct {
+	sarama.ConsumerGroupClaim
+	msgs chan *sarama.ConsumerMessage
+}
+
+func (c *inOrderClaim) Messages() <-chan *sarama.ConsumerMessage { return c.msgs }
+
+type topicPartition struct {
+	topic     string
+	partition int32
+}
+
+// inOrderSession passes a mark on only up to the first message of its
+// partition that is not done yet.
+type inOrderSession struct {
+	sarama.ConsumerGroupSession
+	marks *commitMarks
+	mu    sync.Mutex
+	parts map[topicPartition]*pendingOffsets
+}
+
+func (s *inOrderSession) pending(topic string, partition int32) *pendingOffsets {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	tp := topicPartition{topic, partition}
+	p := s.parts[tp]
+	if p == nil {
+		p = &pendingOffsets{done: map[int64]bool{}}
+		s.parts[tp] = p
+	}
+	return p
+}
+
+func (s *inOrderSession) MarkOffset(topic string, partition int32, next int64, metadata string) {
+	if upTo, ok := s.pending(topic, partition).finish(next - 1); ok {
+		s.ConsumerGroupSession.MarkOffset(topic, partition, upTo, metadata)
+		s.marks.advance(topic, partition, upTo)
+	}
+}
+
+func (s *inOrderSession) MarkMessage(msg *sarama.ConsumerMessage, metadata string) {
+	s.MarkOffset(msg.Topic, msg.Partition, msg.Offset+1, metadata)
+}
+
+// pendingOffsets are one partition's delivered offsets not yet marked, in
+// delivery (ascending) order, and which of them are done.
+type pendingOffsets struct {
+	mu      sync.Mutex
+	offsets []int64
+	done    map[int64]bool
+}
+
+func (p *pendingOffsets) deliver(offset int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.offsets = append(p.offsets, offset)
+}
+
+// finish records offset as done and returns the offset to mark (the one
+// after the last of the done messages at the head), or false when the
+// head is still in flight. An offset never delivered is marked as asked.
+func (p *pendingOffsets) finish(offset int64) (int64, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, found := slices.BinarySearch(p.offsets, offset); !found {
+		return offset + 1, true
+	}
+	p.done[offset] = true
+	n := 0
+	for n < len(p.offsets) && p.done[p.offsets[n]] {
+		delete(p.done, p.offsets[n])
+		n++
+	}
+	if n == 0 {
+		return 0, false
+	}
+	last := p.offsets[n-1]
+	p.offsets = slices.Delete(p.offsets, 0, n)
+	return last + 1, true
+}
+
+// commitMarks are, per input topic and partition this process consumes,
+// the offset below which every message is done: committed before the
+// partition was claimed, or processed here with every write acknowledged.
+type commitMarks struct {
+	mu sync.Mutex
+	// next is unset until the partition is claimed; used reports whether
+	// any partition ever was (goka's tester bypasses the consumer group).
+	next map[topicPartition]int64
+	used bool
+}
+
+func newCommitMarks() *commitMarks {
+	return &commitMarks{next: map[topicPartition]int64{}}
+}
+
+// start records a new claim of the partition, read from initial on.
+func (c *commitMarks) start(topic string, partition int32, initial int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.used = true
+	c.next[topicPartition{topic, partition}] = initial
+}
+
+// advance records that every message before next is done.
+func (c *commitMarks) advance(topic string, partition int32, next int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	tp := topicPartition{topic, partition}
+	if next > c.next[tp] {
+		c.next[tp] = next
+	}
+}
+
+// done returns the test of position.done for messages of the partition,
+// or nil when no partition was ever claimed through the consumer group.
+// A topic not claimed yet is not done: waiting is the safe answer.
+func (c *commitMarks) done(partition int32) func(topic string, offset int64) bool {
+	c.mu.Lock()
+	used := c.used
+	c.mu.Unlock()
+	if !used {
+		return nil
+	}
+	return func(topic string, offset int64) bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		next, ok := c.next[topicPartition{topic, partition}]
+		return ok && offset < next
+	}
+}

@@ -1,0 +1,120 @@
+package postgres
+
+import (
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sitewatch/sitewatch/codecs"
+	"github.com/sitewatch/sitewatch/internal/testkit"
+)
+
+// TestStatementTimeoutFromURLOptions: a statement_timeout given in the
+// database URL the libpq way, ?options=-c statement_timeout=..., must be
+// the one in force. The store used to add its 30 s default as a startup
+// parameter of its own, which PostgreSQL applies after options, so the
+// URL's setting was silently ignored (found by test/faults).
+func TestStatementTimeoutFromURLOptions(t *testing.T) {
+	t.Parallel()
+	dbURL := testkit.Postgres(t)
+	for _, tc := range []struct{ query, want string }{
+		{"options=-c%20statement_timeout%3D1234", "1234ms"},
+		{"statement_timeout=2345", "2345ms"},
+		{"", "30s"},
+	} {
+		u := dbURL
+		if tc.query != "" {
+			u += "&" + tc.query
+		}
+		s, err := Open(testCtx(t), u, Options{Logger: testLogger(t)})
+		if err != nil {
+			t.Fatalf("Open %s: %v", tc.query, err)
+		}
+		var got string
+		err = s.pool.QueryRow(testCtx(t), "SHOW statement_timeout").Scan(&got)
+		s.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != tc.want {
+			t.Errorf("URL with %q: statement_timeout %s, want %s", tc.query, got, tc.want)
+		}
+	}
+}
+
+// TestWriteResultsReportsAlreadyStoredAndDefaultPartition: rows that were
+// already stored (a redelivery) and rows no daily partition covers (a
+// checked_at in 2090 or 1999) are written as the contract says, skipped
+// and kept in the default partition, and each is also logged and counted,
+// so that an operator sees them (found by test/faults: both were silent).
+func TestWriteResultsReportsAlreadyStoredAndDefaultPartition(t *testing.T) {
+	t.Parallel()
+	var logs syncBuffer
+	_, s := migratedStore(t, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	ctx := testCtx(t)
+	now := time.Now().UTC()
+	if err := s.MaintainPartitions(ctx, now, 1, 0); err != nil {
+		t.Fatal(err)
+	}
+	today := results("today", 3, now.Truncate(time.Hour))
+	skewed := results("skewed", 2, time.Date(2090, 1, 2, 3, 4, 5, 0, time.UTC))
+	skewed[1].CheckedAt = time.Date(1999, 12, 31, 23, 0, 0, 0, time.UTC)
+	if rej, err := s.WriteResults(ctx, append(append([]*codecs.Result{}, today[:2]...), skewed...)); err != nil || len(rej) > 0 {
+		t.Fatalf("first write: %v %v", rej, err)
+	}
+	if rej, err := s.WriteResults(ctx, today); err != nil || len(rej) > 0 {
+		t.Fatalf("second write: %v %v", rej, err)
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(s)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	for _, mf := range mfs {
+		got[mf.GetName()] = mf.GetMetric()[0].GetCounter().GetValue()
+	}
+	if v := got["sitewatch_store_results_already_stored_total"]; v != 2 {
+		t.Errorf("already stored counter %v, want 2", v)
+	}
+	if v := got["sitewatch_store_results_default_partition_total"]; v != 2 {
+		t.Errorf("default partition counter %v, want 2", v)
+	}
+	var inDefault, total int
+	if err := s.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM check_results_default), (SELECT count(*) FROM check_results)`).Scan(&inDefault, &total); err != nil {
+		t.Fatal(err)
+	}
+	if inDefault != 2 || total != 5 {
+		t.Errorf("%d rows in the default partition and %d in all, want 2 and 5", inDefault, total)
+	}
+	out := logs.String()
+	for _, want := range []string{"results already stored, skipped", "rows=2", "default partition",
+		"checked_at_from=1999-12-31T23:00:00.000Z", "checked_at_to=2090-01-02T03:04:05.000Z"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
