@@ -28,8 +28,9 @@ fmt:
 
 # Benchmarks print figures; they never fail on speed.
 bench:
-	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./checker/ ./processors/windows/ ./sinks/... 
+	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./checker/ ./processors/windows/... ./sinks/...
 	$(GO) run ./bench/emitter
+	$(GO) run ./bench/processor
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeResult -fuzztime 30s ./codecs/
