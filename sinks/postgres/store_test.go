@@ -3,7 +3,6 @@ package postgres
 import (
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -53,7 +52,7 @@ func TestStatementTimeoutFromURLOptions(t *testing.T) {
 // so that an operator sees them (found by test/faults: both were silent).
 func TestWriteResultsReportsAlreadyStoredAndDefaultPartition(t *testing.T) {
 	t.Parallel()
-	var logs syncBuffer
+	var logs testkit.SyncBuffer
 	_, s := migratedStore(t, Options{Logger: slog.New(slog.NewTextHandler(&logs, nil))})
 	ctx := testCtx(t)
 	now := time.Now().UTC()
@@ -100,21 +99,4 @@ func TestWriteResultsReportsAlreadyStoredAndDefaultPartition(t *testing.T) {
 			t.Errorf("log lacks %q:\n%s", want, out)
 		}
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
