@@ -170,6 +170,10 @@ func (o *Options) Sarama() (*sarama.Config, error) {
 	cfg.Consumer.MaxProcessingTime = time.Second
 	cfg.Consumer.Offsets.Initial = sarama.OffsetOldest
 	cfg.Consumer.Offsets.AutoCommit.Interval = time.Second
+	// A JoinGroup may block for the whole rebalance timeout; it must end
+	// before the network read timeout (30 s), or the member gives up on a
+	// healthy rebalance and its consumer fails.
+	cfg.Consumer.Group.Rebalance.Timeout = 25 * time.Second
 
 	cfg.Producer.RequiredAcks = sarama.WaitForAll
 	cfg.Producer.Return.Successes = true

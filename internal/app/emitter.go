@@ -68,6 +68,11 @@ func LoadSites(path string) (*config.File, error) {
 // the producers flush. SIGHUP reloads the sites file; a bad file is logged
 // and the old sites keep running.
 func RunEmitter(ctx context.Context, env Env, k *kafkaconn.Options, f *EmitterFlags) error {
+	// Claim SIGHUP first: its default action would kill a process that is
+	// still connecting when an operator reloads it.
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
 	sites, err := LoadSites(f.Sites)
 	if err != nil {
 		return err
@@ -123,7 +128,7 @@ func RunEmitter(ctx context.Context, env Env, k *kafkaconn.Options, f *EmitterFl
 	g.Go(func() error { return requests.Run(reqCtx) })
 	g.Go(func() error { return proc.Run(gctx) })
 	g.Go(func() error {
-		reloadOnHUP(gctx, log, f.Sites, sched)
+		reloadOnHUP(gctx, log, hup, f.Sites, sched)
 		return nil
 	})
 	env.Health.Set("url_checker", errors.New("joining the consumer group"))
@@ -144,10 +149,7 @@ func RunEmitter(ctx context.Context, env Env, k *kafkaconn.Options, f *EmitterFl
 
 // reloadOnHUP swaps the scheduler's sites on every SIGHUP. A file with an
 // error is refused whole: the old sites keep being checked.
-func reloadOnHUP(ctx context.Context, log *slog.Logger, path string, sched *scheduler.Scheduler) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
+func reloadOnHUP(ctx context.Context, log *slog.Logger, hup <-chan os.Signal, path string, sched *scheduler.Scheduler) {
 	for {
 		select {
 		case <-ctx.Done():
