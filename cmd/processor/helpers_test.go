@@ -2,10 +2,8 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"log/slog"
-	"math"
 	"math/rand/v2"
 	"net/url"
 	"os"
@@ -27,7 +25,6 @@ import (
 	"github.com/sitewatch/sitewatch/codecs"
 	"github.com/sitewatch/sitewatch/internal/testkit"
 	"github.com/sitewatch/sitewatch/kafkaconn"
-	"github.com/sitewatch/sitewatch/processors/windows/hist"
 )
 
 // childArgsEnv, when set, makes the test binary run the processor itself
@@ -320,7 +317,7 @@ func genStream(seed uint64, urls, n int) *stream {
 		for i := range perURL {
 			// Nanosecond timestamps, as the checker sends them.
 			at := base.Add(time.Duration(i)*step + time.Duration(rng.Int64N(int64(step/2))))
-			r := genResult(rng, site, fmt.Sprintf("ev-%d-%02d-%04d", seed, u, i), at)
+			r := testkit.RandomResult(rng, site, fmt.Sprintf("ev-%d-%02d-%04d", seed, u, i), at, "test-checker")
 			key := at
 			if rng.IntN(100) < 3 {
 				key = at.Add(time.Duration(rng.Int64N(int64(maxLateness))))
@@ -353,56 +350,10 @@ func genStream(seed uint64, urls, n int) *stream {
 	}
 	for u := range urls {
 		site := fmt.Sprintf("http://site-%02d.test/path", u)
-		r := genResult(rng, site, fmt.Sprintf("ev-%d-%02d-flush", seed, u), s.flushFrom.Add(time.Duration(u)*time.Second))
+		r := testkit.RandomResult(rng, site, fmt.Sprintf("ev-%d-%02d-flush", seed, u), s.flushFrom.Add(time.Duration(u)*time.Second), "test-checker")
 		s.events = append(s.events, r)
 	}
 	return s
-}
-
-// genResult makes one result at the given time with a random outcome.
-func genResult(rng *rand.Rand, site, id string, at time.Time) *codecs.Result {
-	ms := func() *float64 {
-		v := math.Round(math.Exp(3+rng.NormFloat64())*1e3) / 1e3 // lognormal around 20 ms, µs resolution
-		if rng.IntN(200) == 0 {
-			v = 0 // kept exactly by the histogram
-		}
-		return &v
-	}
-	str := func(s string) *string { return &s }
-	r := &codecs.Result{
-		EventID: id, URL: site,
-		ScheduledAt: at.Truncate(time.Second), CheckedAt: at,
-		Outcome: codecs.OutcomeUp, StatusCode: 200,
-		ResponseTimeMS: ms(), ConnectMS: ms(), TTFBMS: ms(),
-		BodyBytes: rng.Int64N(5000), Checker: "test-checker",
-	}
-	switch p := rng.IntN(100); {
-	case p < 62:
-	case p < 70:
-		r.StatusCode = 301
-	case p < 77:
-		r.Outcome, r.StatusCode, r.ErrorKind = codecs.OutcomeDown, 404, str(codecs.ErrStatus)
-	case p < 84:
-		r.Outcome, r.StatusCode, r.ErrorKind = codecs.OutcomeDown, 503, str(codecs.ErrStatus)
-	case p < 92:
-		no := false
-		r.Outcome, r.ErrorKind, r.Regexp, r.RegexpMatched = codecs.OutcomeDown, str(codecs.ErrRegexp), str("all good"), &no
-	default:
-		kind := codecs.ErrTimeout
-		if p%2 == 0 {
-			kind = codecs.ErrConnect
-		}
-		r.Outcome, r.StatusCode, r.ErrorKind = codecs.OutcomeDown, 0, str(kind)
-		r.ResponseTimeMS, r.TTFBMS, r.BodyBytes = nil, nil, 0
-	}
-	if r.ErrorKind != nil {
-		r.ErrorMessage = str("failed: " + *r.ErrorKind)
-	}
-	if r.Outcome == codecs.OutcomeUp && rng.IntN(4) == 0 {
-		yes := true
-		r.Regexp, r.RegexpMatched = str("all good"), &yes
-	}
-	return r
 }
 
 // connect opens a connection to the test database for the checks.
@@ -416,225 +367,6 @@ func connect(t *testing.T, databaseURL string) *pgx.Conn {
 	}
 	t.Cleanup(func() { _ = c.Close(context.Background()) })
 	return c
-}
-
-// resultsCheck compares check_results with the events produced: every
-// event_id exactly once, nothing else. It returns "" when they agree.
-func resultsCheck(ctx context.Context, db *pgx.Conn, want []*codecs.Result) (string, error) {
-	rows, err := db.Query(ctx, `SELECT event_id, count(*) FROM check_results GROUP BY event_id`)
-	if err != nil {
-		return "", fmt.Errorf("read check_results: %w", err)
-	}
-	got := map[string]int{}
-	for rows.Next() {
-		var id string
-		var n int
-		if err := rows.Scan(&id, &n); err != nil {
-			return "", err
-		}
-		got[id] = n
-	}
-	if err := rows.Err(); err != nil {
-		return "", err
-	}
-	var missing, doubled, unexpected []string
-	wantIDs := map[string]bool{}
-	for _, r := range want {
-		wantIDs[r.EventID] = true
-		switch got[r.EventID] {
-		case 1:
-		case 0:
-			missing = append(missing, r.EventID)
-		default:
-			doubled = append(doubled, r.EventID)
-		}
-	}
-	for id := range got {
-		if !wantIDs[id] {
-			unexpected = append(unexpected, id)
-		}
-	}
-	if len(missing)+len(doubled)+len(unexpected) == 0 {
-		return "", nil
-	}
-	return fmt.Sprintf("check_results: %d rows for %d events; missing %d %v, doubled %d %v, unexpected %d %v",
-		len(got), len(want), len(missing), head(missing), len(doubled), head(doubled), len(unexpected), head(unexpected)), nil
-}
-
-func head(s []string) []string {
-	slices.Sort(s)
-	if len(s) > 5 {
-		return append(s[:5:5], "…")
-	}
-	return s
-}
-
-// windowRow is one row of check_windows or check_windows_recomputed.
-type windowRow struct {
-	url                             string
-	start, end                      time.Time
-	checks, failures, responses, re int64
-	min, avg, max, p50, p95, p99    *float64
-	statusCounts                    map[string]int64
-	revision                        int64
-}
-
-func (w windowRow) String() string {
-	return fmt.Sprintf("%s@%s", w.url, w.start.UTC().Format("15:04"))
-}
-
-func readWindows(ctx context.Context, db *pgx.Conn, query string) (map[string]windowRow, error) {
-	rows, err := db.Query(ctx, query)
-	if err != nil {
-		return nil, fmt.Errorf("read windows: %w", err)
-	}
-	out := map[string]windowRow{}
-	for rows.Next() {
-		var w windowRow
-		var counts string
-		if err := rows.Scan(&w.url, &w.start, &w.end, &w.checks, &w.failures, &w.responses, &w.re,
-			&w.min, &w.avg, &w.max, &w.p50, &w.p95, &w.p99, &counts, &w.revision); err != nil {
-			return nil, fmt.Errorf("scan window: %w", err)
-		}
-		if err := json.Unmarshal([]byte(counts), &w.statusCounts); err != nil {
-			return nil, fmt.Errorf("status_counts %s: %w", counts, err)
-		}
-		out[w.url+"|"+w.start.UTC().Format(time.RFC3339Nano)] = w
-	}
-	return out, rows.Err()
-}
-
-const windowColumns = `url, window_start, window_end, checks, failures, responses, regexp_failures,
-    response_min_ms, response_avg_ms, response_max_ms, response_p50_ms, response_p95_ms, response_p99_ms,
-    status_counts::text`
-
-// windowsCheck compares every row of check_windows with
-// check_windows_recomputed, the SQL reference computed from check_results,
-// and requires a row for every reference window that is closed (before
-// flushFrom). excludeURLs are left out of both. It returns "" when they
-// agree, else the first differences and the first window that differs.
-func windowsCheck(ctx context.Context, db *pgx.Conn, flushFrom time.Time, excludeURLs ...string) (string, *windowRow, error) {
-	got, err := readWindows(ctx, db, `SELECT `+windowColumns+`, revision FROM check_windows`)
-	if err != nil {
-		return "", nil, err
-	}
-	want, err := readWindows(ctx, db, `SELECT `+windowColumns+`, 0::bigint FROM check_windows_recomputed`)
-	if err != nil {
-		return "", nil, err
-	}
-	type diff struct {
-		w    windowRow
-		what string
-	}
-	var diffs []diff
-	skip := func(w windowRow) bool { return slices.Contains(excludeURLs, w.url) }
-	for k, g := range got {
-		if skip(g) {
-			continue
-		}
-		w, ok := want[k]
-		if !ok {
-			diffs = append(diffs, diff{g, "in check_windows, no such window in check_results"})
-			continue
-		}
-		if d := diffWindow(g, w); d != "" {
-			diffs = append(diffs, diff{g, fmt.Sprintf("revision %d: %s", g.revision, d)})
-		}
-	}
-	closed := 0
-	for k, w := range want {
-		if skip(w) || w.start.Add(windowSize).After(flushFrom) {
-			continue
-		}
-		closed++
-		if _, ok := got[k]; !ok {
-			diffs = append(diffs, diff{w, fmt.Sprintf("missing from check_windows (%d checks)", w.checks)})
-		}
-	}
-	if closed == 0 {
-		return "no closed window in check_windows_recomputed at all", nil, nil
-	}
-	if len(diffs) == 0 {
-		return "", nil, nil
-	}
-	slices.SortFunc(diffs, func(a, b diff) int { return strings.Compare(a.w.String(), b.w.String()) })
-	var lines []string
-	for _, d := range diffs[:min(len(diffs), 8)] {
-		lines = append(lines, d.w.String()+": "+d.what)
-	}
-	if len(diffs) > 8 {
-		lines = append(lines, fmt.Sprintf("… %d windows differ in all", len(diffs)))
-	}
-	return strings.Join(lines, "\n"), &diffs[0].w, nil
-}
-
-// diffWindow compares a stored window with the SQL reference: counts and
-// status_counts exactly, min and max exactly, the mean within 1e-9
-// relative, and each percentile within the histogram's relative accuracy
-// (1%) of percentile_cont, plus 1e-9 relative for floating-point rounding.
-//
-// That bound is exact for this histogram: each of the two order statistics
-// percentile_cont interpolates is estimated within 1% of its exact value,
-// and a convex combination of two non-negative values each within 1% is
-// within 1% of the exact combination.
-func diffWindow(g, w windowRow) string {
-	var d []string
-	ints := []struct {
-		name     string
-		got, ref int64
-	}{{"checks", g.checks, w.checks}, {"failures", g.failures, w.failures}, {"responses", g.responses, w.responses}, {"regexp_failures", g.re, w.re}}
-	for _, c := range ints {
-		if c.got != c.ref {
-			d = append(d, fmt.Sprintf("%s %d, want %d", c.name, c.got, c.ref))
-		}
-	}
-	if !g.end.Equal(w.end) {
-		d = append(d, fmt.Sprintf("window_end %v, want %v", g.end, w.end))
-	}
-	if !mapsEqual(g.statusCounts, w.statusCounts) {
-		d = append(d, fmt.Sprintf("status_counts %v, want %v", g.statusCounts, w.statusCounts))
-	}
-	floats := []struct {
-		name     string
-		got, ref *float64
-		tol      float64 // relative
-	}{
-		{"response_min_ms", g.min, w.min, 0},
-		{"response_max_ms", g.max, w.max, 0},
-		{"response_avg_ms", g.avg, w.avg, 1e-9},
-		{"response_p50_ms", g.p50, w.p50, hist.RelativeAccuracy + 1e-9},
-		{"response_p95_ms", g.p95, w.p95, hist.RelativeAccuracy + 1e-9},
-		{"response_p99_ms", g.p99, w.p99, hist.RelativeAccuracy + 1e-9},
-	}
-	for _, f := range floats {
-		switch {
-		case f.got == nil && f.ref == nil:
-		case f.got == nil || f.ref == nil:
-			d = append(d, fmt.Sprintf("%s %v, want %v", f.name, deref(f.got), deref(f.ref)))
-		case math.Abs(*f.got-*f.ref) > f.tol*math.Abs(*f.ref):
-			d = append(d, fmt.Sprintf("%s %v, want %v (±%g relative)", f.name, *f.got, *f.ref, f.tol))
-		}
-	}
-	return strings.Join(d, "; ")
-}
-
-func mapsEqual(a, b map[string]int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if b[k] != v {
-			return false
-		}
-	}
-	return true
-}
-
-func deref(p *float64) any {
-	if p == nil {
-		return "NULL"
-	}
-	return *p
 }
 
 // checker compares the database with a stream and explains differences.
@@ -651,21 +383,30 @@ func (e *env) checker(t *testing.T, db *pgx.Conn, s *stream, excludeURLs ...stri
 }
 
 // diff returns "" when check_results holds exactly the events and
-// check_windows equals SQL's recomputation, else what differs.
-func (c *checker) diff(ctx context.Context) (string, *windowRow) {
+// check_windows equals SQL's recomputation, else what differs and the
+// first window that differs.
+func (c *checker) diff(ctx context.Context) (string, *testkit.WindowRow) {
 	c.t.Helper()
-	rd, err := resultsCheck(ctx, c.db, c.s.events)
+	stored, err := testkit.StoredEventCounts(ctx, c.db)
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	if rd != "" {
-		return rd, nil
+	if d := testkit.ExactlyOnce(stored, testkit.EventIDs(c.s.events)); d != "" {
+		return d, nil
 	}
-	wd, bad, err := windowsCheck(ctx, c.db, c.s.flushFrom, c.skip...)
+	cmp, err := testkit.CompareWindows(ctx, c.db, c.s.flushFrom, func(url string, _ time.Time) bool {
+		return slices.Contains(c.skip, url)
+	})
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	return wd, bad
+	if cmp.Closed == 0 {
+		return "no closed window in check_windows_recomputed at all", nil
+	}
+	if len(cmp.Diffs) == 0 {
+		return "", nil
+	}
+	return cmp.String(), &cmp.Diffs[0].Window
 }
 
 // settle polls the database until it is consistent with the stream or
@@ -711,11 +452,11 @@ func (c *checker) assert(logs fmt.Stringer) {
 	}
 }
 
-func (c *checker) fail(diff string, bad *windowRow, logs fmt.Stringer) {
+func (c *checker) fail(diff string, bad *testkit.WindowRow, logs fmt.Stringer) {
 	c.t.Helper()
 	history := ""
 	if bad != nil {
-		history = fmt.Sprintf("\nemissions of %s in %s: %s", bad, topics.Windows, emissions(c.t, c.e.addrs, bad.url, bad.start))
+		history = fmt.Sprintf("\nemissions of %s in %s: %s", bad, topics.Windows, emissions(c.t, c.e.addrs, bad.URL, bad.Start))
 	}
 	c.t.Fatalf("the database does not match the events produced:\n%s%s\nlogs (tail):\n%s", diff, history, tail(logs.String(), 30))
 }
@@ -756,16 +497,6 @@ func tail(s string, n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
-}
-
-// storedResults counts check_results, or returns -1 while it cannot (the
-// processor has not migrated the database yet).
-func storedResults(db *pgx.Conn) int {
-	var n int
-	if err := db.QueryRow(context.Background(), `SELECT count(*) FROM check_results`).Scan(&n); err != nil {
-		return -1
-	}
-	return n
 }
 
 // waitFor polls cond every 100ms until it holds or timeout passes.

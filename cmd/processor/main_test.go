@@ -91,11 +91,11 @@ func TestStopAndRestartMidStream(t *testing.T) {
 
 	first := startProcessor(t, e.args(e.db))
 	wait := feed(t, e, s.events[:split], 50, 50*time.Millisecond)
-	waitFor(t, settleTimeout, "rows stored mid-stream", first.logs, func() bool { return storedResults(db) >= midStream })
+	waitFor(t, settleTimeout, "rows stored mid-stream", first.logs, func() bool { return testkit.StoredRows(db) >= midStream })
 	if code := first.stop(); code != 0 {
 		t.Fatalf("first run: exit status %d; logs:\n%s", code, tail(first.logs.String(), 40))
 	}
-	t.Logf("stopped with %d of %d events stored", storedResults(db), len(s.events))
+	t.Logf("stopped with %d of %d events stored", testkit.StoredRows(db), len(s.events))
 	wait()
 	p := e.producer(t)
 	p.results(s.events[split:])
@@ -132,9 +132,9 @@ func TestKilledMidStream(t *testing.T) {
 		// A new process joins once the dead one's group memberships
 		// expire (the session timeout, 10s).
 		c := startChild(t, e.args(e.db))
-		waitFor(t, settleTimeout, "rows stored mid-stream", c.logs, func() bool { return storedResults(db) >= at })
+		waitFor(t, settleTimeout, "rows stored mid-stream", c.logs, func() bool { return testkit.StoredRows(db) >= at })
 		c.kill()
-		t.Logf("killed with %d of %d events stored", storedResults(db), len(s.events))
+		t.Logf("killed with %d of %d events stored", testkit.StoredRows(db), len(s.events))
 	}
 	wait()
 	p := e.producer(t)
@@ -169,11 +169,11 @@ func TestPostgresOutage(t *testing.T) {
 	proxy := testkit.NewProxy(t, u.Host)
 	proc := startProcessor(t, e.args(withHost(t, e.db, proxy.Addr())))
 	wait := feed(t, e, s.events, 50, 50*time.Millisecond)
-	waitFor(t, settleTimeout, "rows stored mid-stream", proc.logs, func() bool { return storedResults(db) >= midStream })
-	before := storedResults(db)
+	waitFor(t, settleTimeout, "rows stored mid-stream", proc.logs, func() bool { return testkit.StoredRows(db) >= midStream })
+	before := testkit.StoredRows(db)
 	proxy.Cut(3 * time.Second)
 	time.Sleep(3 * time.Second)
-	during := storedResults(db)
+	during := testkit.StoredRows(db)
 	wait()
 	t.Logf("outage: %d rows stored before, %d at its end; %d connections refused", before, during, proxy.Refused())
 

@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sitewatch/sitewatch/codecs"
+	"github.com/sitewatch/sitewatch/internal/testkit"
 )
 
 // feed produces events in chunks with pauses, like a live checker, in the
@@ -64,7 +65,7 @@ func TestProcessorKilledRepeatedly(t *testing.T) {
 	for k := range kills {
 		gens = e.waitGroups(gens, 1, processorGroups...)
 		time.Sleep(time.Duration(500+r.IntN(3500)) * time.Millisecond)
-		before := storedRows(db)
+		before := testkit.StoredRows(db)
 		proc.kill()
 		killedAt := time.Now()
 		t.Logf("kill %d: processor killed with %d rows stored", k+1, before)
@@ -73,14 +74,14 @@ func TestProcessorKilledRepeatedly(t *testing.T) {
 		// Recovered once rows are being stored again: the dead members'
 		// sessions expired and the partitions moved to the new process.
 		waitFor(t, 90*time.Second, "rows stored again after the kill", func() (bool, string) {
-			n := storedRows(db)
+			n := testkit.StoredRows(db)
 			return n > before, fmt.Sprintf("%d rows", n)
 		})
 		recoveries = append(recoveries, time.Since(killedAt))
 	}
 	wait()
 	took := e.settle(db, s.ids(), s.closedBefore, nil, 120*time.Second)
-	stored, err := storedCounts(context.Background(), db)
+	stored, err := testkit.StoredEventCounts(context.Background(), db)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,12 +128,12 @@ func TestEmitterAndProcessorKilledRepeatedly(t *testing.T) {
 		// The processor.
 		procGens = e.waitGroups(procGens, 1, processorGroups...)
 		time.Sleep(time.Duration(500+r.IntN(3000)) * time.Millisecond)
-		before := storedRows(db)
+		before := testkit.StoredRows(db)
 		proc.kill()
 		killedAt = time.Now()
 		proc = e.startProcessor(fmt.Sprintf("processor#%d", k+2), e.db)
 		waitFor(t, 90*time.Second, "rows stored again after the processor's kill", func() (bool, string) {
-			n := storedRows(db)
+			n := testkit.StoredRows(db)
 			return n > before, fmt.Sprintf("%d rows", n)
 		})
 		procRec = append(procRec, time.Since(killedAt))
@@ -151,7 +152,7 @@ func TestEmitterAndProcessorKilledRepeatedly(t *testing.T) {
 		want[id] = true
 	}
 	e.settle(db, want, closedBefore, nil, 120*time.Second)
-	stored, err := storedCounts(context.Background(), db)
+	stored, err := testkit.StoredEventCounts(context.Background(), db)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -251,7 +252,7 @@ func TestCrashBetweenDatabaseCommitAndOffsetCommit(t *testing.T) {
 			t.Errorf("processor exit status %d after SIGTERM, want 0", code)
 		}
 	}
-	stored, err := storedCounts(context.Background(), db)
+	stored, err := testkit.StoredEventCounts(context.Background(), db)
 	if err != nil {
 		t.Fatal(err)
 	}

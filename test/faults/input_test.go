@@ -14,6 +14,7 @@ import (
 	"github.com/lovoo/goka"
 
 	"github.com/sitewatch/sitewatch/codecs"
+	"github.com/sitewatch/sitewatch/internal/testkit"
 )
 
 // poison is one malformed message and what its dead letter's reason must
@@ -178,7 +179,7 @@ func TestBadMessagesGoToDeadLetters(t *testing.T) {
 			}
 		}
 	}
-	stored, _ := storedCounts(context.Background(), db)
+	stored, _ := testkit.StoredEventCounts(context.Background(), db)
 	record(t, figure{fault: "bad messages on 3 topics", injected: len(all), produced: len(s.events), stored: len(stored),
 		dupes: duplicates(stored), recovery: took, note: fmt.Sprintf("%d dead letters, each with its reason", len(dls))})
 	if code := proc.stop(60 * time.Second); code != 0 {

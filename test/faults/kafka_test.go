@@ -40,7 +40,7 @@ func (e *env) startPipeline(n int, emitterArgs, processorArgs []string) *pipelin
 	pl.em = e.startEmitter("emitter", pl.st.path, emitterArgs...)
 	pl.proc = e.startProcessor("processor", e.db, processorArgs...)
 	waitFor(e.t, 90*time.Second, "the pipeline to store results", func() (bool, string) {
-		n := storedRows(pl.db)
+		n := testkit.StoredRows(pl.db)
 		return n >= 2*len(pl.st.urls), fmt.Sprintf("%d rows", n)
 	})
 	return pl
@@ -64,7 +64,7 @@ func (pl *pipeline) finish(timeout time.Duration) (map[string]bool, int, map[str
 		want[id] = true
 	}
 	pl.e.settle(pl.db, want, closedBefore, nil, timeout)
-	stored, err := storedCounts(context.Background(), pl.db)
+	stored, err := testkit.StoredEventCounts(context.Background(), pl.db)
 	if err != nil {
 		pl.t.Fatal(err)
 	}
@@ -154,7 +154,7 @@ func TestKafkaFetchErrors(t *testing.T) {
 	p.wait()
 	proc := e.startProcessor("processor", e.db)
 	waitFor(t, 90*time.Second, "rows stored", func() (bool, string) {
-		return storedRows(db) > 0, ""
+		return testkit.StoredRows(db) > 0, ""
 	})
 	h := e.cluster.Fault(append(onTopics(kmsg.Fetch, kerr.UnknownServerError, append(resultTopics, string(topics.Windows))...),
 		onTopics(kmsg.Fetch, kerr.NotLeaderForPartition, resultTopics...)...)...)
@@ -167,7 +167,7 @@ func TestKafkaFetchErrors(t *testing.T) {
 	if h.Hits() == 0 {
 		t.Errorf("no fetch was faulted")
 	}
-	stored, _ := storedCounts(context.Background(), db)
+	stored, _ := testkit.StoredEventCounts(context.Background(), db)
 	record(t, figure{fault: "fetch errors (5 s)", injected: h.Hits(), produced: len(s.events), stored: len(stored),
 		dupes: duplicates(stored), recovery: time.Since(removed),
 		note: fmt.Sprintf("windows restarts %v", proc.metric("sitewatch_windows_restarts_total"))})
@@ -189,7 +189,7 @@ func TestKafkaCoordinatorChanges(t *testing.T) {
 	p := e.producer()
 	wait := feed(t, p, s.events, 10, 150*time.Millisecond)
 	proc := e.startProcessor("processor", e.db)
-	waitFor(t, 90*time.Second, "rows stored", func() (bool, string) { return storedRows(db) > 0, "" })
+	waitFor(t, 90*time.Second, "rows stored", func() (bool, string) { return testkit.StoredRows(db) > 0, "" })
 	injected := 0
 	for i := range 4 {
 		e.cluster.RehashCoordinators()
@@ -207,7 +207,7 @@ func TestKafkaCoordinatorChanges(t *testing.T) {
 	removed := time.Now()
 	wait()
 	e.settle(db, s.ids(), s.closedBefore, nil, 120*time.Second)
-	stored, _ := storedCounts(context.Background(), db)
+	stored, _ := testkit.StoredEventCounts(context.Background(), db)
 	record(t, figure{fault: "coordinator changes (3 brokers)", injected: injected, produced: len(s.events), stored: len(stored),
 		dupes: duplicates(stored), recovery: time.Since(removed),
 		note: fmt.Sprintf("4 rehashes + NOT_COORDINATOR answers; windows restarts %v", proc.metric("sitewatch_windows_restarts_total"))})
@@ -242,7 +242,7 @@ func TestKafkaBrokerRestartWithPersistedData(t *testing.T) {
 	t.Cleanup(func() { current.Close() })
 	e := &env{t: t, cluster: c, addrs: c.ListenAddrs(), db: testkit.Postgres(t)}
 	pl := e.startPipeline(10, nil, nil)
-	rowsBefore := storedRows(pl.db)
+	rowsBefore := testkit.StoredRows(pl.db)
 	c.Close()
 	down := time.Now()
 	time.Sleep(10 * time.Second)
@@ -306,7 +306,7 @@ func TestGroupRebalanceWhileBatchInFlight(t *testing.T) {
 	second.kill()
 	wait()
 	took := e.settle(db, s.ids(), s.closedBefore, nil, 120*time.Second)
-	stored, _ := storedCounts(context.Background(), db)
+	stored, _ := testkit.StoredEventCounts(context.Background(), db)
 	record(t, figure{fault: "group rebalance with a batch in flight", injected: 2, produced: len(s.events), stored: len(stored),
 		dupes: duplicates(stored), recovery: took,
 		note: fmt.Sprintf("join, then kill -9 of the second member; %v from the first rebalance to consistent", time.Since(rebalanceAt).Round(time.Second))})

@@ -41,23 +41,23 @@ func TestPostgresOutage(t *testing.T) {
 	proc := e.startProcessor("processor", dbURL)
 	p := e.producer()
 	wait := feed(t, p, s.events, 10, 200*time.Millisecond)
-	waitFor(t, 90*time.Second, "rows stored", func() (bool, string) { return storedRows(db) >= 50, "" })
+	waitFor(t, 90*time.Second, "rows stored", func() (bool, string) { return testkit.StoredRows(db) >= 50, "" })
 
 	const outage = 10 * time.Second
-	before := storedRows(db)
+	before := testkit.StoredRows(db)
 	proxy.Cut(outage)
 	time.Sleep(outage)
-	during := storedRows(db)
+	during := testkit.StoredRows(db)
 	restored := time.Now()
 	waitFor(t, 60*time.Second, "rows stored again after the outage", func() (bool, string) {
-		n := storedRows(db)
+		n := testkit.StoredRows(db)
 		return n > during, fmt.Sprintf("%d rows", n)
 	})
 	recovery := time.Since(restored)
 	wait()
 	e.settle(db, s.ids(), s.closedBefore, nil, 120*time.Second)
 	writeErrors := proc.metric("sitewatch_sink_write_errors_total")
-	stored, _ := storedCounts(context.Background(), db)
+	stored, _ := testkit.StoredEventCounts(context.Background(), db)
 	record(t, figure{fault: "PostgreSQL cut + refused 10 s (proxy)", injected: 1, produced: len(s.events), stored: len(stored),
 		dupes: duplicates(stored), recovery: recovery,
 		note: fmt.Sprintf("%d connections refused; write errors %v", proxy.Refused(), writeErrors)})
@@ -96,13 +96,13 @@ func TestPostgresStatementTimeout(t *testing.T) {
 	proc := e.startProcessor("processor", e.db+"&options=-c%20statement_timeout%3D500")
 	p := e.producer()
 	wait := feed(t, p, s.events, 10, 200*time.Millisecond)
-	waitFor(t, 90*time.Second, "rows stored", func() (bool, string) { return storedRows(db) > 0, "" })
+	waitFor(t, 90*time.Second, "rows stored", func() (bool, string) { return testkit.StoredRows(db) > 0, "" })
 
 	locker := e.connect()
 	var recoveries []time.Duration
 	const locks = 3
 	for range locks {
-		before := storedRows(db)
+		before := testkit.StoredRows(db)
 		ctx := context.Background()
 		tx, err := locker.Begin(ctx)
 		if err != nil {
@@ -117,7 +117,7 @@ func TestPostgresStatementTimeout(t *testing.T) {
 		}
 		released := time.Now()
 		waitFor(t, 60*time.Second, "rows stored again after the lock", func() (bool, string) {
-			n := storedRows(db)
+			n := testkit.StoredRows(db)
 			return n > before, fmt.Sprintf("%d rows", n)
 		})
 		recoveries = append(recoveries, time.Since(released))
@@ -125,7 +125,7 @@ func TestPostgresStatementTimeout(t *testing.T) {
 	wait()
 	e.settle(db, s.ids(), s.closedBefore, nil, 120*time.Second)
 	writeErrors := proc.metric("sitewatch_sink_write_errors_total")
-	stored, _ := storedCounts(context.Background(), db)
+	stored, _ := testkit.StoredEventCounts(context.Background(), db)
 	record(t, figure{fault: "statement timeout (table locked 3 s, 500 ms)", injected: locks, produced: len(s.events), stored: len(stored),
 		dupes: duplicates(stored), recovery: maxDuration(recoveries),
 		note: fmt.Sprintf("write errors %v; recoveries %v", writeErrors, roundAll(recoveries))})
@@ -198,7 +198,7 @@ VALUES ($1, $2, $3, $4, 'up', 299, 0, 'pre-inserted')`, ev.EventID, ev.URL, ev.S
 	if lines := grepLines(proc.logs.String(), "already stored"); len(lines) == 0 {
 		t.Errorf("no log line says events were already stored")
 	}
-	stored, _ := storedCounts(ctx, db)
+	stored, _ := testkit.StoredEventCounts(ctx, db)
 	record(t, figure{fault: "unique violation (pre-inserted rows)", injected: len(pre), produced: len(s.events), stored: len(stored),
 		dupes: duplicates(stored), recovery: took,
 		note: fmt.Sprintf("write errors %v; skipped as stored %v", writeErrors, proc.metric("sitewatch_store_results_already_stored_total"))})
@@ -227,13 +227,13 @@ func TestPostgresNoPartitionForCheckedAt(t *testing.T) {
 		time.Date(1999, 12, 31, 23, 59, 59, 0, time.UTC),
 		time.Date(2090, 6, 1, 0, 0, 0, 0, time.UTC),
 	} {
-		ev := genResult(r, fmt.Sprintf("http://np-skewed-%d.test/", i), fmt.Sprintf("np-skewed-%d", i), at)
+		ev := testkit.RandomResult(r, fmt.Sprintf("http://np-skewed-%d.test/", i), fmt.Sprintf("np-skewed-%d", i), at, "fault-suite")
 		ev.Outcome, ev.StatusCode, ev.ErrorKind, ev.ErrorMessage = codecs.OutcomeDown, 503, str(codecs.ErrStatus), str("503")
 		odd = append(odd, ev)
 	}
 	// One skewed event for a URL with ordinary events too: from 1999, it
 	// is too late for that URL's windows.
-	late := genResult(r, s.events[0].URL, "np-late-1999", time.Date(1999, 6, 1, 0, 0, 0, 0, time.UTC))
+	late := testkit.RandomResult(r, s.events[0].URL, "np-late-1999", time.Date(1999, 6, 1, 0, 0, 0, 0, time.UTC), "fault-suite")
 	odd = append(odd, late)
 	want := s.ids()
 	for _, ev := range odd {
@@ -246,7 +246,7 @@ func TestPostgresNoPartitionForCheckedAt(t *testing.T) {
 	p.wait()
 	// The partition upkeep at start would delete the 1999 rows at once
 	// if it ran after them: let it finish first.
-	waitFor(t, 90*time.Second, "the first half stored", func() (bool, string) { return storedRows(db) >= half, "" })
+	waitFor(t, 90*time.Second, "the first half stored", func() (bool, string) { return testkit.StoredRows(db) >= half, "" })
 	time.Sleep(time.Second)
 	p.results(odd...)
 	p.results(s.events[half:]...)
@@ -277,7 +277,7 @@ func TestPostgresNoPartitionForCheckedAt(t *testing.T) {
 	if tooLate < 1 {
 		t.Errorf("the 1999 event of a live URL was not counted as too late for its windows")
 	}
-	stored, _ := storedCounts(context.Background(), db)
+	stored, _ := testkit.StoredEventCounts(context.Background(), db)
 	if code := proc.stop(60 * time.Second); code != 0 {
 		t.Errorf("processor exit status %d after SIGTERM, want 0", code)
 	}

@@ -50,13 +50,13 @@ func TestNoSecretInLogsErrorsOrMetrics(t *testing.T) {
 	proc := startChild(t, "processor", bins.processor, e.processorArgs(dbURL, sasl...), "KAFKA_SASL_PASSWORD="+kafkaPassword)
 	all = append(all, em, proc)
 	waitFor(t, 90*time.Second, "results stored through SASL and the proxy", func() (bool, string) {
-		return storedRows(db) >= 8, fmt.Sprintf("%d rows", storedRows(db))
+		return testkit.StoredRows(db) >= 8, fmt.Sprintf("%d rows", testkit.StoredRows(db))
 	})
 	proxy.Cut(3 * time.Second)
 	time.Sleep(4 * time.Second)
-	before := storedRows(db)
+	before := testkit.StoredRows(db)
 	waitFor(t, 60*time.Second, "rows stored after the database came back", func() (bool, string) {
-		return storedRows(db) > before, ""
+		return testkit.StoredRows(db) > before, ""
 	})
 	var pages []string
 	for _, ch := range []*child{em, proc} {
@@ -117,7 +117,7 @@ func TestNoSecretInLogsErrorsOrMetrics(t *testing.T) {
 			}
 		}
 	}
-	record(t, figure{fault: "secrets: SASL + DSN password, outage, bad creds", injected: 4, produced: storedRows(db), stored: storedRows(db),
+	record(t, figure{fault: "secrets: SASL + DSN password, outage, bad creds", injected: 4, produced: testkit.StoredRows(db), stored: testkit.StoredRows(db),
 		note: fmt.Sprintf("%d KiB of logs, /metrics and /healthz scanned: no secret", scanned>>10)})
 }
 
