@@ -1,6 +1,8 @@
 package scheduler
 
 import (
+	"github.com/sitewatch/sitewatch/internal/retry"
+
 	"container/heap"
 	"context"
 	"errors"
@@ -66,7 +68,7 @@ type Scheduler struct {
 	// Owned by the goroutine in Run (or by New before Run starts).
 	queue  entryHeap
 	byURL  map[string]*entry
-	errLog rateLog
+	errLog retry.RateLog
 }
 
 type metrics struct {
@@ -145,7 +147,7 @@ func New(sites []config.Site, opts Options) (*Scheduler, error) {
 		return nil, err
 	}
 	s.pending = specs
-	s.errLog = rateLog{every: 10 * time.Second}
+	s.errLog = retry.RateLog{Every: 10 * time.Second}
 	return s, nil
 }
 
@@ -285,7 +287,7 @@ func (s *Scheduler) request(ctx context.Context, e *entry, slot int64, now time.
 	s.metrics.lag.Observe(now.Sub(req.ScheduledAt).Seconds())
 	if err := s.emit(ctx, &req); err != nil {
 		s.metrics.emitErrors.Inc()
-		if n, ok := s.errLog.allow(now); ok {
+		if n, ok := s.errLog.Allow(now); ok {
 			s.log.Warn("check request not handed to the producer", "url", req.URL, "scheduled_at", req.ScheduledAt, "err", err, "errors_since_last_log", n)
 		}
 		return
@@ -385,23 +387,4 @@ func (h *entryHeap) Pop() any {
 	old[len(old)-1] = nil
 	*h = old[:len(old)-1]
 	return e
-}
-
-// rateLog lets one log line through per period and counts the ones held
-// back, so that a broker outage yields a few lines saying how many
-// requests failed rather than thousands.
-type rateLog struct {
-	every      time.Duration
-	last       time.Time
-	suppressed int
-}
-
-func (r *rateLog) allow(now time.Time) (suppressed int, ok bool) {
-	if !r.last.IsZero() && now.Sub(r.last) < r.every {
-		r.suppressed++
-		return 0, false
-	}
-	n := r.suppressed
-	r.last, r.suppressed = now, 0
-	return n, true
 }

@@ -1,6 +1,8 @@
 package urlchecker
 
 import (
+	"github.com/sitewatch/sitewatch/internal/retry"
+
 	"context"
 	"errors"
 	"fmt"
@@ -37,8 +39,8 @@ type outbox struct {
 	closing  bool // no more pushes; the loop ends when everything is sent
 	aborted  bool // give up: drop what is left
 	emitters map[goka.Stream]*goka.Emitter
-	errLog   rateLog
-	dropLog  rateLog
+	errLog   retry.RateLog
+	dropLog  retry.RateLog
 
 	wake   chan struct{}
 	abort  chan struct{}
@@ -88,8 +90,8 @@ func (m outboxMetrics) collectors() []prometheus.Collector {
 func newOutbox(name string, log *slog.Logger, limit, window int, m outboxMetrics, open func() (map[goka.Stream]*goka.Emitter, error)) *outbox {
 	return &outbox{
 		name: name, log: log, open: open, limit: limit, window: window, m: m,
-		errLog:  rateLog{every: 10 * time.Second},
-		dropLog: rateLog{every: 10 * time.Second},
+		errLog:  retry.RateLog{Every: 10 * time.Second},
+		dropLog: retry.RateLog{Every: 10 * time.Second},
 		wake:    make(chan struct{}, 1),
 		abort:   make(chan struct{}),
 		exited:  make(chan struct{}),
@@ -161,7 +163,7 @@ func (o *outbox) setPending() {
 func (o *outbox) drop(it *item, reason string) {
 	o.m.dropped.Inc()
 	o.mu.Lock()
-	n, ok := o.dropLog.allow(time.Now())
+	n, ok := o.dropLog.Allow(time.Now())
 	o.mu.Unlock()
 	if ok {
 		o.log.Warn("event dropped", "events", o.name, "topic", string(it.topic), "key", it.key, "reason", reason, "dropped_since_last_log", n)
@@ -259,7 +261,7 @@ func (o *outbox) ack(it *item, err error) {
 	o.m.emitErrors.Inc()
 	o.backoff = min(max(2*o.backoff, 100*time.Millisecond), 10*time.Second)
 	o.retryAt = time.Now().Add(o.backoff)
-	n, logIt := o.errLog.allow(time.Now())
+	n, logIt := o.errLog.Allow(time.Now())
 	var dropReason string
 	switch {
 	case o.aborted:
@@ -333,23 +335,4 @@ func (o *outbox) close(ctx context.Context) error {
 	case <-grace.C:
 		return fmt.Errorf("%s: kafka producer did not flush within 15s of the drain", o.name)
 	}
-}
-
-// rateLog lets one log line through per period and counts the ones held
-// back, so that an outage yields a few lines saying how much failed rather
-// than thousands. Not safe for concurrent use; callers hold a lock.
-type rateLog struct {
-	every      time.Duration
-	last       time.Time
-	suppressed int
-}
-
-func (r *rateLog) allow(now time.Time) (suppressed int, ok bool) {
-	if !r.last.IsZero() && now.Sub(r.last) < r.every {
-		r.suppressed++
-		return 0, false
-	}
-	n := r.suppressed
-	r.last, r.suppressed = now, 0
-	return n, true
 }

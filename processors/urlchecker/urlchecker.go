@@ -1,6 +1,8 @@
 package urlchecker
 
 import (
+	"github.com/sitewatch/sitewatch/internal/retry"
+
 	"context"
 	"errors"
 	"fmt"
@@ -396,7 +398,7 @@ func (p *Processor) watchReady(ctx context.Context, proc *goka.Processor) {
 // consume runs the goka processor, rebuilding it after a failure, until
 // ctx ends.
 func (p *Processor) consume(ctx context.Context) {
-	wait := 500 * time.Millisecond
+	backoff := retry.Backoff{Min: 500 * time.Millisecond, Max: 30 * time.Second}
 	for {
 		started := time.Now()
 		proc, err := goka.NewProcessor(p.cfg.Brokers, p.Graph(), p.processorOptions()...)
@@ -415,15 +417,13 @@ func (p *Processor) consume(ctx context.Context) {
 		}
 		p.m.restarts.Inc()
 		if time.Since(started) > time.Minute {
-			wait = 500 * time.Millisecond
+			backoff.Reset()
 		}
+		wait := backoff.Next()
 		p.log.Error("url_checker consumer failed; restarting", "in", wait, "err", err)
-		select {
-		case <-ctx.Done():
+		if !retry.Sleep(ctx, wait) {
 			return
-		case <-time.After(wait):
 		}
-		wait = min(wait*2, 30*time.Second)
 	}
 }
 

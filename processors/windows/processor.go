@@ -1,6 +1,8 @@
 package windows
 
 import (
+	"github.com/sitewatch/sitewatch/internal/retry"
+
 	"context"
 	"errors"
 	"fmt"
@@ -257,7 +259,7 @@ func (p *Processor) Graph() *goka.GroupGraph {
 // emissions and table writes are flushed) and returns nil. It can be
 // called once.
 func (p *Processor) Run(ctx context.Context) error {
-	wait := 500 * time.Millisecond
+	backoff := retry.Backoff{Min: 500 * time.Millisecond, Max: 30 * time.Second}
 	for {
 		started := time.Now()
 		err := p.runOnce(ctx)
@@ -269,16 +271,15 @@ func (p *Processor) Run(ctx context.Context) error {
 		}
 		p.metrics.restarts.Inc()
 		if time.Since(started) > time.Minute {
-			wait = 500 * time.Millisecond
+			backoff.Reset()
 		}
+		wait := backoff.Next()
 		p.log.Error("windows processor failed; restarting", "in", wait, "err", err)
 		for {
-			select {
-			case <-ctx.Done():
+			if !retry.Sleep(ctx, wait) {
 				return nil
-			case <-time.After(wait):
 			}
-			wait = min(wait*2, 30*time.Second)
+			wait = backoff.Next()
 			proc, err := goka.NewProcessor(p.cfg.Brokers, p.Graph(), p.opts...)
 			if err == nil {
 				p.mu.Lock()
