@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/lovoo/goka"
 )
@@ -85,6 +87,19 @@ func (jsonCodec[T, P]) Encode(value any) ([]byte, error) {
 
 func (jsonCodec[T, P]) Decode(data []byte) (any, error) {
 	var p P = new(T)
+	if f, ok := any(p).(fastDecoder); ok {
+		if f.decodeFast(data) {
+			if got := p.version(); got != Version {
+				return nil, fmt.Errorf("%w %d (want %d)", ErrVersion, got, Version)
+			}
+			if err := p.validate(); err != nil {
+				return nil, err
+			}
+			return p, nil
+		}
+		// Not the canonical form: decode afresh, strictly.
+		p = new(T)
+	}
 	if err := decodeStrict(data, p, p.version); err != nil {
 		return nil, err
 	}
@@ -159,4 +174,390 @@ func requireString(field, s string) error {
 		return fmt.Errorf("missing field %q", field)
 	}
 	return nil
+}
+
+// fastDecoder is implemented by payloads with a hand-written decoder for
+// the canonical form this build encodes. It is only a shortcut: it
+// accepts a strict subset of what decodeStrict accepts (exact key names,
+// no duplicates, no nulls in non-pointer fields, no escapes in key names)
+// and fills the value exactly as encoding/json would; on anything else it
+// reports false and decodeStrict decides, so strictness and error
+// messages are those of decodeStrict.
+type fastDecoder interface {
+	decodeFast(data []byte) bool
+}
+
+// resultField indexes the fields of Result for decodeFast.
+const (
+	rfV = iota
+	rfEventID
+	rfURL
+	rfScheduledAt
+	rfCheckedAt
+	rfOutcome
+	rfStatusCode
+	rfResponseTimeMS
+	rfDNSMS
+	rfConnectMS
+	rfTLSMS
+	rfTTFBMS
+	rfTransferMS
+	rfBodyBytes
+	rfRegexp
+	rfRegexpMatched
+	rfErrorKind
+	rfErrorMessage
+	rfChecker
+)
+
+func resultField(key []byte) int {
+	switch string(key) {
+	case "v":
+		return rfV
+	case "event_id":
+		return rfEventID
+	case "url":
+		return rfURL
+	case "scheduled_at":
+		return rfScheduledAt
+	case "checked_at":
+		return rfCheckedAt
+	case "outcome":
+		return rfOutcome
+	case "status_code":
+		return rfStatusCode
+	case "response_time_ms":
+		return rfResponseTimeMS
+	case "dns_ms":
+		return rfDNSMS
+	case "connect_ms":
+		return rfConnectMS
+	case "tls_ms":
+		return rfTLSMS
+	case "ttfb_ms":
+		return rfTTFBMS
+	case "transfer_ms":
+		return rfTransferMS
+	case "body_bytes":
+		return rfBodyBytes
+	case "regexp":
+		return rfRegexp
+	case "regexp_matched":
+		return rfRegexpMatched
+	case "error_kind":
+		return rfErrorKind
+	case "error_message":
+		return rfErrorMessage
+	case "checker":
+		return rfChecker
+	}
+	return -1
+}
+
+// decodeFast decodes the result events this build writes several times
+// faster than encoding/json's reflection; see fastDecoder.
+func (r *Result) decodeFast(data []byte) bool {
+	p := fastParser{data: data}
+	p.ws()
+	if !p.byte('{') {
+		return false
+	}
+	var seen uint32
+	p.ws()
+	if p.byte('}') {
+		return p.end()
+	}
+	for {
+		p.ws()
+		key, ok := p.plainString()
+		if !ok {
+			return false
+		}
+		f := resultField(key)
+		if f < 0 || seen&(1<<f) != 0 {
+			return false
+		}
+		seen |= 1 << f
+		p.ws()
+		if !p.byte(':') {
+			return false
+		}
+		p.ws()
+		switch f {
+		case rfV:
+			ok = p.int(func(n int64) bool { r.V = int(n); return int64(r.V) == n })
+		case rfStatusCode:
+			ok = p.int(func(n int64) bool { r.StatusCode = int(n); return int64(r.StatusCode) == n })
+		case rfBodyBytes:
+			ok = p.int(func(n int64) bool { r.BodyBytes = n; return true })
+		case rfEventID:
+			ok = p.str(&r.EventID)
+		case rfURL:
+			ok = p.str(&r.URL)
+		case rfOutcome:
+			ok = p.str(&r.Outcome)
+		case rfChecker:
+			ok = p.str(&r.Checker)
+		case rfScheduledAt:
+			ok = p.time(&r.ScheduledAt)
+		case rfCheckedAt:
+			ok = p.time(&r.CheckedAt)
+		case rfResponseTimeMS:
+			ok = p.floatPtr(&r.ResponseTimeMS)
+		case rfDNSMS:
+			ok = p.floatPtr(&r.DNSMS)
+		case rfConnectMS:
+			ok = p.floatPtr(&r.ConnectMS)
+		case rfTLSMS:
+			ok = p.floatPtr(&r.TLSMS)
+		case rfTTFBMS:
+			ok = p.floatPtr(&r.TTFBMS)
+		case rfTransferMS:
+			ok = p.floatPtr(&r.TransferMS)
+		case rfRegexp:
+			ok = p.strPtr(&r.Regexp)
+		case rfErrorKind:
+			ok = p.strPtr(&r.ErrorKind)
+		case rfErrorMessage:
+			ok = p.strPtr(&r.ErrorMessage)
+		case rfRegexpMatched:
+			ok = p.boolPtr(&r.RegexpMatched)
+		}
+		if !ok {
+			return false
+		}
+		p.ws()
+		if p.byte(',') {
+			continue
+		}
+		if p.byte('}') {
+			return p.end()
+		}
+		return false
+	}
+}
+
+// fastParser reads the canonical JSON of one payload. Every method
+// reports false on input it does not handle, leaving the decision to
+// encoding/json.
+type fastParser struct {
+	data []byte
+	i    int
+}
+
+func (p *fastParser) ws() {
+	for p.i < len(p.data) {
+		switch p.data[p.i] {
+		case ' ', '\t', '\n', '\r':
+			p.i++
+		default:
+			return
+		}
+	}
+}
+
+func (p *fastParser) byte(c byte) bool {
+	if p.i < len(p.data) && p.data[p.i] == c {
+		p.i++
+		return true
+	}
+	return false
+}
+
+// end reports whether only JSON whitespace follows the object.
+func (p *fastParser) end() bool {
+	p.ws()
+	return p.i == len(p.data)
+}
+
+func (p *fastParser) literal(s string) bool {
+	if len(p.data)-p.i >= len(s) && string(p.data[p.i:p.i+len(s)]) == s {
+		p.i += len(s)
+		return true
+	}
+	return false
+}
+
+// plainString reads a string without escapes, control characters or
+// invalid UTF-8 and returns its contents, which are then exactly what
+// encoding/json would decode.
+func (p *fastParser) plainString() ([]byte, bool) {
+	if !p.byte('"') {
+		return nil, false
+	}
+	start := p.i
+	ascii := true
+	for p.i < len(p.data) {
+		c := p.data[p.i]
+		switch {
+		case c == '"':
+			s := p.data[start:p.i]
+			p.i++
+			if !ascii && !utf8.Valid(s) {
+				return nil, false
+			}
+			return s, true
+		case c == '\\' || c < 0x20:
+			return nil, false
+		case c >= utf8.RuneSelf:
+			ascii = false
+		}
+		p.i++
+	}
+	return nil, false
+}
+
+// quoted reads a string token, escapes included, and returns it with its
+// quotes, for json.Unmarshal to decode.
+func (p *fastParser) quoted() ([]byte, bool) {
+	start := p.i
+	if !p.byte('"') {
+		return nil, false
+	}
+	for p.i < len(p.data) {
+		switch c := p.data[p.i]; {
+		case c == '"':
+			p.i++
+			return p.data[start:p.i], true
+		case c == '\\':
+			p.i += 2
+			continue
+		case c < 0x20:
+			return nil, false
+		}
+		p.i++
+	}
+	return nil, false
+}
+
+func (p *fastParser) str(dst *string) bool {
+	start := p.i
+	if s, ok := p.plainString(); ok {
+		*dst = string(s)
+		return true
+	}
+	// An escaped string: let encoding/json unescape this one token.
+	p.i = start
+	tok, ok := p.quoted()
+	if !ok {
+		return false
+	}
+	return json.Unmarshal(tok, dst) == nil
+}
+
+func (p *fastParser) strPtr(dst **string) bool {
+	if p.literal("null") {
+		*dst = nil
+		return true
+	}
+	var s string
+	if !p.str(&s) {
+		return false
+	}
+	*dst = &s
+	return true
+}
+
+func (p *fastParser) boolPtr(dst **bool) bool {
+	var b bool
+	switch {
+	case p.literal("null"):
+		*dst = nil
+		return true
+	case p.literal("true"):
+		b = true
+	case p.literal("false"):
+		b = false
+	default:
+		return false
+	}
+	*dst = &b
+	return true
+}
+
+func (p *fastParser) time(dst *time.Time) bool {
+	if p.i >= len(p.data) || p.data[p.i] != '"' {
+		return false
+	}
+	start := p.i
+	if _, ok := p.plainString(); !ok {
+		return false
+	}
+	// The same method encoding/json calls, on the same bytes.
+	return dst.UnmarshalJSON(p.data[start:p.i]) == nil
+}
+
+// number reads a number with JSON's grammar and returns its text.
+func (p *fastParser) number() ([]byte, bool) {
+	d, i := p.data, p.i
+	start := i
+	if i < len(d) && d[i] == '-' {
+		i++
+	}
+	switch {
+	case i < len(d) && d[i] == '0':
+		i++
+	case i < len(d) && d[i] >= '1' && d[i] <= '9':
+		for i < len(d) && d[i] >= '0' && d[i] <= '9' {
+			i++
+		}
+	default:
+		return nil, false
+	}
+	if i < len(d) && d[i] == '.' {
+		i++
+		if i >= len(d) || d[i] < '0' || d[i] > '9' {
+			return nil, false
+		}
+		for i < len(d) && d[i] >= '0' && d[i] <= '9' {
+			i++
+		}
+	}
+	if i < len(d) && (d[i] == 'e' || d[i] == 'E') {
+		i++
+		if i < len(d) && (d[i] == '+' || d[i] == '-') {
+			i++
+		}
+		if i >= len(d) || d[i] < '0' || d[i] > '9' {
+			return nil, false
+		}
+		for i < len(d) && d[i] >= '0' && d[i] <= '9' {
+			i++
+		}
+	}
+	p.i = i
+	return d[start:i], true
+}
+
+// int reads an integer as encoding/json does for int and int64 fields
+// (strconv.ParseInt of the number's text); set reports false when the
+// value overflows the field, which encoding/json refuses.
+func (p *fastParser) int(set func(int64) bool) bool {
+	s, ok := p.number()
+	if !ok {
+		return false
+	}
+	n, err := strconv.ParseInt(string(s), 10, 64)
+	if err != nil {
+		return false
+	}
+	return set(n)
+}
+
+// floatPtr reads a *float64 as encoding/json does (strconv.ParseFloat).
+func (p *fastParser) floatPtr(dst **float64) bool {
+	if p.literal("null") {
+		*dst = nil
+		return true
+	}
+	s, ok := p.number()
+	if !ok {
+		return false
+	}
+	f, err := strconv.ParseFloat(string(s), 64)
+	if err != nil {
+		return false
+	}
+	*dst = &f
+	return true
 }

@@ -12,13 +12,16 @@ import (
 
 // The staging table takes a batch by COPY, the fastest way in, and then
 // one INSERT ... SELECT moves it into check_results with ON CONFLICT, which
-// COPY cannot do. It is created per transaction (ON COMMIT DROP), so it
+// COPY cannot do. Each transaction creates it if its server session lacks
+// it, and every commit empties it (ON COMMIT DELETE ROWS): creating and
+// dropping it per transaction churned the catalog, and a batch of 1000 took
+// about a fifth longer. Created "if not exists" in every transaction, it
 // also works behind a transaction-pooling PgBouncer. Its integer columns
 // are bigint whatever the Go value, so that every value encodes on the
 // client and an out-of-range one is refused by the server, for one row,
 // rather than failing the whole COPY before it is sent.
 const (
-	createStaging = `CREATE TEMP TABLE sitewatch_staged_results (
+	createStaging = `CREATE TEMP TABLE IF NOT EXISTS sitewatch_staged_results (
     event_id         text,
     url              text,
     scheduled_at     timestamptz,
@@ -37,7 +40,7 @@ const (
     error_kind       text,
     error_message    text,
     checker          text
-) ON COMMIT DROP`
+) ON COMMIT DELETE ROWS`
 
 	resultColumnList = `event_id, url, scheduled_at, checked_at, outcome, status_code,
     response_time_ms, dns_ms, connect_ms, tls_ms, ttfb_ms, transfer_ms,
