@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"os"
 	"strings"
@@ -27,27 +28,37 @@ type poison struct {
 	reasons map[string]string // consumer → reason substring
 }
 
+// withField returns a function that re-encodes the JSON object b with one
+// field set to v: the building block of every "valid but for one field"
+// poison message.
+func withField(b []byte) func(k string, v any) []byte {
+	var m map[string]any
+	_ = json.Unmarshal(b, &m)
+	return func(k string, v any) []byte {
+		c := maps.Clone(m)
+		c[k] = v
+		out, _ := json.Marshal(c)
+		return out
+	}
+}
+
+// randomBytes returns n bytes of noise from r.
+func randomBytes(r *rand.Rand, n int) []byte {
+	out := make([]byte, n)
+	for i := range out {
+		out[i] = byte(r.IntN(256))
+	}
+	return out
+}
+
 // resultPoison builds the malformed variants of a valid result: random
 // bytes, truncated JSON, a future version, missing fields, wrong types,
 // numbers beyond any range, an empty value, and a URL too long for the
 // index (valid JSON, refused by the store alone).
 func resultPoison(r *rand.Rand, valid *codecs.Result) []poison {
 	b, _ := codecs.ResultCodec{}.Encode(valid)
-	var m map[string]any
-	_ = json.Unmarshal(b, &m)
-	with := func(k string, v any) []byte {
-		c := map[string]any{}
-		for kk, vv := range m {
-			c[kk] = vv
-		}
-		c[k] = v
-		out, _ := json.Marshal(c)
-		return out
-	}
-	random := make([]byte, 200)
-	for i := range random {
-		random[i] = byte(r.IntN(256))
-	}
+	with := withField(b)
+	random := randomBytes(r, 200)
 	both := func(reason string) map[string]string {
 		return map[string]string{"windows": reason, "sink_results": reason}
 	}
@@ -75,21 +86,8 @@ func resultPoison(r *rand.Rand, valid *codecs.Result) []poison {
 // windowPoison builds the malformed variants of a valid window.
 func windowPoison(r *rand.Rand, valid *codecs.Window) []poison {
 	b, _ := codecs.WindowCodec{}.Encode(valid)
-	var m map[string]any
-	_ = json.Unmarshal(b, &m)
-	with := func(k string, v any) []byte {
-		c := map[string]any{}
-		for kk, vv := range m {
-			c[kk] = vv
-		}
-		c[k] = v
-		out, _ := json.Marshal(c)
-		return out
-	}
-	random := make([]byte, 200)
-	for i := range random {
-		random[i] = byte(r.IntN(256))
-	}
+	with := withField(b)
+	random := randomBytes(r, 200)
 	sink := func(reason string) map[string]string { return map[string]string{"sink_windows": reason} }
 	return []poison{
 		{"random bytes", topics.Windows, valid.URL, random, sink("invalid json")},
