@@ -19,28 +19,32 @@ const (
 	TopicFailed      = "status_request_failed"
 	TopicWindows     = "status_windows"
 	TopicDeadLetters = "sitewatch_dead_letters"
+	// TopicStatusChanges carries the alerts processor's state changes
+	// (codecs.StatusChange), keyed by URL.
+	TopicStatusChanges = "status_changes"
 )
 
 // Topics are the names sitewatch uses, with the prefix applied.
 type Topics struct {
-	Requests, Succeeded, Failed, Windows, DeadLetters goka.Stream
+	Requests, Succeeded, Failed, Windows, DeadLetters, StatusChanges goka.Stream
 }
 
 // Topics returns the topic names with -topic-prefix prepended.
 func (o *Options) Topics() Topics {
 	p := o.TopicPrefix
 	return Topics{
-		Requests:    goka.Stream(p + TopicRequests),
-		Succeeded:   goka.Stream(p + TopicSucceeded),
-		Failed:      goka.Stream(p + TopicFailed),
-		Windows:     goka.Stream(p + TopicWindows),
-		DeadLetters: goka.Stream(p + TopicDeadLetters),
+		Requests:      goka.Stream(p + TopicRequests),
+		Succeeded:     goka.Stream(p + TopicSucceeded),
+		Failed:        goka.Stream(p + TopicFailed),
+		Windows:       goka.Stream(p + TopicWindows),
+		DeadLetters:   goka.Stream(p + TopicDeadLetters),
+		StatusChanges: goka.Stream(p + TopicStatusChanges),
 	}
 }
 
 // All lists every stream topic.
 func (t Topics) All() []goka.Stream {
-	return []goka.Stream{t.Requests, t.Succeeded, t.Failed, t.Windows, t.DeadLetters}
+	return []goka.Stream{t.Requests, t.Succeeded, t.Failed, t.Windows, t.DeadLetters, t.StatusChanges}
 }
 
 // Group prefixes a consumer group (and thereby its goka table topic) so
