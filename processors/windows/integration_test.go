@@ -18,6 +18,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sitewatch/sitewatch/codecs"
+	"github.com/sitewatch/sitewatch/internal/kafkarun"
 	"github.com/sitewatch/sitewatch/internal/testkit"
 )
 
@@ -67,7 +68,7 @@ func (k *kafkaEnv) produce(t *testing.T, rs []*codecs.Result) {
 		e, err := goka.NewEmitter(k.brokers, topic, new(codec.Bytes),
 			goka.WithEmitterProducerBuilder(goka.ProducerBuilderWithConfig(k.sarama())),
 			goka.WithEmitterTopicManagerBuilder(k.topicManager()),
-			goka.WithEmitterLogger(LibraryLogger(testLogger(t, slog.LevelWarn))))
+			goka.WithEmitterLogger(kafkarun.Logger(testLogger(t, slog.LevelWarn), "goka")))
 		if err != nil {
 			t.Fatalf("emitter %s: %v", topic, err)
 		}

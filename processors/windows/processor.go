@@ -1,13 +1,10 @@
 package windows
 
 import (
-	"github.com/sitewatch/sitewatch/internal/retry"
-
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
-	"sync"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -17,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sitewatch/sitewatch/codecs"
+	"github.com/sitewatch/sitewatch/internal/kafkarun"
 )
 
 // Defaults of Config.
@@ -29,12 +27,8 @@ const (
 	DefaultForgetAfter            = 24 * time.Hour
 )
 
-const (
-	// consumerName is the consumer recorded in dead letters.
-	consumerName = "windows"
-	// visitorName is the goka visitor that closes idle windows.
-	visitorName = "close-idle"
-)
+// visitorName is the goka visitor that closes idle windows.
+const visitorName = "close-idle"
 
 // Topics names the streams the processor reads and writes.
 type Topics struct {
@@ -84,6 +78,9 @@ type Config struct {
 	Logger     *slog.Logger
 	// Registerer receives the metrics; nil means a private registry.
 	Registerer prometheus.Registerer
+	// Health, when not nil, is told why the processor is not processing
+	// (starting, restarting after a failure), and nil once it is again.
+	Health func(error)
 	// TopicManager creates the table topic. Nil means goka's topic manager
 	// with goka's defaults (replication 2) over a copy of Sarama.
 	TopicManager goka.TopicManagerBuilder
@@ -161,12 +158,10 @@ type Processor struct {
 	metrics  *metrics
 	progress *progress
 	// marks say which input messages are done, see params.advance.
-	marks *commitMarks
-	// opts build the goka processor, again after it failed.
-	opts []goka.ProcessorOption
-
-	mu   sync.Mutex
-	proc *goka.Processor // the current one; replaced after a failure
+	marks *kafkarun.Marks
+	dead  kafkarun.DeadLetters
+	// sup runs the goka processor and replaces it after a failure.
+	sup *kafkarun.Supervisor
 }
 
 // New builds the processor and creates its table topic. The input topics
@@ -187,43 +182,30 @@ func New(cfg Config) (*Processor, error) {
 		log:      cfg.Logger.With("processor", string(cfg.Group)),
 		metrics:  newMetrics(),
 		progress: newProgress(string(cfg.Topics.Succeeded), string(cfg.Topics.Failed)),
-		marks:    newCommitMarks(),
+		marks:    kafkarun.NewMarks(),
+	}
+	p.dead = kafkarun.DeadLetters{
+		Topic: cfg.Topics.DeadLetters, Consumer: string(cfg.Group),
+		Log: p.log, Count: p.metrics.deadLetters, Now: cfg.Now,
 	}
 
-	// goka's builders set ClientID (and the producer's partitioner) on the
-	// config they are given, so each gets its own copy.
-	saramaCopy := func() *sarama.Config {
-		c := *cfg.Sarama
-		c.Consumer.Offsets.Initial = sarama.OffsetOldest
-		// goka's partition assignment keeps both inputs and the table on
-		// the same partitions of one instance.
-		c.Consumer.Group.Rebalance.Strategy = nil
-		c.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{goka.CopartitioningStrategy}
-		c.Producer.Return.Successes = true
-		c.Producer.Return.Errors = true
-		return &c
-	}
-	tm := cfg.TopicManager
-	if tm == nil {
-		tm = goka.TopicManagerBuilderWithConfig(saramaCopy(), goka.NewTopicManagerConfig())
-	}
-	opts := append([]goka.ProcessorOption{
-		goka.WithLogger(LibraryLogger(cfg.Logger.With("lib", "goka", "processor", string(cfg.Group)))),
+	opts := append(kafkarun.ProcessorOptions(cfg.Brokers, cfg.Sarama, cfg.TopicManager, p.marks),
+		goka.WithLogger(kafkarun.Logger(p.log, "goka")),
 		goka.WithStorageBuilder(cfg.Storage),
-		goka.WithTopicManagerBuilder(tm),
-		goka.WithProducerBuilder(goka.ProducerBuilderWithConfig(saramaCopy())),
-		// Offsets are committed in order, see inOrderCommits.
-		goka.WithConsumerGroupBuilder(inOrderCommits(goka.ConsumerGroupBuilderWithConfig(saramaCopy()), p.marks)),
-		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(saramaCopy())),
 		// A message without a value reaches the callback, which sends it to
 		// the dead letters instead of silently skipping it.
 		goka.WithNilHandling(goka.NilProcess),
 		goka.WithRebalanceCallback(func(goka.Assignment) { p.progress.reset() }),
-	}, cfg.GokaOptions...)
-
-	p.opts = opts
-	p.proc, err = goka.NewProcessor(cfg.Brokers, p.Graph(), opts...)
-	if err != nil {
+	)
+	opts = append(opts, cfg.GokaOptions...)
+	p.sup = &kafkarun.Supervisor{
+		Name: string(cfg.Group), Log: p.log,
+		Build:    func() (*goka.Processor, error) { return goka.NewProcessor(cfg.Brokers, p.Graph(), opts...) },
+		Run:      p.runOnce,
+		Restarts: p.metrics.restarts,
+		Health:   cfg.Health,
+	}
+	if err := p.sup.Start(); err != nil {
 		return nil, fmt.Errorf("create windows processor: %w", err)
 	}
 	// Registered last, so that a New that failed can be retried with the
@@ -259,51 +241,11 @@ func (p *Processor) Graph() *goka.GroupGraph {
 // emissions and table writes are flushed) and returns nil. It can be
 // called once.
 func (p *Processor) Run(ctx context.Context) error {
-	backoff := retry.Backoff{Min: 500 * time.Millisecond, Max: 30 * time.Second}
-	for {
-		started := time.Now()
-		err := p.runOnce(ctx)
-		if ctx.Err() != nil {
-			return err // nil, or what went wrong stopping goka
-		}
-		if err == nil {
-			err = errors.New("goka processor stopped unexpectedly")
-		}
-		p.metrics.restarts.Inc()
-		if time.Since(started) > time.Minute {
-			backoff.Reset()
-		}
-		wait := backoff.Next()
-		p.log.Error("windows processor failed; restarting", "in", wait, "err", err)
-		for {
-			if !retry.Sleep(ctx, wait) {
-				return nil
-			}
-			wait = backoff.Next()
-			proc, err := goka.NewProcessor(p.cfg.Brokers, p.Graph(), p.opts...)
-			if err == nil {
-				p.mu.Lock()
-				p.proc = proc
-				p.mu.Unlock()
-				break
-			}
-			// New validated the configuration already: what fails here
-			// is reaching the brokers, which a later attempt may.
-			p.log.Error("rebuild windows processor; retrying", "in", wait, "err", err)
-		}
-	}
-}
-
-// current is the goka processor in use.
-func (p *Processor) current() *goka.Processor {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.proc
+	return p.sup.Serve(ctx)
 }
 
 // runOnce runs the current goka processor until ctx ends or it fails.
-func (p *Processor) runOnce(ctx context.Context) error {
-	proc := p.current()
+func (p *Processor) runOnce(ctx context.Context, proc *goka.Processor) error {
 	// goka runs on its own context, cancelled only between two idle-close
 	// passes: a pass that goka aborts mid-way leaves its visitors running
 	// (goka then reads their counter unsynchronised), so none is ever
@@ -345,27 +287,18 @@ func (p *Processor) runOnce(ctx context.Context) error {
 // WaitForReady blocks until the processor has recovered its table and is
 // consuming, or ctx ends.
 func (p *Processor) WaitForReady(ctx context.Context) error {
-	// A processor that fails is replaced; goka's wait on a dead one would
-	// never end, so ask the current one again every second.
-	for {
-		proc := p.current()
-		wctx, cancel := context.WithTimeout(ctx, time.Second)
-		err := proc.WaitForReadyContext(wctx)
-		cancel()
-		if err == nil {
-			return nil
-		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("wait for windows processor: %w", ctx.Err())
-		}
-	}
+	return p.sup.WaitForReady(ctx)
 }
 
 // CloseIdle runs one pass of the idle close over every URL in the
 // partitions this instance owns, at the wall time of Config.Now. Run calls
 // it every IdleCheck; tests call it after moving their fake clock.
 func (p *Processor) CloseIdle(ctx context.Context) error {
-	return p.closeIdle(ctx, p.current())
+	proc := p.sup.Current()
+	if proc == nil {
+		return errors.New("close idle windows: the processor is restarting")
+	}
+	return p.closeIdle(ctx, proc)
 }
 
 func (p *Processor) closeIdle(ctx context.Context, proc *goka.Processor) error {
@@ -402,7 +335,7 @@ func (p *Processor) consume(ctx goka.Context, msg any) {
 	if st == nil {
 		st = &state{}
 	}
-	pos := position{topic: string(ctx.Topic()), offset: ctx.Offset(), done: p.marks.done(ctx.Partition())}
+	pos := position{topic: string(ctx.Topic()), offset: ctx.Offset(), done: p.marks.Done(ctx.Partition())}
 	verdict, out := p.rules.applyAt(st, r, now, low, pos)
 	switch verdict {
 	case duplicate:
@@ -456,18 +389,5 @@ func (p *Processor) emit(ctx goka.Context, out []emission) {
 // deadLetter sends a message that cannot be processed to the dead-letter
 // topic, with where it came from and why, and goes on with the next one.
 func (p *Processor) deadLetter(ctx goka.Context, data []byte, reason error) {
-	p.metrics.deadLetters.Inc()
-	p.log.Warn("message sent to dead letters",
-		"topic", string(ctx.Topic()), "partition", ctx.Partition(), "offset", ctx.Offset(),
-		"key", ctx.Key(), "reason", reason)
-	ctx.Emit(p.cfg.Topics.DeadLetters, ctx.Key(), &codecs.DeadLetter{
-		Topic:     string(ctx.Topic()),
-		Partition: ctx.Partition(),
-		Offset:    ctx.Offset(),
-		Key:       []byte(ctx.Key()),
-		Value:     data,
-		Reason:    reason.Error(),
-		Consumer:  consumerName,
-		FailedAt:  p.cfg.Now().UTC(),
-	})
+	p.dead.Send(ctx, data, reason)
 }

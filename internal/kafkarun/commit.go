@@ -1,4 +1,4 @@
-package windows
+package kafkarun
 
 import (
 	"context"
@@ -9,20 +9,27 @@ import (
 	"github.com/lovoo/goka"
 )
 
-// inOrderCommits wraps goka's consumer group so that an input offset is
+// InOrderCommits wraps goka's consumer group so that an input offset is
 // marked only once every message before it in its partition is done.
 //
-// goka marks a message's offset (offset+1) as soon as that message's
-// emits and table write are acknowledged, and sarama keeps the highest
-// offset marked. The acknowledgements of two messages can come back out of
-// order (a window emission and a table write travel through different
-// producer queues), so without this a crash right after the later
-// message's commit skipped the earlier message for good while its window
-// emission had never reached Kafka: the window stayed at an old revision.
+// goka marks a message's offset (offset+1) as soon as that message is done
+// (its emits and table write acknowledged, and a DeferCommit called back),
+// and sarama keeps the highest offset marked. Messages finish out of
+// order: a window emission and a table write travel through different
+// producer queues, and the url_checker's checks run concurrently, a slow
+// site's for up to its timeout. Without this wrapper a crash right after a
+// later message's commit skipped the earlier, unfinished messages for
+// good: a window stayed at an old revision, a slot was neither checked nor
+// redelivered. With it, a crash redelivers every message from the first
+// unfinished one on: at-least-once processing (see the package doc).
 //
-// It also keeps marks up to date: which input messages are done, so that
-// the windows processor knows when an emission has reached Kafka.
-func inOrderCommits(build goka.ConsumerGroupBuilder, marks *commitMarks) goka.ConsumerGroupBuilder {
+// marks, when not nil, is kept up to date with which input messages are
+// done, so that the windows processor knows when an emission has reached
+// Kafka.
+func InOrderCommits(build goka.ConsumerGroupBuilder, marks *Marks) goka.ConsumerGroupBuilder {
+	if marks == nil {
+		marks = NewMarks()
+	}
 	return func(brokers []string, group, clientID string) (sarama.ConsumerGroup, error) {
 		cg, err := build(brokers, group, clientID)
 		if err != nil {
@@ -34,7 +41,7 @@ func inOrderCommits(build goka.ConsumerGroupBuilder, marks *commitMarks) goka.Co
 
 type inOrderGroup struct {
 	sarama.ConsumerGroup
-	marks *commitMarks
+	marks *Marks
 }
 
 func (g *inOrderGroup) Consume(ctx context.Context, topics []string, h sarama.ConsumerGroupHandler) error {
@@ -45,7 +52,7 @@ func (g *inOrderGroup) Consume(ctx context.Context, topics []string, h sarama.Co
 // ConsumeClaim per claim, then Cleanup, on a handler per Consume call).
 type inOrderHandler struct {
 	inner sarama.ConsumerGroupHandler
-	marks *commitMarks
+	marks *Marks
 	sess  *inOrderSession
 }
 
@@ -97,7 +104,7 @@ type topicPartition struct {
 // partition that is not done yet.
 type inOrderSession struct {
 	sarama.ConsumerGroupSession
-	marks *commitMarks
+	marks *Marks
 	mu    sync.Mutex
 	parts map[topicPartition]*pendingOffsets
 }
@@ -162,10 +169,10 @@ func (p *pendingOffsets) finish(offset int64) (int64, bool) {
 	return last + 1, true
 }
 
-// commitMarks are, per input topic and partition this process consumes,
+// Marks are, per input topic and partition this process consumes,
 // the offset below which every message is done: committed before the
 // partition was claimed, or processed here with every write acknowledged.
-type commitMarks struct {
+type Marks struct {
 	mu sync.Mutex
 	// next is unset until the partition is claimed; used reports whether
 	// any partition ever was (goka's tester bypasses the consumer group).
@@ -173,12 +180,13 @@ type commitMarks struct {
 	used bool
 }
 
-func newCommitMarks() *commitMarks {
-	return &commitMarks{next: map[topicPartition]int64{}}
+// NewMarks returns marks with no partition claimed yet.
+func NewMarks() *Marks {
+	return &Marks{next: map[topicPartition]int64{}}
 }
 
 // start records a new claim of the partition, read from initial on.
-func (c *commitMarks) start(topic string, partition int32, initial int64) {
+func (c *Marks) start(topic string, partition int32, initial int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.used = true
@@ -186,7 +194,7 @@ func (c *commitMarks) start(topic string, partition int32, initial int64) {
 }
 
 // advance records that every message before next is done.
-func (c *commitMarks) advance(topic string, partition int32, next int64) {
+func (c *Marks) advance(topic string, partition int32, next int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	tp := topicPartition{topic, partition}
@@ -195,10 +203,10 @@ func (c *commitMarks) advance(topic string, partition int32, next int64) {
 	}
 }
 
-// done returns the test of position.done for messages of the partition,
+// Done returns the test "is this message done" for messages of the partition,
 // or nil when no partition was ever claimed through the consumer group.
 // A topic not claimed yet is not done: waiting is the safe answer.
-func (c *commitMarks) done(partition int32) func(topic string, offset int64) bool {
+func (c *Marks) Done(partition int32) func(topic string, offset int64) bool {
 	c.mu.Lock()
 	used := c.used
 	c.mu.Unlock()
