@@ -179,6 +179,8 @@ func (c *claimState) store(ctx context.Context) error {
 			rejected, err = s.store.WriteResults(ctx, b.results)
 		case Windows:
 			rejected, err = s.store.WriteWindows(ctx, b.windows)
+		case Changes:
+			rejected, err = s.changes.WriteChanges(ctx, b.changes)
 		}
 		if err != nil {
 			return fmt.Errorf("write %d %s: %w", n, s.cfg.Kind, err)
@@ -200,7 +202,11 @@ func (c *claimState) store(ctx context.Context) error {
 		accepted--
 		msg := b.rowMsgs[r.Index]
 		c.log.Warn("store rejected row; sending it to the dead-letter topic", "offset", msg.Offset, "reason", r.Reason)
-		b.addDead(msg, "rejected", "rejected by store: "+r.Reason)
+		reason := "rejected by store: " + r.Reason
+		if s.cfg.Kind == Changes {
+			reason = "rejected by " + s.cfg.Name + ": " + r.Reason
+		}
+		b.addDead(msg, "rejected", reason)
 	}
 	s.m.written.Add(float64(accepted))
 	b.stored = true
@@ -259,8 +265,10 @@ type batch struct {
 	// rowMsgs[i] is the message row i came from.
 	results []*codecs.Result
 	windows []*codecs.Window
+	changes []*codecs.StatusChange
 	rowMsgs []*sarama.ConsumerMessage
-	// seen maps an event_id, or a window's url and start, to its row.
+	// seen maps an event_id, a change_id, or a window's url and start, to
+	// its row.
 	seen map[rowKey]int
 	// dead are the dead letters not yet acknowledged by Kafka.
 	dead []deadLetter
@@ -292,6 +300,8 @@ func (b *batch) reset() {
 	b.results = b.results[:0]
 	clear(b.windows)
 	b.windows = b.windows[:0]
+	clear(b.changes)
+	b.changes = b.changes[:0]
 	clear(b.rowMsgs)
 	b.rowMsgs = b.rowMsgs[:0]
 	clear(b.seen)
@@ -336,6 +346,19 @@ func (b *batch) add(msg *sarama.ConsumerMessage) {
 		}
 		b.seen[k] = len(b.windows)
 		b.windows = append(b.windows, w)
+		b.rowMsgs = append(b.rowMsgs, msg)
+	case Changes:
+		c, err := codecs.DecodeStatusChange(msg.Value)
+		if err != nil {
+			b.addDead(msg, "decode", "decode status change: "+err.Error())
+			return
+		}
+		k := rowKey{id: c.ChangeID}
+		if _, dup := b.seen[k]; dup {
+			return
+		}
+		b.seen[k] = len(b.changes)
+		b.changes = append(b.changes, c)
 		b.rowMsgs = append(b.rowMsgs, msg)
 	}
 }

@@ -7,8 +7,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// metrics are one sink's Prometheus series, labelled sink="results" or
-// sink="windows" so that both sinks of a processor share the names.
+// metrics are one sink's Prometheus series, labelled with the sink's name
+// (sink="results", "windows", ...) so that the sinks of a processor share
+// the metric names.
 type metrics struct {
 	consumed    prometheus.Counter
 	written     prometheus.Counter
@@ -19,8 +20,8 @@ type metrics struct {
 	lag         *prometheus.GaugeVec // topic, partition
 }
 
-func newMetrics(reg prometheus.Registerer, kind Kind) (*metrics, error) {
-	labels := prometheus.Labels{"sink": kind.String()}
+func newMetrics(reg prometheus.Registerer, name string) (*metrics, error) {
+	labels := prometheus.Labels{"sink": name}
 	var errs []error
 	register := func(c prometheus.Collector) prometheus.Collector {
 		c, err := registerOrReuse(reg, c)

@@ -29,6 +29,20 @@ type Store interface {
 	WriteWindows(ctx context.Context, ws []*codecs.Window) ([]Rejected, error)
 }
 
+// ChangeWriter is where a sink of status changes (Kind Changes) hands its
+// batches: sinks/notify delivers them to webhooks. The contract is the
+// Store's: WriteChanges returns only when every change is either done
+// (delivered, written) or Rejected with a reason (it goes to the
+// dead-letter topic); a non-nil error means the batch is not done and the
+// sink tries it again (or, at shutdown, leaves it uncommitted to be read
+// again). A change may be handed over more than once (after a crash, a
+// rebalance or an interrupted flush), so writers are idempotent on
+// change_id or, like webhooks, pass the change_id on for the receiver to
+// deduplicate.
+type ChangeWriter interface {
+	WriteChanges(ctx context.Context, cs []*codecs.StatusChange) ([]Rejected, error)
+}
+
 // Rejected is a row that the store refused as invalid: Index is its
 // position in the slice passed to the store, Reason says why.
 type Rejected struct {
@@ -45,6 +59,9 @@ const (
 	Results Kind = iota + 1
 	// Windows consumes window aggregates (codecs.Window) into check_windows.
 	Windows
+	// Changes consumes status changes (codecs.StatusChange) into a
+	// ChangeWriter; build it with NewChanges.
+	Changes
 )
 
 // String returns "results" or "windows", the value of the sink label of
@@ -55,6 +72,8 @@ func (k Kind) String() string {
 		return "results"
 	case Windows:
 		return "windows"
+	case Changes:
+		return "changes"
 	}
 	return fmt.Sprintf("Kind(%d)", int(k))
 }
@@ -81,8 +100,13 @@ type Config struct {
 	Group string
 	// Topics are the topics consumed.
 	Topics []string
-	// Kind selects the decoder and the Store method.
+	// Kind selects the decoder and the Store method (NewChanges sets
+	// Changes).
 	Kind Kind
+	// Name is the sink label of the metrics and the sink attribute of the
+	// logs (default: the kind's name). Two sinks of one kind on the same
+	// registry need different names to keep their series apart.
+	Name string
 	// DeadLetterTopic receives undecodable messages and rejected rows.
 	DeadLetterTopic string
 	// BatchSize is the number of messages per partition that triggers a
@@ -105,19 +129,44 @@ type Config struct {
 	Registerer prometheus.Registerer
 }
 
-// Sink consumes one kind of event from Kafka into a Store. Build it with
-// New and start it with Run.
+// Sink consumes one kind of event from Kafka into a Store or a
+// ChangeWriter. Build it with New or NewChanges and start it with Run.
 type Sink struct {
-	cfg    Config
-	sarama *sarama.Config
-	store  Store
-	log    *slog.Logger
-	m      *metrics
+	cfg     Config
+	sarama  *sarama.Config
+	store   Store
+	changes ChangeWriter
+	log     *slog.Logger
+	m       *metrics
 }
 
-// New checks cfg, applies its defaults and returns a sink that writes to
-// store. It does not connect to Kafka: Run does.
+// New checks cfg, applies its defaults and returns a sink that writes
+// results or windows to store. It does not connect to Kafka: Run does.
 func New(cfg Config, store Store) (*Sink, error) {
+	if cfg.Kind == Changes {
+		return nil, errors.New("sink changes: build it with NewChanges")
+	}
+	var dst any
+	if store != nil {
+		dst = store
+	}
+	return newSink(cfg, store, nil, dst)
+}
+
+// NewChanges is New for a sink of status changes (Kind Changes) that
+// hands them to w.
+func NewChanges(cfg Config, w ChangeWriter) (*Sink, error) {
+	cfg.Kind = Changes
+	var dst any
+	if w != nil {
+		dst = w
+	}
+	return newSink(cfg, nil, w, dst)
+}
+
+// newSink is New and NewChanges: dst is the store or writer (nil when
+// none was given).
+func newSink(cfg Config, store Store, changes ChangeWriter, dst any) (*Sink, error) {
 	if cfg.BatchSize == 0 {
 		cfg.BatchSize = DefaultBatchSize
 	}
@@ -139,8 +188,11 @@ func New(cfg Config, store Store) (*Sink, error) {
 	if cfg.Registerer == nil {
 		cfg.Registerer = prometheus.NewRegistry()
 	}
+	if cfg.Name == "" {
+		cfg.Name = cfg.Kind.String()
+	}
 	var errs []error
-	if store == nil {
+	if dst == nil {
 		errs = append(errs, errors.New("no store"))
 	}
 	if len(cfg.Brokers) == 0 {
@@ -152,7 +204,7 @@ func New(cfg Config, store Store) (*Sink, error) {
 	if len(cfg.Topics) == 0 {
 		errs = append(errs, errors.New("no topics"))
 	}
-	if cfg.Kind != Results && cfg.Kind != Windows {
+	if cfg.Kind != Results && cfg.Kind != Windows && cfg.Kind != Changes {
 		errs = append(errs, fmt.Errorf("unknown kind %d", int(cfg.Kind)))
 	}
 	if cfg.DeadLetterTopic == "" {
@@ -190,26 +242,27 @@ func New(cfg Config, store Store) (*Sink, error) {
 		errs = append(errs, fmt.Errorf("kafka config: %w", err))
 	}
 	if err := errors.Join(errs...); err != nil {
-		return nil, fmt.Errorf("sink %s: %w", cfg.Kind, err)
+		return nil, fmt.Errorf("sink %s: %w", cfg.Name, err)
 	}
-	m, err := newMetrics(cfg.Registerer, cfg.Kind)
+	m, err := newMetrics(cfg.Registerer, cfg.Name)
 	if err != nil {
-		return nil, fmt.Errorf("sink %s: %w", cfg.Kind, err)
+		return nil, fmt.Errorf("sink %s: %w", cfg.Name, err)
 	}
 	// A store with metrics of its own (rows already stored, rows in the
 	// default partition) exports them with the sink's; both sinks of a
 	// processor share the store, so the second finds them registered.
-	if c, ok := store.(prometheus.Collector); ok {
+	if c, ok := dst.(prometheus.Collector); ok {
 		if _, err := registerOrReuse(cfg.Registerer, c); err != nil {
-			return nil, fmt.Errorf("sink %s: register store metrics: %w", cfg.Kind, err)
+			return nil, fmt.Errorf("sink %s: register store metrics: %w", cfg.Name, err)
 		}
 	}
 	return &Sink{
-		cfg:    cfg,
-		sarama: sc,
-		store:  store,
-		log:    cfg.Logger.With("sink", cfg.Kind.String(), "group", cfg.Group),
-		m:      m,
+		cfg:     cfg,
+		sarama:  sc,
+		store:   store,
+		changes: changes,
+		log:     cfg.Logger.With("sink", cfg.Name, "group", cfg.Group),
+		m:       m,
 	}, nil
 }
 
@@ -220,17 +273,17 @@ func New(cfg Config, store Store) (*Sink, error) {
 func (s *Sink) Run(ctx context.Context) error {
 	client, err := sarama.NewClient(s.cfg.Brokers, s.sarama)
 	if err != nil {
-		return fmt.Errorf("sink %s: connect to kafka: %w", s.cfg.Kind, err)
+		return fmt.Errorf("sink %s: connect to kafka: %w", s.cfg.Name, err)
 	}
 	defer client.Close()
 	producer, err := sarama.NewSyncProducerFromClient(client)
 	if err != nil {
-		return fmt.Errorf("sink %s: dead-letter producer: %w", s.cfg.Kind, err)
+		return fmt.Errorf("sink %s: dead-letter producer: %w", s.cfg.Name, err)
 	}
 	defer producer.Close()
 	group, err := sarama.NewConsumerGroupFromClient(s.cfg.Group, client)
 	if err != nil {
-		return fmt.Errorf("sink %s: consumer group %s: %w", s.cfg.Kind, s.cfg.Group, err)
+		return fmt.Errorf("sink %s: consumer group %s: %w", s.cfg.Name, s.cfg.Group, err)
 	}
 	var wg sync.WaitGroup
 	wg.Go(func() {
@@ -261,7 +314,7 @@ func (s *Sink) Run(ctx context.Context) error {
 			continue
 		}
 		if errors.Is(err, sarama.ErrClosedConsumerGroup) {
-			return fmt.Errorf("sink %s: %w", s.cfg.Kind, err)
+			return fmt.Errorf("sink %s: %w", s.cfg.Name, err)
 		}
 		attempt++
 		d := s.backoff(attempt)
