@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"os"
 	"strings"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/sitewatch/sitewatch/kafkaconn"
 	"github.com/sitewatch/sitewatch/processors/windows"
 	"github.com/sitewatch/sitewatch/sinks"
+	"github.com/sitewatch/sitewatch/sinks/notify"
 	"github.com/sitewatch/sitewatch/sinks/postgres"
 	"github.com/sitewatch/sitewatch/sinks/sqlite"
 )
@@ -24,6 +26,18 @@ const (
 	PartWindows     = "windows"
 	PartSinkResults = "sink-results"
 	PartSinkWindows = "sink-windows"
+	// PartNotify sends status_changes to the -alert-webhook and
+	// -alert-slack-webhook destinations; with none it does nothing.
+	PartNotify = "notify"
+)
+
+// Environment variables of the notify part.
+const (
+	EnvAlertWebhooks      = "SITEWATCH_ALERT_WEBHOOKS"
+	EnvAlertSlackWebhooks = "SITEWATCH_ALERT_SLACK_WEBHOOKS"
+	// EnvAlertSecret signs webhook bodies. It has no flag: a flag's value
+	// is visible to every user of the machine (ps).
+	EnvAlertSecret = "SITEWATCH_ALERT_SECRET"
 )
 
 // ProcessorFlags are the processor's own flags.
@@ -38,6 +52,13 @@ type ProcessorFlags struct {
 	WindowSize      time.Duration
 	WindowGrace     time.Duration
 	StateDir        string
+	// AlertWebhooks and AlertSlackWebhooks are the notify part's
+	// destinations; AlertSecret signs webhook bodies.
+	AlertWebhooks      URLList
+	AlertSlackWebhooks URLList
+	AlertSecret        string
+	AlertMaxAge        time.Duration
+	AlertTimeout       time.Duration
 }
 
 // RegisterProcessor declares the processor's flags on fs.
@@ -45,8 +66,8 @@ func RegisterProcessor(fs *flag.FlagSet) *ProcessorFlags {
 	f := &ProcessorFlags{}
 	RegisterDatabase(fs, &f.DatabaseURL)
 	fs.BoolVar(&f.Migrate, "migrate", true, "apply database migrations at start")
-	fs.StringVar(&f.Run, "run", strings.Join([]string{PartWindows, PartSinkResults, PartSinkWindows}, ","),
-		"components to run, comma-separated: windows, sink-results, sink-windows (each scales on its own)")
+	fs.StringVar(&f.Run, "run", strings.Join([]string{PartWindows, PartSinkResults, PartSinkWindows, PartNotify}, ","),
+		"components to run, comma-separated: windows, sink-results, sink-windows, notify (each scales on its own)")
 	fs.IntVar(&f.BatchSize, "batch-size", sinks.DefaultBatchSize, "most events per database write")
 	fs.DurationVar(&f.FlushInterval, "flush-interval", sinks.DefaultFlushInterval, "longest an event waits before its batch is written")
 	fs.DurationVar(&f.Retention, "retention", 90*24*time.Hour, "how long raw check results are kept (daily partitions older than this are dropped; 0 keeps all)")
@@ -54,7 +75,56 @@ func RegisterProcessor(fs *flag.FlagSet) *ProcessorFlags {
 	fs.DurationVar(&f.WindowSize, "window-size", windows.DefaultWindowSize, "aggregation window length (the contract's is 5m; shorter only for testing)")
 	fs.DurationVar(&f.WindowGrace, "window-grace", windows.DefaultGrace, "how late an event may arrive and still update its window")
 	fs.StringVar(&f.StateDir, "state-dir", os.Getenv("SITEWATCH_STATE_DIR"), "directory for the windows table's local copy (empty: in memory, rebuilt from Kafka at start)")
+	f.AlertWebhooks.fromEnv(EnvAlertWebhooks)
+	fs.Var(&f.AlertWebhooks, "alert-webhook", "URL to POST every status change to as JSON (repeatable; env "+EnvAlertWebhooks+", comma-separated; signed when "+EnvAlertSecret+" is set)")
+	f.AlertSlackWebhooks.fromEnv(EnvAlertSlackWebhooks)
+	fs.Var(&f.AlertSlackWebhooks, "alert-slack-webhook", "Slack-style incoming webhook URL (Slack, Mattermost, Discord's /slack) for a sentence per status change (repeatable; env "+EnvAlertSlackWebhooks+", comma-separated)")
+	f.AlertSecret = os.Getenv(EnvAlertSecret)
+	fs.DurationVar(&f.AlertMaxAge, "alert-max-age", notify.DefaultMaxAge, "how long after its changed_at a status change is still retried before it is dead-lettered")
+	fs.DurationVar(&f.AlertTimeout, "alert-timeout", notify.DefaultTimeout, "time limit of one notification request")
 	return f
+}
+
+// URLList is a repeatable flag of URLs with a default from a
+// comma-separated environment variable; given on the command line, it
+// replaces the environment's list. String shows hosts only, so that -help
+// and error messages never print a token.
+type URLList struct {
+	URLs []string
+	set  bool
+}
+
+func (l *URLList) fromEnv(name string) {
+	for _, u := range strings.Split(os.Getenv(name), ",") {
+		if u = strings.TrimSpace(u); u != "" {
+			l.URLs = append(l.URLs, u)
+		}
+	}
+}
+
+// String lists the hosts.
+func (l *URLList) String() string {
+	if l == nil {
+		return ""
+	}
+	hosts := make([]string, 0, len(l.URLs))
+	for _, raw := range l.URLs {
+		h := "?"
+		if u, err := url.Parse(raw); err == nil && u.Host != "" {
+			h = u.Host
+		}
+		hosts = append(hosts, h)
+	}
+	return strings.Join(hosts, ",")
+}
+
+// Set adds a URL, dropping the environment's list at the first one.
+func (l *URLList) Set(v string) error {
+	if !l.set {
+		l.URLs, l.set = nil, true
+	}
+	l.URLs = append(l.URLs, v)
+	return nil
 }
 
 // RegisterDatabase declares -database-url, defaulting to DATABASE_URL.
@@ -69,11 +139,11 @@ func (f *ProcessorFlags) parts() (map[string]bool, error) {
 	for _, p := range strings.Split(f.Run, ",") {
 		p = strings.TrimSpace(p)
 		switch p {
-		case PartWindows, PartSinkResults, PartSinkWindows:
+		case PartWindows, PartSinkResults, PartSinkWindows, PartNotify:
 			out[p] = true
 		case "":
 		default:
-			return nil, Usagef("-run: unknown component %q (want windows, sink-results, sink-windows)", p)
+			return nil, Usagef("-run: unknown component %q (want windows, sink-results, sink-windows, notify)", p)
 		}
 	}
 	if len(out) == 0 {
@@ -98,6 +168,10 @@ func (f *ProcessorFlags) validate() error {
 		return Usagef("-retention: %s, must not be negative (0 keeps everything)", f.Retention)
 	case f.PartitionsAhead < 0:
 		return Usagef("-partitions-ahead: %d, must not be negative", f.PartitionsAhead)
+	case f.AlertMaxAge <= 0:
+		return Usagef("-alert-max-age: %s, must be positive", f.AlertMaxAge)
+	case f.AlertTimeout <= 0:
+		return Usagef("-alert-timeout: %s, must be positive", f.AlertTimeout)
 	}
 	return nil
 }
@@ -144,8 +218,8 @@ type partitionMaintainer interface {
 }
 
 // RunProcessor runs the selected processor components until ctx ends:
-// the windows goka group and the two sinks, each a consumer group of its
-// own so that they scale separately.
+// the windows goka group, the two sinks and the notifier, each a consumer
+// group of its own so that they scale separately.
 func RunProcessor(ctx context.Context, env Env, k *kafkaconn.Options, f *ProcessorFlags) error {
 	parts, err := f.parts()
 	if err != nil {
@@ -226,6 +300,20 @@ func RunProcessor(ctx context.Context, env Env, k *kafkaconn.Options, f *Process
 			}
 			runs = append(runs, s.Run)
 		}
+	}
+	if parts[PartNotify] {
+		n, err := notify.New(notify.Config{
+			Brokers: k.Brokers, Sarama: saramaCfg,
+			Topic: string(topics.StatusChanges), DeadLetterTopic: string(topics.DeadLetters),
+			Group:    string(k.Group("notify")),
+			Webhooks: f.AlertWebhooks.URLs, SlackWebhooks: f.AlertSlackWebhooks.URLs, Secret: []byte(f.AlertSecret),
+			MaxAge: f.AlertMaxAge, Timeout: f.AlertTimeout,
+			Logger: log, Registerer: env.Registry,
+		})
+		if err != nil {
+			return &UsageError{err}
+		}
+		runs = append(runs, n.Run)
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
