@@ -395,6 +395,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"-brokers", "127.0.0.1:1", "-database-url", "postgres://127.0.0.1:1/x", "-flush-interval", "-1s"}, "-flush-interval"},
 		{[]string{"-brokers", "127.0.0.1:1", "-database-url", "postgres://127.0.0.1:1/x", "-window-size", "0s"}, "-window-size"},
 		{[]string{"-brokers", "127.0.0.1:1", "-database-url", "", "-run", "sink-results"}, "-database-url"},
+		{[]string{"-brokers", "127.0.0.1:1", "-run", "notify", "-alert-webhook", "ftp://hooks.example/TOKEN"}, "-alert-webhook #1: not an http or https URL"},
+		{[]string{"-brokers", "127.0.0.1:1", "-run", "notify", "-alert-max-age", "0s"}, "-alert-max-age"},
 		{[]string{"migrate", "-database-url", ""}, "-database-url"},
 		{[]string{"migrate", "-brokers", "127.0.0.1:1"}, "-brokers"},
 	} {
@@ -410,6 +412,9 @@ func TestUsageErrors(t *testing.T) {
 			}
 			if !strings.Contains(out, tc.want) {
 				t.Errorf("stderr %q does not mention %q", out, tc.want)
+			}
+			if strings.Contains(out, "TOKEN") {
+				t.Errorf("stderr %q quotes a destination URL", out)
 			}
 		})
 	}
