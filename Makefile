@@ -31,6 +31,7 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./checker/ ./processors/windows/... ./sinks/...
 	$(GO) run ./bench/emitter
 	$(GO) run ./bench/processor
+	$(GO) run ./bench/notify
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz FuzzDecodeResult -fuzztime 30s ./codecs/
