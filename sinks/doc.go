@@ -3,7 +3,9 @@
 // aggregates (status_windows) as a sarama consumer group, writes them to a
 // Store (sinks/postgres in production, sinks/sqlite on a laptop) in
 // batches, and commits the Kafka offsets only after the store has
-// committed the batch.
+// committed the batch. The same loop carries status changes
+// (status_changes, Kind Changes) to a ChangeWriter: sinks/notify's
+// webhooks, where "committed" means the receiver answered 2xx.
 //
 // The guarantees, and how they are kept:
 //
@@ -20,7 +22,7 @@
 //     rejects as invalid, goes to the dead-letter topic with the reason,
 //     and the rest of its batch is still written.
 //
-// Metrics (label sink="results" or "windows"):
+// Metrics (label sink="results", "windows", or the Name in the Config):
 // sitewatch_sink_events_consumed_total, sitewatch_sink_rows_written_total,
 // sitewatch_sink_dead_letters_total{reason="decode"|"rejected"},
 // sitewatch_sink_write_errors_total, sitewatch_sink_batch_size,
