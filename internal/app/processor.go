@@ -173,16 +173,8 @@ func (f *ProcessorFlags) validate() error {
 	case f.AlertTimeout <= 0:
 		return Usagef("-alert-timeout: %s, must be positive", f.AlertTimeout)
 	}
-	for _, l := range []struct {
-		flag string
-		urls []string
-	}{{"-alert-webhook", f.AlertWebhooks.URLs}, {"-alert-slack-webhook", f.AlertSlackWebhooks.URLs}} {
-		for i, u := range l.urls {
-			if _, err := notify.ParseURL(u); err != nil {
-				// The position, never the URL: it may hold a token.
-				return Usagef("%s #%d: %w", l.flag, i+1, err)
-			}
-		}
+	if err := notify.CheckDestinations(f.AlertWebhooks.URLs, f.AlertSlackWebhooks.URLs); err != nil {
+		return &UsageError{err}
 	}
 	return nil
 }

@@ -130,7 +130,11 @@ func New(cfg Config) (*Notifier, error) {
 	}
 	transport := cfg.Transport
 	if transport == nil {
-		transport = http.DefaultTransport.(*http.Transport).Clone()
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		// Keep a connection per concurrent delivery: the default of two
+		// idle ones per host would reconnect for most requests.
+		t.MaxIdleConnsPerHost = max(cfg.Concurrency, 2)
+		transport = t
 	}
 	client := &http.Client{
 		Transport: transport,
@@ -139,34 +143,23 @@ func New(cfg Config) (*Notifier, error) {
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 	}
 	n := &Notifier{log: cfg.Logger.With("component", "notify")}
+	parsed, err := parseDestinations(cfg.Webhooks, cfg.SlackWebhooks)
+	errs = append(errs, err)
 	hosts := map[string]int{}
-	for _, list := range []struct {
-		kind, flag string
-		urls       []string
-	}{
-		{KindWebhook, "-alert-webhook", cfg.Webhooks},
-		{KindSlack, "-alert-slack-webhook", cfg.SlackWebhooks},
-	} {
-		for i, raw := range list.urls {
-			u, err := ParseURL(raw)
-			if err != nil {
-				errs = append(errs, fmt.Errorf("%s #%d: %w", list.flag, i+1, err))
-				continue
-			}
-			// The label is the host, numbered when two destinations
-			// share one (two Slack channels): unique, and no secret.
-			label := u.Host
-			hosts[label]++
-			if c := hosts[label]; c > 1 {
-				label = fmt.Sprintf("%s#%d", label, c)
-			}
-			n.dests = append(n.dests, &destination{
-				kind: list.kind, url: u, label: label, cfg: &cfg, client: client,
-				log:      n.log.With("destination", label, "kind", list.kind),
-				done:     newOutcomes(outcomeMemory),
-				retryLog: retry.RateLog{Every: retryLogEvery},
-			})
+	for _, p := range parsed {
+		// The label is the host, numbered when two destinations share
+		// one (two Slack channels): unique, and no secret.
+		label := p.url.Host
+		hosts[label]++
+		if c := hosts[label]; c > 1 {
+			label = fmt.Sprintf("%s#%d", label, c)
 		}
+		n.dests = append(n.dests, &destination{
+			kind: p.kind, url: p.url, label: label, cfg: &cfg, client: client,
+			log:      n.log.With("destination", label, "kind", p.kind),
+			done:     newOutcomes(outcomeMemory),
+			retryLog: retry.RateLog{Every: retryLogEvery},
+		})
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("notify: %w", err)
@@ -214,6 +207,50 @@ func (n *Notifier) Run(ctx context.Context) error {
 		g.Go(func() error { return s.Run(gctx) })
 	}
 	return g.Wait()
+}
+
+type parsedURL struct {
+	kind string
+	url  *url.URL
+}
+
+// CheckDestinations checks the webhook and Slack URLs, refusing one that
+// is not absolute http(s) or that is given twice (the two would share a
+// consumer group and each get half the changes). Errors name the flag and
+// the position, never the URL: it may hold a token.
+func CheckDestinations(webhooks, slack []string) error {
+	_, err := parseDestinations(webhooks, slack)
+	return err
+}
+
+func parseDestinations(webhooks, slack []string) ([]parsedURL, error) {
+	var out []parsedURL
+	var errs []error
+	seen := map[string]string{}
+	for _, list := range []struct {
+		kind, flag string
+		urls       []string
+	}{
+		{KindWebhook, "-alert-webhook", webhooks},
+		{KindSlack, "-alert-slack-webhook", slack},
+	} {
+		for i, raw := range list.urls {
+			at := fmt.Sprintf("%s #%d", list.flag, i+1)
+			u, err := ParseURL(raw)
+			if err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", at, err))
+				continue
+			}
+			key := list.kind + " " + u.String()
+			if first, dup := seen[key]; dup {
+				errs = append(errs, fmt.Errorf("%s: the same URL as %s", at, first))
+				continue
+			}
+			seen[key] = at
+			out = append(out, parsedURL{list.kind, u})
+		}
+	}
+	return out, errors.Join(errs...)
 }
 
 // ParseURL checks a destination URL: absolute http or https with a host.

@@ -451,6 +451,7 @@ func TestBadDestinations(t *testing.T) {
 		"no host":     {webhooks: []string{"https:///TOKEN"}, want: "-alert-webhook #1: URL has no host"},
 		"credentials": {webhooks: []string{"https://user:TOKEN@x.example/"}, want: "user:password"},
 		"bad escape":  {webhooks: []string{"https://x.example/%zzTOKEN"}, want: "-alert-webhook #1: not a valid URL"},
+		"twice":       {webhooks: []string{"https://x.example/TOKEN", "https://y.example/", "https://x.example/TOKEN"}, want: "-alert-webhook #3: the same URL as -alert-webhook #1"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := notify.New(notify.Config{Brokers: []string{"127.0.0.1:1"}, Topic: "t", DeadLetterTopic: "d", Group: "g",
