@@ -25,6 +25,7 @@ import (
 // is committed, and a third start sends nothing.
 func TestNotifyKilledBeforeCommit(t *testing.T) {
 	t.Parallel()
+	const pathToken = "PATH-TOKEN-5e1f"
 	_, addrs := testkit.Kafka(t, kfake.SeedTopics(testPartitions, string(topics.StatusChanges), string(topics.DeadLetters)))
 
 	type got struct {
@@ -52,7 +53,7 @@ func TestNotifyKilledBeforeCommit(t *testing.T) {
 	}
 	args := []string{
 		"-brokers", testkit.JoinAddrs(addrs), "-topic-partitions", "4", "-run", "notify",
-		"-alert-webhook", rc.URL + "/hook", "-log-level", "debug",
+		"-alert-webhook", rc.URL + "/hook/" + pathToken, "-log-level", "debug",
 	}
 	first = startChild(t, args)
 
@@ -97,5 +98,10 @@ func TestNotifyKilledBeforeCommit(t *testing.T) {
 	third.stop()
 	if n := len(requests()); n != 2 {
 		t.Errorf("%d requests after the third start, want 2: the accepted change was not committed", n)
+	}
+	for i, logs := range []string{first.logs.String(), second.logs.String(), third.logs.String()} {
+		if strings.Contains(logs, pathToken) {
+			t.Errorf("run %d logged the webhook's path token:\n%s", i+1, logs)
+		}
 	}
 }
