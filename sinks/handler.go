@@ -201,11 +201,11 @@ func (c *claimState) store(ctx context.Context) error {
 		}
 		accepted--
 		msg := b.rowMsgs[r.Index]
-		c.log.Warn("store rejected row; sending it to the dead-letter topic", "offset", msg.Offset, "reason", r.Reason)
 		reason := "rejected by store: " + r.Reason
 		if s.cfg.Kind == Changes {
 			reason = "rejected by " + s.cfg.Name + ": " + r.Reason
 		}
+		c.log.Warn("row rejected; sending it to the dead-letter topic", "offset", msg.Offset, "reason", reason)
 		b.addDead(msg, "rejected", reason)
 	}
 	s.m.written.Add(float64(accepted))

@@ -85,15 +85,13 @@ func (d *destination) deliver(ctx context.Context, c *codecs.StatusChange) (stri
 			return "", nil
 		}
 		if !a.retryable {
+			// The sink logs the reason as it dead-letters the change.
 			d.m.failed("rejected").Inc()
-			d.log.Warn("notification refused; sending it to the dead-letter topic", "change_id", c.ChangeID, "url", c.URL, "err", a.err)
 			return fmt.Sprintf("%s %s: %v (not retried)", d.kind, d.label, a.err), nil
 		}
 		wait := max(bo.Next(), a.retryAfter)
 		if time.Now().Add(wait).After(deadline) {
 			d.m.failed("expired").Inc()
-			d.log.Warn("notification not delivered within -alert-max-age; sending it to the dead-letter topic",
-				"change_id", c.ChangeID, "url", c.URL, "attempts", attempt, "err", a.err)
 			return fmt.Sprintf("%s %s: gave up after %d attempts over %s (-alert-max-age %s from changed_at %s): %v",
 				d.kind, d.label, attempt, time.Since(first).Round(time.Millisecond), d.cfg.MaxAge,
 				c.ChangedAt.UTC().Format(time.RFC3339), a.err), nil
