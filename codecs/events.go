@@ -133,14 +133,19 @@ type Window struct {
 	RegexpFailures int64     `json:"regexp_failures"`
 	// Responses counts the checks that got a response (non-null
 	// response_time_ms); the latency columns are over these.
-	Responses     int64            `json:"responses"`
-	ResponseMinMS *float64         `json:"response_min_ms"`
-	ResponseAvgMS *float64         `json:"response_avg_ms"`
-	ResponseMaxMS *float64         `json:"response_max_ms"`
-	ResponseP50MS *float64         `json:"response_p50_ms"`
-	ResponseP95MS *float64         `json:"response_p95_ms"`
-	ResponseP99MS *float64         `json:"response_p99_ms"`
-	StatusCounts  map[string]int64 `json:"status_counts"`
+	Responses     int64    `json:"responses"`
+	ResponseMinMS *float64 `json:"response_min_ms"`
+	ResponseAvgMS *float64 `json:"response_avg_ms"`
+	ResponseMaxMS *float64 `json:"response_max_ms"`
+	ResponseP50MS *float64 `json:"response_p50_ms"`
+	ResponseP95MS *float64 `json:"response_p95_ms"`
+	ResponseP99MS *float64 `json:"response_p99_ms"`
+	// PercentilesExact is true when the percentiles are percentile_cont of
+	// the window's response times themselves (up to 4,096 of them,
+	// windows.MaxExactResponses), false when they come from the windows
+	// processor's histogram sketch (within 1 %).
+	PercentilesExact bool             `json:"percentiles_exact"`
+	StatusCounts     map[string]int64 `json:"status_counts"`
 	// Revision grows with every emission of the same window (a late event
 	// re-emits it), so that a sink keeps the newest one.
 	Revision int64 `json:"revision"`

@@ -3,6 +3,9 @@ package postgres
 import (
 	"context"
 	"errors"
+	"io/fs"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -11,6 +14,7 @@ import (
 	"github.com/golang-migrate/migrate/v4"
 
 	"github.com/sitewatch/sitewatch/internal/testkit"
+	"github.com/sitewatch/sitewatch/migrations"
 )
 
 // schemaObjects is everything 000001_init creates that users rely on.
@@ -36,6 +40,21 @@ func existing(t *testing.T, url string, names ...string) []string {
 	return found
 }
 
+// latestVersion is the number of the newest embedded migration.
+func latestVersion(t *testing.T) int64 {
+	t.Helper()
+	ups, err := fs.Glob(migrations.FS, "*.up.sql")
+	if err != nil || len(ups) == 0 {
+		t.Fatalf("embedded migrations: %v %v", ups, err)
+	}
+	slices.Sort(ups)
+	v, err := strconv.ParseInt(strings.SplitN(ups[len(ups)-1], "_", 2)[0], 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v
+}
+
 func schemaVersion(t *testing.T, url string) (int64, bool) {
 	t.Helper()
 	conn := connect(t, url)
@@ -57,8 +76,8 @@ func TestMigrateUpAndDown(t *testing.T) {
 	if got := existing(t, url, schemaObjects...); len(got) != len(schemaObjects) {
 		t.Fatalf("after up: found %v, want all of %v", got, schemaObjects)
 	}
-	if v, dirty := schemaVersion(t, url); v != 1 || dirty {
-		t.Fatalf("schema version = %d dirty=%v, want 1 clean", v, dirty)
+	if v, dirty := schemaVersion(t, url); v != latestVersion(t) || dirty {
+		t.Fatalf("schema version = %d dirty=%v, want %d clean", v, dirty, latestVersion(t))
 	}
 	// A second start finds nothing to do.
 	if err := Migrate(ctx, url, testLogger(t)); err != nil {
@@ -109,8 +128,8 @@ func TestMigrateConcurrent(t *testing.T) {
 			t.Errorf("Migrate #%d: %v", i, err)
 		}
 	}
-	if v, dirty := schemaVersion(t, url); v != 1 || dirty {
-		t.Fatalf("schema version = %d dirty=%v, want 1 clean", v, dirty)
+	if v, dirty := schemaVersion(t, url); v != latestVersion(t) || dirty {
+		t.Fatalf("schema version = %d dirty=%v, want %d clean", v, dirty, latestVersion(t))
 	}
 	if got := existing(t, url, schemaObjects...); len(got) != len(schemaObjects) {
 		t.Fatalf("found %v, want all of %v", got, schemaObjects)
@@ -147,7 +166,7 @@ func TestMigrateDirty(t *testing.T) {
 		t.Fatal(err)
 	}
 	conn := connect(t, url)
-	if _, err := conn.Exec(ctx, "UPDATE schema_migrations SET dirty = true"); err != nil {
+	if _, err := conn.Exec(ctx, "UPDATE schema_migrations SET version = 1, dirty = true"); err != nil {
 		t.Fatal(err)
 	}
 	err := Migrate(ctx, url, testLogger(t))

@@ -28,7 +28,8 @@ const partitionPrefix = "check_results_p"
 
 var partitionName = regexp.MustCompile(`^check_results_p[0-9]{8}$`)
 
-// partition is one UTC day of check_results, [from, to).
+// partition is one UTC day of check_results, [from, to) of scheduled_at
+// (the partition key since migration 000002).
 type partition struct {
 	name     string
 	from, to time.Time
@@ -138,7 +139,7 @@ func (s *Store) MaintainPartitions(ctx context.Context, now time.Time, ahead int
 			return err
 		}
 	}
-	tag, err := s.pool.Exec(ctx, "DELETE FROM check_results_default WHERE checked_at < $1", keepFrom)
+	tag, err := s.pool.Exec(ctx, "DELETE FROM check_results_default WHERE scheduled_at < $1", keepFrom)
 	if err != nil {
 		return fmt.Errorf("maintain partitions: delete expired rows of the default partition: %w", err)
 	}
@@ -174,9 +175,9 @@ WHERE i.inhparent = 'check_results'::regclass`)
 // strayDays lists the UTC days in [from, to) that have rows in the default
 // partition.
 func (s *Store) strayDays(ctx context.Context, from, to time.Time) ([]time.Time, error) {
-	rows, err := s.pool.Query(ctx, `SELECT DISTINCT date_trunc('day', checked_at, 'UTC')
+	rows, err := s.pool.Query(ctx, `SELECT DISTINCT date_trunc('day', scheduled_at, 'UTC')
 FROM check_results_default
-WHERE checked_at >= $1 AND checked_at < $2`, from, to)
+WHERE scheduled_at >= $1 AND scheduled_at < $2`, from, to)
 	if err != nil {
 		return nil, fmt.Errorf("maintain partitions: find rows in the default partition: %w", err)
 	}
@@ -222,7 +223,7 @@ func (s *Store) createPartition(ctx context.Context, p partition) error {
 		}
 		var stray bool
 		if err := tx.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM check_results_default
-WHERE checked_at >= $1 AND checked_at < $2)`, p.from, p.to).Scan(&stray); err != nil {
+WHERE scheduled_at >= $1 AND scheduled_at < $2)`, p.from, p.to).Scan(&stray); err != nil {
 			return fmt.Errorf("look for rows in the default partition: %w", err)
 		}
 		if stray {
@@ -230,7 +231,7 @@ WHERE checked_at >= $1 AND checked_at < $2)`, p.from, p.to).Scan(&stray); err !=
 				return fmt.Errorf("create holding table: %w", err)
 			}
 			tag, err := tx.Exec(ctx, `WITH moved AS (
-    DELETE FROM check_results_default WHERE checked_at >= $1 AND checked_at < $2 RETURNING *)
+    DELETE FROM check_results_default WHERE scheduled_at >= $1 AND scheduled_at < $2 RETURNING *)
 INSERT INTO sitewatch_moving SELECT * FROM moved`, p.from, p.to)
 			if err != nil {
 				return fmt.Errorf("take rows out of the default partition: %w", err)

@@ -21,7 +21,8 @@ import (
 // client and an out-of-range one is refused by the server, for one row,
 // rather than failing the whole COPY before it is sent.
 const (
-	createStaging = `CREATE TEMP TABLE IF NOT EXISTS sitewatch_staged_results (
+	createStaging = `CREATE TEMP TABLE IF NOT EXISTS sitewatch_staged_results_v2 (
+    pos              bigint,
     event_id         text,
     url              text,
     scheduled_at     timestamptz,
@@ -46,36 +47,43 @@ const (
     response_time_ms, dns_ms, connect_ms, tls_ms, ttfb_ms, transfer_ms,
     body_bytes, regexp, regexp_matched, error_kind, error_message, checker`
 
-	// ON CONFLICT DO NOTHING without a target skips a row whose
-	// (event_id, checked_at) is already stored, including a duplicate
-	// earlier in the same batch. The rows inserted are counted, and those
-	// that no daily partition took (they landed in the default one)
-	// counted and their time range returned, for the log and the metrics.
+	// ON CONFLICT DO NOTHING on the idempotency key (event_id,
+	// scheduled_at) skips a row whose event_id is already stored, whatever
+	// its checked_at (a slot checked again after a crash), including a
+	// duplicate earlier in the same batch: the first stored wins. The
+	// staged rows are inserted in batch order (pos), which is the order of
+	// their partition, so that the one kept is the one the windows
+	// processor counts. The rows inserted are counted, and those that no
+	// daily partition took (they landed in the default one) counted and
+	// their scheduled_at range returned, for the log and the metrics.
 	insertStaged = `WITH ins AS (
 INSERT INTO check_results (` + resultColumnList + `)
-SELECT ` + resultColumnList + ` FROM sitewatch_staged_results
-ON CONFLICT DO NOTHING
-RETURNING tableoid, checked_at)
+SELECT ` + resultColumnList + ` FROM sitewatch_staged_results_v2 ORDER BY pos
+ON CONFLICT (event_id, scheduled_at) DO NOTHING
+RETURNING tableoid, scheduled_at)
 SELECT count(*),
        count(*) FILTER (WHERE tableoid = 'check_results_default'::regclass),
-       min(checked_at) FILTER (WHERE tableoid = 'check_results_default'::regclass),
-       max(checked_at) FILTER (WHERE tableoid = 'check_results_default'::regclass)
+       min(scheduled_at) FILTER (WHERE tableoid = 'check_results_default'::regclass),
+       max(scheduled_at) FILTER (WHERE tableoid = 'check_results_default'::regclass)
 FROM ins`
 
-	clearStaging = `TRUNCATE sitewatch_staged_results`
+	clearStaging = `TRUNCATE sitewatch_staged_results_v2`
 )
 
-var stagedResultsTable = pgx.Identifier{"sitewatch_staged_results"}
+// stagedResultsTable is named for its shape: a session that made an older
+// shape (a pooled connection outliving an upgrade) does not reuse it.
+var stagedResultsTable = pgx.Identifier{"sitewatch_staged_results_v2"}
 
-var resultColumns = []string{
-	"event_id", "url", "scheduled_at", "checked_at", "outcome", "status_code",
+var stagedColumns = []string{
+	"pos", "event_id", "url", "scheduled_at", "checked_at", "outcome", "status_code",
 	"response_time_ms", "dns_ms", "connect_ms", "tls_ms", "ttfb_ms", "transfer_ms",
 	"body_bytes", "regexp", "regexp_matched", "error_kind", "error_message", "checker",
 }
 
 // WriteResults stores a batch of check results in check_results, in one
-// transaction. An event already stored (same event_id and checked_at) is
-// skipped, so writing a batch twice stores it once. Rows PostgreSQL refuses
+// transaction. An event already stored (same event_id, whatever its
+// checked_at) is skipped, and of two in the batch the first is kept, so
+// writing a batch twice stores it once and a slot checked twice is one row. Rows PostgreSQL refuses
 // as invalid are returned as Rejected and the others are written; a non-nil
 // error means nothing was written and the batch may be retried.
 func (s *Store) WriteResults(ctx context.Context, rs []*codecs.Result) ([]Rejected, error) {
@@ -168,8 +176,8 @@ func bisectResults(ctx context.Context, tx pgx.Tx, rs []*codecs.Result, idx []in
 // insertStats is what one write did with its rows.
 type insertStats struct {
 	staged, inserted int64
-	// toDefault rows went to check_results_default, with checked_at from
-	// defaultFrom to defaultTo.
+	// toDefault rows went to check_results_default, with scheduled_at
+	// from defaultFrom to defaultTo.
 	toDefault              int64
 	defaultFrom, defaultTo time.Time
 }
@@ -199,9 +207,9 @@ func (s *Store) reportInsert(st insertStats) {
 	}
 	if st.toDefault > 0 {
 		s.m.toDefault.Add(float64(st.toDefault))
-		s.logger.Warn("results stored in the default partition: no daily partition covers their checked_at "+
+		s.logger.Warn("results stored in the default partition: no daily partition covers their scheduled_at "+
 			"(late, replayed or clock-skewed events); partition upkeep moves rows of days within the retention into their own partition and deletes older ones",
-			"rows", st.toDefault, "checked_at_from", st.defaultFrom, "checked_at_to", st.defaultTo)
+			"rows", st.toDefault, "scheduled_at_from", st.defaultFrom, "scheduled_at_to", st.defaultTo)
 	}
 }
 
@@ -211,12 +219,12 @@ func stageAndInsert(ctx context.Context, tx pgx.Tx, rs []*codecs.Result, idx []i
 	src := pgx.CopyFromSlice(len(idx), func(i int) ([]any, error) {
 		r := rs[idx[i]]
 		return []any{
-			r.EventID, r.URL, r.ScheduledAt, r.CheckedAt, r.Outcome, int64(r.StatusCode),
+			int64(i), r.EventID, r.URL, r.ScheduledAt, r.CheckedAt, r.Outcome, int64(r.StatusCode),
 			r.ResponseTimeMS, r.DNSMS, r.ConnectMS, r.TLSMS, r.TTFBMS, r.TransferMS,
 			r.BodyBytes, r.Regexp, r.RegexpMatched, r.ErrorKind, r.ErrorMessage, r.Checker,
 		}, nil
 	})
-	if _, err := tx.CopyFrom(ctx, stagedResultsTable, resultColumns, src); err != nil {
+	if _, err := tx.CopyFrom(ctx, stagedResultsTable, stagedColumns, src); err != nil {
 		return fmt.Errorf("copy to staging table: %w", err)
 	}
 	var from, to *time.Time

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -31,7 +32,8 @@ type Options struct {
 	// store's connections. Zero means DefaultStatementTimeout unless the
 	// database URL sets statement_timeout itself; negative means none.
 	StatementTimeout time.Duration
-	// MaxConns caps the connection pool; zero means DefaultMaxConns.
+	// MaxConns caps the connection pool when the database URL does not:
+	// a pool_max_conns in the URL wins. Zero means DefaultMaxConns.
 	MaxConns int32
 	// Logger receives partition upkeep events; nil discards them.
 	Logger *slog.Logger
@@ -57,11 +59,11 @@ func newStoreMetrics() storeMetrics {
 	return storeMetrics{
 		alreadyStored: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sitewatch_store_results_already_stored_total",
-			Help: "Results not written because their event_id and checked_at were already stored (a redelivery after a crash or rebalance).",
+			Help: "Results not written because their event_id was already stored (a redelivery after a crash or rebalance, or a slot checked again).",
 		}),
 		toDefault: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sitewatch_store_results_default_partition_total",
-			Help: "Results stored in check_results_default because no daily partition covers their checked_at (late, replayed or clock-skewed events).",
+			Help: "Results stored in check_results_default because no daily partition covers their scheduled_at (late, replayed or clock-skewed events).",
 		}),
 	}
 }
@@ -94,9 +96,15 @@ func Open(ctx context.Context, databaseURL string, opts Options) (*Store, error)
 	if err != nil {
 		return nil, fmt.Errorf("open database: parse database URL: %w", err)
 	}
-	cfg.MaxConns = opts.MaxConns
-	if cfg.MaxConns <= 0 {
-		cfg.MaxConns = DefaultMaxConns
+	// pgxpool fills MaxConns with its own default when the URL has no
+	// pool_max_conns, and then forgets whether it had one; the URL, parsed
+	// as pgx parses it (pool_* settings stay runtime parameters there),
+	// says whether the user chose a size, which must win.
+	if !urlSetsParam(databaseURL, "pool_max_conns") {
+		cfg.MaxConns = opts.MaxConns
+		if cfg.MaxConns <= 0 {
+			cfg.MaxConns = DefaultMaxConns
+		}
 	}
 	params := cfg.ConnConfig.RuntimeParams
 	if _, ok := params["application_name"]; !ok {
@@ -128,6 +136,18 @@ func Open(ctx context.Context, databaseURL string, opts Options) (*Store, error)
 		logger = slog.New(slog.DiscardHandler)
 	}
 	return &Store{pool: pool, logger: logger, m: newStoreMetrics()}, nil
+}
+
+// urlSetsParam reports whether the database URL or DSN gives the named
+// parameter (pgx keeps parameters it does not know, pool_* among them, as
+// runtime parameters).
+func urlSetsParam(databaseURL, name string) bool {
+	cfg, err := pgx.ParseConfig(databaseURL)
+	if err != nil {
+		return false // pgxpool.ParseConfig has accepted it; cannot happen
+	}
+	_, ok := cfg.RuntimeParams[name]
+	return ok
 }
 
 // Ping checks that the database answers, for health checks.

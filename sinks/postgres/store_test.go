@@ -47,7 +47,7 @@ func TestStatementTimeoutFromURLOptions(t *testing.T) {
 
 // TestWriteResultsReportsAlreadyStoredAndDefaultPartition: rows that were
 // already stored (a redelivery) and rows no daily partition covers (a
-// checked_at in 2090 or 1999) are written as the contract says, skipped
+// scheduled_at in 2090 or 1999) are written as the contract says, skipped
 // and kept in the default partition, and each is also logged and counted,
 // so that an operator sees them (found by test/faults: both were silent).
 func TestWriteResultsReportsAlreadyStoredAndDefaultPartition(t *testing.T) {
@@ -61,7 +61,8 @@ func TestWriteResultsReportsAlreadyStoredAndDefaultPartition(t *testing.T) {
 	}
 	today := results("today", 3, now.Truncate(time.Hour))
 	skewed := results("skewed", 2, time.Date(2090, 1, 2, 3, 4, 5, 0, time.UTC))
-	skewed[1].CheckedAt = time.Date(1999, 12, 31, 23, 0, 0, 0, time.UTC)
+	skewed[1].ScheduledAt = time.Date(1999, 12, 31, 23, 0, 0, 0, time.UTC)
+	skewed[1].CheckedAt = skewed[1].ScheduledAt
 	if rej, err := s.WriteResults(ctx, append(append([]*codecs.Result{}, today[:2]...), skewed...)); err != nil || len(rej) > 0 {
 		t.Fatalf("first write: %v %v", rej, err)
 	}
@@ -94,7 +95,7 @@ func TestWriteResultsReportsAlreadyStoredAndDefaultPartition(t *testing.T) {
 	}
 	out := logs.String()
 	for _, want := range []string{"results already stored, skipped", "rows=2", "default partition",
-		"checked_at_from=1999-12-31T23:00:00.000Z", "checked_at_to=2090-01-02T03:04:05.000Z"} {
+		"scheduled_at_from=1999-12-31T23:00:00.000Z", "scheduled_at_to=2090-01-02T03:04:04.000Z"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("log lacks %q:\n%s", want, out)
 		}

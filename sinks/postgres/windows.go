@@ -13,18 +13,19 @@ import (
 // same window is already stored: windows are re-emitted when late events
 // change them, and Kafka may deliver an older emission after a newer one
 // (a replay), so the highest revision wins, not the last write. An equal
-// revision overwrites, which makes a replayed emission a no-op.
+// revision leaves the stored row as it is (the first stored wins, as for
+// results, and as in the SQLite store): a re-sent emission is a no-op.
 //
 // Counts are sent as bigint and narrowed by the server, so that a value out
 // of range is refused for this row alone instead of failing to encode.
 const upsertWindow = `INSERT INTO check_windows (
     url, window_start, window_end, checks, failures, responses,
     response_min_ms, response_avg_ms, response_max_ms,
-    response_p50_ms, response_p95_ms, response_p99_ms,
+    response_p50_ms, response_p95_ms, response_p99_ms, percentiles_exact,
     status_counts, regexp_failures, revision)
 VALUES ($1, $2, $3, $4::bigint, $5::bigint, $6::bigint,
-    $7, $8, $9, $10, $11, $12,
-    $13::jsonb, $14::bigint, $15::bigint)
+    $7, $8, $9, $10, $11, $12, $13,
+    $14::jsonb, $15::bigint, $16::bigint)
 ON CONFLICT (url, window_start) DO UPDATE SET
     window_end      = EXCLUDED.window_end,
     checks          = EXCLUDED.checks,
@@ -36,10 +37,11 @@ ON CONFLICT (url, window_start) DO UPDATE SET
     response_p50_ms = EXCLUDED.response_p50_ms,
     response_p95_ms = EXCLUDED.response_p95_ms,
     response_p99_ms = EXCLUDED.response_p99_ms,
+    percentiles_exact = EXCLUDED.percentiles_exact,
     status_counts   = EXCLUDED.status_counts,
     regexp_failures = EXCLUDED.regexp_failures,
     revision        = EXCLUDED.revision
-WHERE check_windows.revision <= EXCLUDED.revision`
+WHERE check_windows.revision < EXCLUDED.revision`
 
 // WriteWindows stores a batch of window aggregates in check_windows, in one
 // transaction, keeping for each (url, window_start) the emission with the
@@ -107,7 +109,7 @@ func sendWindows(ctx context.Context, tx pgx.Tx, ws []*codecs.Window, pending []
 		b.Queue(upsertWindow,
 			w.URL, w.WindowStart, w.WindowEnd, w.Checks, w.Failures, w.Responses,
 			w.ResponseMinMS, w.ResponseAvgMS, w.ResponseMaxMS,
-			w.ResponseP50MS, w.ResponseP95MS, w.ResponseP99MS,
+			w.ResponseP50MS, w.ResponseP95MS, w.ResponseP99MS, w.PercentilesExact,
 			counts, w.RegexpFailures, w.Revision)
 	}
 	b.Queue("RELEASE SAVEPOINT sitewatch_windows")

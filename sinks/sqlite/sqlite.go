@@ -127,25 +127,29 @@ ON CONFLICT (event_id) DO NOTHING`
 // returned as rejected and the others are written; an error means nothing
 // was written.
 func (s *Store) WriteResults(ctx context.Context, rs []*codecs.Result) ([]sinks.Rejected, error) {
-	return s.write(ctx, "results", insertResult, len(rs), func(i int) []any {
+	return s.write(ctx, "results", insertResult, len(rs), func(i int) ([]any, string) {
 		r := rs[i]
+		if r == nil {
+			return nil, "nil result"
+		}
 		return []any{
 			r.EventID, r.URL, formatTime(r.ScheduledAt), formatTime(r.CheckedAt), r.Outcome, r.StatusCode,
 			r.ResponseTimeMS, r.DNSMS, r.ConnectMS, r.TLSMS, r.TTFBMS, r.TransferMS,
 			r.BodyBytes, r.Regexp, r.RegexpMatched, r.ErrorKind, r.ErrorMessage, r.Checker,
-		}
+		}, ""
 	})
 }
 
 // upsertWindow replaces a stored window only with a higher revision: the
 // windows processor re-emits a window with a higher revision when a late
-// event changes it, and Kafka may deliver an older emission again.
+// event changes it, and Kafka may deliver an older emission again. An
+// equal revision leaves the stored row, as in PostgreSQL.
 const upsertWindow = `INSERT INTO check_windows (
 	url, window_start, window_end, checks, failures, responses,
 	response_min_ms, response_avg_ms, response_max_ms,
-	response_p50_ms, response_p95_ms, response_p99_ms,
+	response_p50_ms, response_p95_ms, response_p99_ms, percentiles_exact,
 	status_counts, regexp_failures, revision
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (url, window_start) DO UPDATE SET
 	window_end = excluded.window_end,
 	checks = excluded.checks,
@@ -157,6 +161,7 @@ ON CONFLICT (url, window_start) DO UPDATE SET
 	response_p50_ms = excluded.response_p50_ms,
 	response_p95_ms = excluded.response_p95_ms,
 	response_p99_ms = excluded.response_p99_ms,
+	percentiles_exact = excluded.percentiles_exact,
 	status_counts = excluded.status_counts,
 	regexp_failures = excluded.regexp_failures,
 	revision = excluded.revision
@@ -167,33 +172,34 @@ WHERE excluded.revision > check_windows.revision`
 // are returned as rejected and the others are written; an error means
 // nothing was written.
 func (s *Store) WriteWindows(ctx context.Context, ws []*codecs.Window) ([]sinks.Rejected, error) {
-	counts := make([]string, len(ws))
-	for i, w := range ws {
+	return s.write(ctx, "windows", upsertWindow, len(ws), func(i int) ([]any, string) {
+		w := ws[i]
+		if w == nil {
+			return nil, "nil window"
+		}
 		c := w.StatusCounts
 		if c == nil {
-			c = map[string]int64{}
+			c = map[string]int64{} // an object, never JSON null
 		}
-		b, err := json.Marshal(c)
-		if err != nil {
-			return nil, fmt.Errorf("write windows: encode status_counts: %w", err)
+		counts, err := json.Marshal(c)
+		if err != nil { // a map[string]int64 always encodes
+			return nil, "encode status_counts: " + err.Error()
 		}
-		counts[i] = string(b)
-	}
-	return s.write(ctx, "windows", upsertWindow, len(ws), func(i int) []any {
-		w := ws[i]
 		return []any{
 			w.URL, formatTime(w.WindowStart), formatTime(w.WindowEnd), w.Checks, w.Failures, w.Responses,
 			w.ResponseMinMS, w.ResponseAvgMS, w.ResponseMaxMS,
-			w.ResponseP50MS, w.ResponseP95MS, w.ResponseP99MS,
-			counts[i], w.RegexpFailures, w.Revision,
-		}
+			w.ResponseP50MS, w.ResponseP95MS, w.ResponseP99MS, w.PercentilesExact,
+			string(counts), w.RegexpFailures, w.Revision,
+		}, ""
 	})
 }
 
 // write executes query once per row inside one transaction. A constraint
 // violation only aborts its own statement in SQLite, so the transaction
 // goes on with the next row and the violation is reported as a rejection.
-func (s *Store) write(ctx context.Context, what, query string, n int, args func(i int) []any) (_ []sinks.Rejected, err error) {
+// args returns row i's arguments, or a reason to reject it unwritten (a
+// nil row), with the same reasons as the PostgreSQL store.
+func (s *Store) write(ctx context.Context, what, query string, n int, args func(i int) ([]any, string)) (_ []sinks.Rejected, err error) {
 	if n == 0 {
 		return nil, nil
 	}
@@ -219,7 +225,12 @@ func (s *Store) write(ctx context.Context, what, query string, n int, args func(
 	defer stmt.Close()
 	var rejected []sinks.Rejected
 	for i := range n {
-		if _, err := stmt.ExecContext(ctx, args(i)...); err != nil {
+		a, reject := args(i)
+		if reject != "" {
+			rejected = append(rejected, sinks.Rejected{Index: i, Reason: reject})
+			continue
+		}
+		if _, err := stmt.ExecContext(ctx, a...); err != nil {
 			if reason, ok := constraintViolation(err); ok {
 				rejected = append(rejected, sinks.Rejected{Index: i, Reason: reason})
 				continue
