@@ -1,22 +1,33 @@
 package windows
 
 import (
-	"encoding/json"
-	"fmt"
+	"math"
 	"slices"
 	"strconv"
 	"time"
-
-	"github.com/lovoo/goka"
 
 	"github.com/sitewatch/sitewatch/codecs"
 	"github.com/sitewatch/sitewatch/processors/windows/hist"
 )
 
-// stateVersion is the version of the group-table value this build reads and
-// writes. A table written by another version stops the processor (goka
+// stateVersion is the version of the group-table value this build writes
+// (see stateCodec). A value of another version stops the processor (goka
 // panics on a decode error) rather than being misread.
-const stateVersion = 1
+const stateVersion = 2
+
+// MaxExactResponses is how many response times a window keeps to compute
+// exact percentiles (percentile_cont, as check_windows_recomputed does). A
+// site checked every second has 300 per five-minute window; above the cap
+// (only with several checkers per URL or longer windows) the window falls
+// back to the histogram sketch, within 1 %, and says so in
+// percentiles_exact. 4096 values are 32 KiB of state.
+const MaxExactResponses = 4096
+
+// maxDroppedIDs bounds the event_ids kept from the window last dropped
+// (state.Dropped): at the default size and grace, a window with more
+// checks belongs to a site checked at least every 19 s, whose repeats come
+// well within the grace.
+const maxDroppedIDs = 16
 
 // state is one URL's value in the group table.
 type state struct {
@@ -32,6 +43,11 @@ type state struct {
 	LastArrival time.Time `json:"last_arrival"`
 	// Windows are the windows kept for late events, oldest first.
 	Windows []*window `json:"windows"`
+	// Dropped are the event_ids of the window last dropped, if it had at
+	// most maxDroppedIDs, so that a slot checked again after a crash is
+	// recognised even when its first check's window is gone; see
+	// state.seen.
+	Dropped []string `json:"dropped,omitempty"`
 }
 
 // window is the running aggregate of one URL's checks in
@@ -41,9 +57,15 @@ type window struct {
 	Checks         int64     `json:"checks"`
 	Failures       int64     `json:"failures"`
 	RegexpFailures int64     `json:"regexp_failures"`
-	// Response holds the count, sum, min, max and histogram of the non-null
-	// response_time_ms values.
-	Response     hist.Sketch      `json:"response"`
+	// Exact is true while the window keeps its response times in Times
+	// (at most MaxExactResponses); then Response is empty. Once more
+	// arrive, or for a window written before Times existed, Exact is false
+	// and Response holds the count, sum, min, max and histogram of the
+	// non-null response_time_ms values.
+	Exact    bool        `json:"exact,omitempty"`
+	Times    []float64   `json:"times,omitempty"`
+	Response hist.Sketch `json:"response"`
+	// StatusCounts counts checks by status code.
 	StatusCounts map[string]int64 `json:"status_counts"`
 	// EventIDs are the event_ids applied, sorted, so that a re-delivered
 	// event is recognised. A window holds at most a few hundred checks of
@@ -58,31 +80,6 @@ type window struct {
 	// written before they existed): nothing to wait for. See advance.
 	EmitTopic  string `json:"emit_topic,omitempty"`
 	EmitOffset int64  `json:"emit_offset,omitempty"`
-}
-
-// stateCodec stores *state as JSON in the group table.
-type stateCodec struct{}
-
-var _ goka.Codec = stateCodec{}
-
-func (stateCodec) Encode(value any) ([]byte, error) {
-	st, ok := value.(*state)
-	if !ok {
-		return nil, fmt.Errorf("encode state: got %T, want *state", value)
-	}
-	st.V = stateVersion
-	return json.Marshal(st)
-}
-
-func (stateCodec) Decode(data []byte) (any, error) {
-	var st state
-	if err := json.Unmarshal(data, &st); err != nil {
-		return nil, fmt.Errorf("decode state: %w", err)
-	}
-	if st.V != stateVersion {
-		return nil, fmt.Errorf("decode state: version %d, want %d", st.V, stateVersion)
-	}
-	return &st, nil
 }
 
 // params are the windowing rules, shared by the goka callbacks and the
@@ -175,6 +172,14 @@ func (p params) apply(st *state, r *codecs.Result, now, low time.Time) (verdict,
 // clock, so one event from a checker whose clock is far in the future
 // cannot make every later event of its URL too late.
 func (p params) applyAt(st *state, r *codecs.Result, now, low time.Time, pos position) (verdict, []emission) {
+	// A repeat of an event applied before is a duplicate whatever its
+	// checked_at: a slot checked again after a crash carries the same
+	// event_id and a later checked_at, maybe in another window, and the
+	// store keeps the first row of the slot, which is the one counted here
+	// (both read the partition in order).
+	if st.seen(r.EventID) {
+		return duplicate, p.resend(st, pos)
+	}
 	t := r.CheckedAt
 	start := p.windowStart(t)
 	w, at := st.find(start)
@@ -183,13 +188,10 @@ func (p params) applyAt(st *state, r *codecs.Result, now, low time.Time, pos pos
 		if start.Before(st.Horizon) || dropMark(st.Watermark, low).After(end.Add(p.grace)) {
 			return tooLate, nil
 		}
-		w = &window{Start: start, StatusCounts: map[string]int64{}}
+		w = &window{Start: start, StatusCounts: map[string]int64{}, Exact: true}
 		st.Windows = slices.Insert(st.Windows, at, w)
 	}
-	idPos, seen := slices.BinarySearch(w.EventIDs, r.EventID)
-	if seen {
-		return duplicate, p.resend(st, pos)
-	}
+	idPos, _ := slices.BinarySearch(w.EventIDs, r.EventID)
 	w.EventIDs = slices.Insert(w.EventIDs, idPos, r.EventID)
 	w.add(r)
 	st.LastArrival = now
@@ -214,6 +216,36 @@ func earliest(a, b time.Time) time.Time {
 		return a
 	}
 	return b
+}
+
+// seen reports whether an event with this id was applied to st: it is in
+// one of the windows kept, or among the ids kept from the windows last
+// dropped. A window is dropped once the URL's checks are past its end by
+// the grace (a minute), so a repeat within that time is always found in
+// its window. The url_checker checks a redelivered request again only
+// before the slot's next one begins, so a repeat follows its first check
+// by less than the interval plus the timeout (at most two intervals); for
+// a site checked less often than every half grace, the window last
+// dropped (Dropped, a few checks) covers one more window size.
+func (st *state) seen(id string) bool {
+	for _, w := range st.Windows {
+		if _, ok := slices.BinarySearch(w.EventIDs, id); ok {
+			return true
+		}
+	}
+	return slices.Contains(st.Dropped, id)
+}
+
+// forget keeps the event ids of w, the window being dropped, in
+// st.Dropped in place of the previous window's, when it has at most
+// maxDroppedIDs: only a site checked less often than every half grace
+// needs them, and its windows hold few checks.
+func (st *state) forget(w *window) {
+	if len(w.EventIDs) > maxDroppedIDs {
+		st.Dropped = nil
+		return
+	}
+	st.Dropped = append(st.Dropped[:0], w.EventIDs...)
 }
 
 // find returns the window starting at start, or nil and the index where it
@@ -241,12 +273,35 @@ func (w *window) add(r *codecs.Result) {
 		w.RegexpFailures++
 	}
 	if r.ResponseTimeMS != nil {
-		w.Response.Add(*r.ResponseTimeMS)
+		w.addResponse(*r.ResponseTimeMS)
 	}
 	// Keyed by the code as a string, "0" when no response arrived, so the
 	// counts equal GROUP BY status_code over all of the window's checks.
 	w.StatusCounts[strconv.Itoa(r.StatusCode)]++
 	w.Dirty = true
+}
+
+// addResponse records one response time: kept as it is while the window
+// holds at most MaxExactResponses, else in the sketch.
+func (w *window) addResponse(ms float64) {
+	if !w.Exact && w.Response.Count == 0 {
+		// A window from an older state without responses yet: nothing
+		// was sketched, so it can still be exact.
+		w.Exact = true
+	}
+	if w.Exact && len(w.Times) < MaxExactResponses {
+		w.Times = append(w.Times, ms)
+		return
+	}
+	if w.Exact {
+		// Over the cap: from now on the sketch, fed in arrival order so
+		// that its sum (and so the mean) is what it would have been.
+		for _, v := range w.Times {
+			w.Response.Add(v)
+		}
+		w.Times, w.Exact = nil, false
+	}
+	w.Response.Add(ms)
 }
 
 // advance emits the windows the watermark has closed and that changed
@@ -279,6 +334,7 @@ func (p params) advance(st *state, low time.Time, pos position) []emission {
 			if end.After(st.Horizon) {
 				st.Horizon = end
 			}
+			st.forget(w)
 			continue
 		}
 		keep = append(keep, w)
@@ -367,9 +423,27 @@ func (p params) snapshot(w *window) *codecs.Window {
 		Responses:      w.Response.Count,
 		StatusCounts:   make(map[string]int64, len(w.StatusCounts)),
 		Revision:       w.Revision,
+		// A window without responses has no percentiles, which is exact.
+		PercentilesExact: w.Exact || w.Response.Count == 0,
 	}
 	for k, v := range w.StatusCounts {
 		out.StatusCounts[k] = v
+	}
+	if w.Exact {
+		out.Responses = int64(len(w.Times))
+		if len(w.Times) > 0 {
+			sorted := slices.Clone(w.Times)
+			slices.Sort(sorted)
+			var sum float64
+			for _, v := range w.Times { // arrival order, as the sketch summed
+				sum += v
+			}
+			mn, mx, avg := sorted[0], sorted[len(sorted)-1], sum/float64(len(sorted))
+			p50, p95, p99 := exactPercentile(sorted, 0.50), exactPercentile(sorted, 0.95), exactPercentile(sorted, 0.99)
+			out.ResponseMinMS, out.ResponseMaxMS, out.ResponseAvgMS = &mn, &mx, &avg
+			out.ResponseP50MS, out.ResponseP95MS, out.ResponseP99MS = &p50, &p95, &p99
+		}
+		return out
 	}
 	if w.Response.Count > 0 {
 		mn, mx := w.Response.Min, w.Response.Max
@@ -388,4 +462,22 @@ func quantile(s *hist.Sketch, q float64) *float64 {
 		return nil
 	}
 	return &v
+}
+
+// exactPercentile is PostgreSQL's percentile_cont(q) over sorted (ascending,
+// not empty): the position q·(n−1) between the two nearest values,
+// interpolated linearly, computed with the same float8 operations as
+// PostgreSQL (first + (second − first) · fraction), so that the result
+// equals check_windows_recomputed's.
+func exactPercentile(sorted []float64, q float64) float64 {
+	pos := q * float64(len(sorted)-1)
+	lo := math.Floor(pos)
+	first := sorted[int(lo)]
+	if lo == pos {
+		return first
+	}
+	second := sorted[int(math.Ceil(pos))]
+	// The conversion keeps the compiler from fusing the multiply and the
+	// add (which it may on some CPUs): PostgreSQL rounds each.
+	return first + float64((second-first)*(pos-lo))
 }

@@ -1,0 +1,332 @@
+package windows
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/lovoo/goka"
+)
+
+// stateCodec stores *state in the group table in a compact binary form:
+// the processor decodes and encodes a URL's state for every event it
+// applies, and with the response times kept for exact percentiles (up to a
+// few hundred per window, beside as many event_ids) JSON made that the
+// bulk of its work.
+//
+// The value starts with its version byte, stateVersion (2), then:
+// watermark, horizon, last arrival; the windows; the dropped event_ids.
+// Times are a signed varint of Unix seconds and an unsigned varint of
+// nanoseconds (any time.Time, the zero one included); integers are varints;
+// floats their 8 IEEE 754 bytes, little-endian (exact, unlike decimal
+// text); strings a length and their bytes; lists a count and their items.
+// A window: start; checks, failures, regexp failures; flags (exact,
+// dirty); response times; sketch (count, sum, min, max, zeros, buckets);
+// status counts (sorted by code); event_ids; revision; emit topic and
+// offset.
+//
+// Version 1, the JSON of the state struct (first byte '{'), written before
+// the response times were kept, still decodes: its windows have sketched
+// percentiles (Exact false).
+type stateCodec struct{}
+
+var _ goka.Codec = stateCodec{}
+
+// jsonStateVersion is the JSON form's version field.
+const jsonStateVersion = 1
+
+func (stateCodec) Encode(value any) ([]byte, error) {
+	st, ok := value.(*state)
+	if !ok {
+		return nil, fmt.Errorf("encode state: got %T, want *state", value)
+	}
+	st.V = stateVersion
+	b := make([]byte, 0, st.sizeHint())
+	b = append(b, stateVersion)
+	b = appendTime(b, st.Watermark)
+	b = appendTime(b, st.Horizon)
+	b = appendTime(b, st.LastArrival)
+	b = binary.AppendUvarint(b, uint64(len(st.Windows)))
+	for _, w := range st.Windows {
+		b = w.appendBinary(b)
+	}
+	b = appendStrings(b, st.Dropped)
+	return b, nil
+}
+
+func (stateCodec) Decode(data []byte) (any, error) {
+	if len(data) > 0 && data[0] == '{' {
+		var st state
+		if err := json.Unmarshal(data, &st); err != nil {
+			return nil, fmt.Errorf("decode state: %w", err)
+		}
+		if st.V != jsonStateVersion {
+			return nil, fmt.Errorf("decode state: JSON version %d, want %d", st.V, jsonStateVersion)
+		}
+		st.V = stateVersion
+		return &st, nil
+	}
+	if len(data) == 0 || data[0] != stateVersion {
+		v := -1
+		if len(data) > 0 {
+			v = int(data[0])
+		}
+		return nil, fmt.Errorf("decode state: version %d, want %d", v, stateVersion)
+	}
+	// One string holds every string of the value: the event_ids are
+	// slices of it, one allocation instead of one each.
+	d := &stateDecoder{data: string(data), pos: 1}
+	st := &state{V: stateVersion}
+	st.Watermark = d.time()
+	st.Horizon = d.time()
+	st.LastArrival = d.time()
+	if n := d.count(1); n > 0 {
+		st.Windows = make([]*window, n)
+		for i := range st.Windows {
+			st.Windows[i] = d.window()
+		}
+	}
+	st.Dropped = d.strings()
+	if d.err == nil && d.pos != len(d.data) {
+		d.fail("trailing bytes")
+	}
+	if d.err != nil {
+		return nil, fmt.Errorf("decode state: %w", d.err)
+	}
+	return st, nil
+}
+
+// sizeHint is about the encoded size, so that Encode allocates once.
+func (st *state) sizeHint() int {
+	n := 64 + 16*len(st.Dropped)
+	for _, w := range st.Windows {
+		n += 96 + 9*len(w.Times) + 12*len(w.Response.Index) + 12*len(w.StatusCounts) + len(w.EmitTopic)
+		for _, id := range w.EventIDs {
+			n += 2 + len(id)
+		}
+	}
+	return n
+}
+
+const (
+	flagExact = 1 << iota
+	flagDirty
+)
+
+func (w *window) appendBinary(b []byte) []byte {
+	b = appendTime(b, w.Start)
+	b = binary.AppendVarint(b, w.Checks)
+	b = binary.AppendVarint(b, w.Failures)
+	b = binary.AppendVarint(b, w.RegexpFailures)
+	var flags byte
+	if w.Exact {
+		flags |= flagExact
+	}
+	if w.Dirty {
+		flags |= flagDirty
+	}
+	b = append(b, flags)
+	b = binary.AppendUvarint(b, uint64(len(w.Times)))
+	for _, v := range w.Times {
+		b = appendFloat(b, v)
+	}
+	r := &w.Response
+	b = binary.AppendVarint(b, r.Count)
+	b = appendFloat(b, r.Sum)
+	b = appendFloat(b, r.Min)
+	b = appendFloat(b, r.Max)
+	b = binary.AppendVarint(b, r.Zeros)
+	b = binary.AppendUvarint(b, uint64(len(r.Index)))
+	for k, i := range r.Index {
+		b = binary.AppendVarint(b, int64(i))
+		b = binary.AppendVarint(b, r.Counts[k])
+	}
+	codes := make([]string, 0, len(w.StatusCounts))
+	for c := range w.StatusCounts {
+		codes = append(codes, c)
+	}
+	slices.Sort(codes) // the same state, the same bytes
+	b = binary.AppendUvarint(b, uint64(len(codes)))
+	for _, c := range codes {
+		b = appendString(b, c)
+		b = binary.AppendVarint(b, w.StatusCounts[c])
+	}
+	b = appendStrings(b, w.EventIDs)
+	b = binary.AppendVarint(b, w.Revision)
+	b = appendString(b, w.EmitTopic)
+	return binary.AppendVarint(b, w.EmitOffset)
+}
+
+func appendTime(b []byte, t time.Time) []byte {
+	b = binary.AppendVarint(b, t.Unix())
+	return binary.AppendUvarint(b, uint64(t.Nanosecond()))
+}
+
+func appendFloat(b []byte, v float64) []byte {
+	return binary.LittleEndian.AppendUint64(b, math.Float64bits(v))
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+func appendStrings(b []byte, ss []string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(ss)))
+	for _, s := range ss {
+		b = appendString(b, s)
+	}
+	return b
+}
+
+// stateDecoder reads the binary form. After the first error every read
+// returns a zero value, and err says where it went wrong.
+type stateDecoder struct {
+	data string
+	pos  int
+	err  error
+}
+
+func (d *stateDecoder) fail(what string) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%s at byte %d of %d", what, d.pos, len(d.data))
+	}
+	d.pos = len(d.data)
+}
+
+func (d *stateDecoder) uvarint() uint64 {
+	v, n := uvarintString(d.data[d.pos:])
+	if n <= 0 {
+		d.fail("bad varint")
+		return 0
+	}
+	d.pos += n
+	return v
+}
+
+func (d *stateDecoder) varint() int64 {
+	u := d.uvarint()
+	return int64(u>>1) ^ -int64(u&1) // zig-zag, as binary.AppendVarint
+}
+
+// count reads a list length, each item at least min bytes long: a length
+// that cannot fit in the rest of the value is corrupt (and must not size
+// an allocation).
+func (d *stateDecoder) count(min int) int {
+	n := d.uvarint()
+	if n > uint64((len(d.data)-d.pos)/min) {
+		d.fail("list longer than the value")
+		return 0
+	}
+	return int(n)
+}
+
+func (d *stateDecoder) byte() byte {
+	if d.pos >= len(d.data) {
+		d.fail("truncated")
+		return 0
+	}
+	d.pos++
+	return d.data[d.pos-1]
+}
+
+func (d *stateDecoder) float() float64 {
+	if len(d.data)-d.pos < 8 {
+		d.fail("truncated")
+		return 0
+	}
+	s := d.data[d.pos : d.pos+8]
+	d.pos += 8
+	return math.Float64frombits(uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56)
+}
+
+func (d *stateDecoder) string() string {
+	n := d.count(1)
+	s := d.data[d.pos : d.pos+n]
+	d.pos += n
+	return s
+}
+
+func (d *stateDecoder) strings() []string {
+	n := d.count(1)
+	if n == 0 {
+		return nil
+	}
+	out := make([]string, n)
+	for i := range out {
+		out[i] = d.string()
+	}
+	return out
+}
+
+func (d *stateDecoder) time() time.Time {
+	sec := d.varint()
+	nsec := d.uvarint()
+	if nsec >= 1e9 {
+		d.fail("bad nanoseconds")
+		return time.Time{}
+	}
+	return time.Unix(sec, int64(nsec)).UTC()
+}
+
+func (d *stateDecoder) window() *window {
+	w := &window{Start: d.time()}
+	w.Checks = d.varint()
+	w.Failures = d.varint()
+	w.RegexpFailures = d.varint()
+	flags := d.byte()
+	w.Exact, w.Dirty = flags&flagExact != 0, flags&flagDirty != 0
+	if n := d.count(8); n > 0 {
+		w.Times = make([]float64, n)
+		for i := range w.Times {
+			w.Times[i] = d.float()
+		}
+	}
+	r := &w.Response
+	r.Count = d.varint()
+	r.Sum, r.Min, r.Max = d.float(), d.float(), d.float()
+	r.Zeros = d.varint()
+	if n := d.count(2); n > 0 {
+		r.Index, r.Counts = make([]int32, n), make([]int64, n)
+		for k := range r.Index {
+			i := d.varint()
+			if i < math.MinInt32 || i > math.MaxInt32 {
+				d.fail("bucket index out of range")
+			}
+			r.Index[k], r.Counts[k] = int32(i), d.varint()
+		}
+	}
+	n := d.count(2)
+	w.StatusCounts = make(map[string]int64, n)
+	for range n {
+		c := d.string()
+		w.StatusCounts[c] = d.varint()
+	}
+	w.EventIDs = d.strings()
+	w.Revision = d.varint()
+	w.EmitTopic = d.string()
+	w.EmitOffset = d.varint()
+	return w
+}
+
+// uvarintString is binary.Uvarint on a string, without converting it.
+func uvarintString(s string) (uint64, int) {
+	var x uint64
+	var shift uint
+	for i := 0; i < len(s) && i < binary.MaxVarintLen64; i++ {
+		c := s[i]
+		if c < 0x80 {
+			if i == binary.MaxVarintLen64-1 && c > 1 {
+				return 0, -1
+			}
+			return x | uint64(c)<<shift, i + 1
+		}
+		x |= uint64(c&0x7f) << shift
+		shift += 7
+	}
+	return 0, 0
+}
