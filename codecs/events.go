@@ -121,6 +121,13 @@ func validErrorKind(k string) bool {
 	return false
 }
 
+// MaxExactResponses is how many responses a window may have and still
+// carry exact percentiles (PercentilesExact): the windows processor keeps
+// that many response times per window. A site checked every second has
+// 300 per five-minute window; above the cap (several checkers per URL,
+// longer windows) the percentiles come from a histogram sketch within 1 %.
+const MaxExactResponses = 4096
+
 // Window is the aggregate of one URL's checks whose checked_at falls in
 // [WindowStart, WindowEnd). JSON keys are the column names of check_windows.
 type Window struct {
@@ -141,9 +148,9 @@ type Window struct {
 	ResponseP95MS *float64 `json:"response_p95_ms"`
 	ResponseP99MS *float64 `json:"response_p99_ms"`
 	// PercentilesExact is true when the percentiles are percentile_cont of
-	// the window's response times themselves (up to 4,096 of them,
-	// windows.MaxExactResponses), false when they come from the windows
-	// processor's histogram sketch (within 1 %).
+	// the window's response times themselves (up to MaxExactResponses of
+	// them), false when they come from the windows processor's histogram
+	// sketch (within 1 %).
 	PercentilesExact bool             `json:"percentiles_exact"`
 	StatusCounts     map[string]int64 `json:"status_counts"`
 	// Revision grows with every emission of the same window (a late event

@@ -149,7 +149,8 @@ func percentileCont(vs []float64, q float64) float64 {
 }
 
 // diffWindow describes how got differs from want: counts and min/max/avg
-// must match (avg up to float rounding), percentiles within 1%.
+// must match (avg up to float rounding), percentiles within 0.001 ms, or
+// within 1 % for a window over the cap of exact percentiles.
 func diffWindow(got, want *codecs.Window) string {
 	var d []string
 	add := func(format string, a ...any) { d = append(d, fmt.Sprintf(format, a...)) }
@@ -174,20 +175,29 @@ func diffWindow(got, want *codecs.Window) string {
 			}
 		}
 	}
-	cmp := func(name string, g, w *float64, rel float64) {
+	cmp := func(name string, g, w *float64, rel, abs float64) {
 		switch {
 		case (g == nil) != (w == nil):
 			add("%s %v, want %v", name, fmtPtr(g), fmtPtr(w))
-		case g != nil && math.Abs(*g-*w) > rel**w+1e-12:
-			add("%s %v, want %v (±%v)", name, *g, *w, rel**w)
+		case g != nil && math.Abs(*g-*w) > rel**w+abs:
+			add("%s %v, want %v (±%v)", name, *g, *w, rel**w+abs)
 		}
 	}
-	cmp("min", got.ResponseMinMS, want.ResponseMinMS, 0)
-	cmp("max", got.ResponseMaxMS, want.ResponseMaxMS, 0)
-	cmp("avg", got.ResponseAvgMS, want.ResponseAvgMS, 1e-12)
-	cmp("p50", got.ResponseP50MS, want.ResponseP50MS, 0.01)
-	cmp("p95", got.ResponseP95MS, want.ResponseP95MS, 0.01)
-	cmp("p99", got.ResponseP99MS, want.ResponseP99MS, 0.01)
+	cmp("min", got.ResponseMinMS, want.ResponseMinMS, 0, 1e-12)
+	cmp("max", got.ResponseMaxMS, want.ResponseMaxMS, 0, 1e-12)
+	cmp("avg", got.ResponseAvgMS, want.ResponseAvgMS, 1e-12, 1e-12)
+	// Exact percentiles are percentile_cont to 0.001 ms; a window has them
+	// up to the cap, and the sketch's (within 1 %) only above it.
+	if !got.PercentilesExact && got.Responses <= MaxExactResponses {
+		add("percentiles_exact false with %d responses (cap %d)", got.Responses, MaxExactResponses)
+	}
+	rel, abs := 0.01, 1e-12
+	if got.PercentilesExact {
+		rel, abs = 0, 0.001
+	}
+	cmp("p50", got.ResponseP50MS, want.ResponseP50MS, rel, abs)
+	cmp("p95", got.ResponseP95MS, want.ResponseP95MS, rel, abs)
+	cmp("p99", got.ResponseP99MS, want.ResponseP99MS, rel, abs)
 	if len(d) == 0 {
 		return ""
 	}

@@ -16,12 +16,10 @@ import (
 const stateVersion = 2
 
 // MaxExactResponses is how many response times a window keeps to compute
-// exact percentiles (percentile_cont, as check_windows_recomputed does). A
-// site checked every second has 300 per five-minute window; above the cap
-// (only with several checkers per URL or longer windows) the window falls
-// back to the histogram sketch, within 1 %, and says so in
-// percentiles_exact. 4096 values are 32 KiB of state.
-const MaxExactResponses = 4096
+// exact percentiles (percentile_cont, as check_windows_recomputed does);
+// above it the window falls back to the histogram sketch, within 1 %, and
+// says so in percentiles_exact. 4096 values are 32 KiB of state.
+const MaxExactResponses = codecs.MaxExactResponses
 
 // maxDroppedIDs bounds the event_ids kept from the window last dropped
 // (state.Dropped): at the default size and grace, a window with more

@@ -1,0 +1,274 @@
+package windows
+
+import (
+	"math"
+	"math/rand/v2"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/sitewatch/sitewatch/codecs"
+)
+
+// again is the same slot as r checked again after a crash: the url_checker
+// re-checks a redelivered request, so the result has r's event_id and
+// scheduled_at, a later checked_at and maybe another outcome.
+func again(r *codecs.Result, after time.Duration) *codecs.Result {
+	c := *r
+	c.CheckedAt = r.CheckedAt.Add(after)
+	c.Outcome, c.StatusCode, c.ErrorKind, c.ErrorMessage = codecs.OutcomeDown, 503, ptr(codecs.ErrStatus), ptr("503")
+	c.ResponseTimeMS = ptr(999.0)
+	return &c
+}
+
+// A slot checked twice counts once, in the window of its first check (the
+// row the store keeps), even when the repeat's checked_at falls in the
+// next window: the windows then equal the stored rows.
+func TestRepeatedSlotCountedOnceInFirstWindow(t *testing.T) {
+	h := newHarness(t, at(12, 0, 0))
+	a := result(site, "a", at(12, 4, 50), responseMS(10))
+	b := result(site, "b", at(12, 5, 20), responseMS(20))
+	h.consume(result(site, "x", at(12, 1, 0), responseMS(30)))
+	h.consume(a)
+	h.consume(again(a, 25*time.Second)) // 12:05:15, the next window
+	h.consume(b)
+	h.consume(again(b, 5*time.Second)) // same window
+	h.consume(result(site, "y", at(12, 10, 0)))
+	// A duplicate re-sends the windows already emitted (in case a crash
+	// lost them); the last emission of each window is what a sink keeps.
+	got := map[time.Time]*codecs.Window{}
+	for _, w := range h.emitted() {
+		got[w.WindowStart] = w
+	}
+	for _, want := range []*codecs.Window{
+		expectedWindows([]*codecs.Result{result(site, "x", at(12, 1, 0), responseMS(30)), a}, DefaultWindowSize)[windowKey{site, at(12, 0, 0)}],
+		expectedWindows([]*codecs.Result{b}, DefaultWindowSize)[windowKey{site, at(12, 5, 0)}],
+	} {
+		w := got[want.WindowStart]
+		if w == nil {
+			t.Errorf("window %v not emitted", want.WindowStart)
+			continue
+		}
+		if d := diffWindow(w, want); d != "" {
+			t.Errorf("window %v: %s", want.WindowStart, d)
+		}
+	}
+	if len(got) != 2 {
+		t.Errorf("emitted windows %v, want 12:00 and 12:05", got)
+	}
+	if n := h.counter("sitewatch_windows_duplicate_events_total"); n != 2 {
+		t.Errorf("duplicate counter %v, want 2", n)
+	}
+}
+
+// The event_ids that recognise a repeat survive the group table: encoded
+// and decoded (a restart recovering the table), and after the first
+// check's window was dropped, for a site checked every minute.
+func TestRepeatedSlotRecognisedAfterRestoreAndDrop(t *testing.T) {
+	rules := params{size: DefaultWindowSize, grace: DefaultGrace, idleAfter: DefaultIdleAfter, forgetAfter: DefaultForgetAfter}
+	restore := func(st *state) *state {
+		t.Helper()
+		data, err := stateCodec{}.Encode(st)
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := stateCodec{}.Decode(data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v.(*state)
+	}
+	st := &state{}
+	var slots []*codecs.Result
+	for i := range 9 { // one a minute, 12:00:30 to 12:08:30
+		r := result(site, "m"+strconv.Itoa(i), at(12, i, 30))
+		slots = append(slots, r)
+		if v, _ := rules.apply(st, r, r.CheckedAt, time.Time{}); v != applied {
+			t.Fatalf("%s: %v", r.EventID, v)
+		}
+		st = restore(st)
+	}
+	if st.Horizon.IsZero() {
+		t.Fatalf("test bug: no window was dropped yet: %+v", st)
+	}
+	// Slot m6 (12:06:30) is in a window still kept, m4 (12:04:30) in the
+	// window dropped; each is checked again within two intervals.
+	for _, r := range []*codecs.Result{slots[6], slots[4]} {
+		rep := again(r, 75*time.Second)
+		if start := rules.windowStart(rep.CheckedAt); start.Before(st.Horizon) {
+			t.Fatalf("test bug: repeat of %s at %v is simply too late", r.EventID, rep.CheckedAt)
+		}
+		if v, _ := rules.apply(st, rep, rep.CheckedAt, time.Time{}); v != duplicate {
+			t.Errorf("repeat of %s (first check's window dropped: %v): %v, want duplicate", r.EventID, r.CheckedAt.Before(st.Horizon), v)
+		}
+	}
+}
+
+// A window's percentiles are percentile_cont of its response times up to
+// MaxExactResponses, and the sketch's above, flagged in the window.
+func TestExactPercentilesUpToCap(t *testing.T) {
+	rules := params{size: time.Hour, grace: DefaultGrace, idleAfter: DefaultIdleAfter, forgetAfter: DefaultForgetAfter}
+	rnd := rand.New(rand.NewPCG(1, 2))
+	for _, n := range []int{1, 2, 300, MaxExactResponses, MaxExactResponses + 1, 2 * MaxExactResponses} {
+		st := &state{}
+		var rs []*codecs.Result
+		for i := range n {
+			ms := math.Round(math.Exp(3+rnd.NormFloat64())*1e6) / 1e6 // lognormal around 20 ms, ns resolution
+			r := result(site, "p"+strconv.Itoa(i), at(12, 0, 0).Add(time.Duration(i)*time.Second/4), responseMS(ms))
+			rs = append(rs, r)
+			rules.apply(st, r, r.CheckedAt, time.Time{})
+		}
+		w := rules.snapshot(st.Windows[0])
+		w.URL = site
+		want := expectedWindows(rs, time.Hour)[windowKey{site, at(12, 0, 0)}]
+		if exact := n <= MaxExactResponses; w.PercentilesExact != exact {
+			t.Errorf("%d responses: percentiles_exact %v, want %v", n, w.PercentilesExact, exact)
+		}
+		if d := diffWindow(w, want); d != "" {
+			t.Errorf("%d responses: %s", n, d)
+		}
+		if n > MaxExactResponses && st.Windows[0].Times != nil {
+			t.Errorf("%d responses: %d response times still kept", n, len(st.Windows[0].Times))
+		}
+	}
+}
+
+// A window from a table written before the response times were kept (JSON,
+// version 1) goes on with its sketch; one without responses yet becomes
+// exact.
+func TestStateFromVersion1(t *testing.T) {
+	v1 := `{"v":1,"watermark":"2026-03-02T12:03:00Z","horizon":"0001-01-01T00:00:00Z","last_arrival":"2026-03-02T12:03:00Z",
+"windows":[{"start":"2026-03-02T12:00:00Z","checks":2,"failures":0,"regexp_failures":0,
+"response":{"count":2,"sum":30,"min":10,"max":20,"index":[232,302],"counts":[1,1]},
+"status_counts":{"200":2},"event_ids":["a","b"],"revision":0,"dirty":true},
+{"start":"2026-03-02T12:05:00Z","checks":1,"failures":1,"regexp_failures":0,"response":{"count":0,"sum":0,"min":0,"max":0},
+"status_counts":{"0":1},"event_ids":["c"],"revision":0,"dirty":true}]}`
+	v, err := stateCodec{}.Decode([]byte(v1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := v.(*state)
+	rules := params{size: DefaultWindowSize, grace: DefaultGrace, idleAfter: DefaultIdleAfter, forgetAfter: DefaultForgetAfter}
+	for _, r := range []*codecs.Result{result(site, "d", at(12, 4, 0), responseMS(30)), result(site, "e", at(12, 6, 0), responseMS(40))} {
+		if v, _ := rules.apply(st, r, r.CheckedAt, time.Time{}); v != applied {
+			t.Fatalf("%s: %v", r.EventID, v)
+		}
+	}
+	old, fresh := rules.snapshot(st.Windows[0]), rules.snapshot(st.Windows[1])
+	if old.PercentilesExact || old.Responses != 3 || *old.ResponseMaxMS != 30 {
+		t.Errorf("version-1 window: %+v", old)
+	}
+	if !fresh.PercentilesExact || fresh.Responses != 1 || *fresh.ResponseP50MS != 40 {
+		t.Errorf("version-1 window without responses: %+v", fresh)
+	}
+	if _, err := (stateCodec{}).Decode([]byte(`{"v":7}`)); err == nil {
+		t.Error("JSON state of version 7 decoded")
+	}
+}
+
+// Every state survives the binary codec unchanged, and a damaged value is
+// an error, never a panic or a half-read state.
+func TestStateCodecRoundTrip(t *testing.T) {
+	rules := params{size: DefaultWindowSize, grace: DefaultGrace, idleAfter: DefaultIdleAfter, forgetAfter: DefaultForgetAfter}
+	st := &state{LastArrival: time.Date(2026, 3, 2, 12, 0, 0, 123456789, time.UTC)}
+	rnd := rand.New(rand.NewPCG(3, 4))
+	for i := range 200 {
+		r := result(site, "ev-"+strconv.Itoa(i), at(12, 0, 0).Add(time.Duration(i)*3*time.Second+time.Duration(rnd.IntN(1e9))),
+			responseMS(rnd.Float64()*100))
+		switch i % 7 {
+		case 3:
+			failed(codecs.ErrConnect, 0, nil)(r)
+		case 5:
+			failed(codecs.ErrStatus, 404, ptr(0.0))(r)
+		}
+		rules.apply(st, r, r.CheckedAt, time.Time{})
+	}
+	st.Windows[0].Exact, st.Windows[0].Times = false, nil // a sketched window
+	for _, v := range []float64{0, 1.5, 1e6} {
+		st.Windows[0].Response.Add(v)
+	}
+	st.Windows[0].EmitTopic, st.Windows[0].EmitOffset = "status_request_failed", 1<<40
+	data, err := stateCodec{}.Encode(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := stateCodec{}.Decode(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := stateDiff(st, v.(*state)); d != "" {
+		t.Fatalf("decoded state differs: %s", d)
+	}
+	if again, _ := (stateCodec{}).Encode(v); string(again) != string(data) {
+		t.Error("the same state encodes to other bytes")
+	}
+	for n := range len(data) {
+		if _, err := (stateCodec{}).Decode(data[:n]); err == nil {
+			t.Fatalf("value cut to %d of %d bytes decoded", n, len(data))
+		}
+	}
+	for _, bad := range [][]byte{nil, {3}, append(append([]byte{}, data...), 0)} {
+		if _, err := (stateCodec{}).Decode(bad); err == nil {
+			t.Errorf("%x decoded", bad[:min(len(bad), 8)])
+		}
+	}
+}
+
+// stateDiff compares two states field by field ("" when equal), times by
+// instant.
+func stateDiff(a, b *state) string {
+	if !a.Watermark.Equal(b.Watermark) || !a.Horizon.Equal(b.Horizon) || !a.LastArrival.Equal(b.LastArrival) {
+		return "times"
+	}
+	if len(a.Windows) != len(b.Windows) || strconv.Itoa(len(a.Dropped)) != strconv.Itoa(len(b.Dropped)) {
+		return "lengths"
+	}
+	for i, w := range a.Windows {
+		x := *b.Windows[i]
+		if !w.Start.Equal(x.Start) {
+			return "start of window " + strconv.Itoa(i)
+		}
+		x.Start = w.Start
+		y := *w
+		if d := deepDiff(&y, &x); d != "" {
+			return "window " + strconv.Itoa(i) + ": " + d
+		}
+	}
+	return ""
+}
+
+func deepDiff(a, b *window) string {
+	if a.Checks != b.Checks || a.Failures != b.Failures || a.RegexpFailures != b.RegexpFailures ||
+		a.Exact != b.Exact || a.Dirty != b.Dirty || a.Revision != b.Revision || a.EmitTopic != b.EmitTopic || a.EmitOffset != b.EmitOffset {
+		return "scalars"
+	}
+	if len(a.Times) != len(b.Times) || len(a.EventIDs) != len(b.EventIDs) || len(a.StatusCounts) != len(b.StatusCounts) {
+		return "lengths"
+	}
+	for i := range a.Times {
+		if math.Float64bits(a.Times[i]) != math.Float64bits(b.Times[i]) {
+			return "times"
+		}
+	}
+	for i := range a.EventIDs {
+		if a.EventIDs[i] != b.EventIDs[i] {
+			return "event ids"
+		}
+	}
+	for k, v := range a.StatusCounts {
+		if b.StatusCounts[k] != v {
+			return "status counts"
+		}
+	}
+	ra, rb := a.Response, b.Response
+	if ra.Count != rb.Count || ra.Sum != rb.Sum || ra.Min != rb.Min || ra.Max != rb.Max || ra.Zeros != rb.Zeros ||
+		len(ra.Index) != len(rb.Index) {
+		return "sketch"
+	}
+	for i := range ra.Index {
+		if ra.Index[i] != rb.Index[i] || ra.Counts[i] != rb.Counts[i] {
+			return "sketch buckets"
+		}
+	}
+	return ""
+}
