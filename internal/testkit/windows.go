@@ -12,6 +12,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/sitewatch/sitewatch/codecs"
 	"github.com/sitewatch/sitewatch/processors/windows/hist"
 )
 
@@ -24,6 +25,9 @@ type WindowRow struct {
 	StatusCounts                              map[string]int64
 	// Revision is check_windows' revision; 0 for the SQL reference.
 	Revision int64
+	// Exact is check_windows' percentiles_exact; true for the SQL
+	// reference, whose percentiles are percentile_cont.
+	Exact bool
 }
 
 // String names the window: its URL and start.
@@ -34,10 +38,10 @@ const windowColumns = `url, window_start, window_end, checks, failures, response
     status_counts::text`
 
 // readWindows reads every row of check_windows or
-// check_windows_recomputed, keyed by URL and window start; revision is the
-// SQL expression for the revision column.
-func readWindows(ctx context.Context, db *pgx.Conn, from, revision string) (map[string]WindowRow, error) {
-	rows, err := db.Query(ctx, `SELECT `+windowColumns+`, `+revision+` FROM `+from)
+// check_windows_recomputed, keyed by URL and window start; extra are the
+// SQL expressions for the revision and percentiles_exact columns.
+func readWindows(ctx context.Context, db *pgx.Conn, from, extra string) (map[string]WindowRow, error) {
+	rows, err := db.Query(ctx, `SELECT `+windowColumns+`, `+extra+` FROM `+from)
 	if err != nil {
 		return nil, fmt.Errorf("read %s: %w", from, err)
 	}
@@ -46,7 +50,7 @@ func readWindows(ctx context.Context, db *pgx.Conn, from, revision string) (map[
 		var w WindowRow
 		var counts string
 		if err := rows.Scan(&w.URL, &w.Start, &w.End, &w.Checks, &w.Failures, &w.Responses, &w.RegexpFailed,
-			&w.Min, &w.Avg, &w.Max, &w.P50, &w.P95, &w.P99, &counts, &w.Revision); err != nil {
+			&w.Min, &w.Avg, &w.Max, &w.P50, &w.P95, &w.P99, &counts, &w.Revision, &w.Exact); err != nil {
 			return nil, fmt.Errorf("scan %s: %w", from, err)
 		}
 		if err := json.Unmarshal([]byte(counts), &w.StatusCounts); err != nil {
@@ -98,11 +102,11 @@ func (c WindowsComparison) String() string {
 // see Compared and Closed.
 func CompareWindows(ctx context.Context, db *pgx.Conn, closedBefore time.Time, skip func(url string, start time.Time) bool) (WindowsComparison, error) {
 	var c WindowsComparison
-	got, err := readWindows(ctx, db, "check_windows", "revision")
+	got, err := readWindows(ctx, db, "check_windows", "revision, percentiles_exact")
 	if err != nil {
 		return c, err
 	}
-	want, err := readWindows(ctx, db, "check_windows_recomputed", "0::bigint")
+	want, err := readWindows(ctx, db, "check_windows_recomputed", "0::bigint, true")
 	if err != nil {
 		return c, err
 	}
@@ -141,17 +145,25 @@ func CompareWindows(ctx context.Context, db *pgx.Conn, closedBefore time.Time, s
 	return c, nil
 }
 
+// ExactPercentileTolerance is how far (in ms) a window's exact percentiles
+// may be from percentile_cont over the same rows: the windows processor
+// computes them with the same float8 operations, so they are equal but for
+// rounding, and the contract promises 0.001 ms.
+const ExactPercentileTolerance = 0.001
+
 // DiffWindow compares a stored window with SQL's reference and returns
 // what differs, "" when nothing does. Counts, window_end, status_counts,
 // min and max must be equal; the mean within 1e-9 relative
-// (floating-point summation order); each percentile within the
-// histogram's relative accuracy (1%) of percentile_cont, plus 1e-9
+// (floating-point summation order). The percentiles must be exact
+// (percentiles_exact) up to codecs.MaxExactResponses responses and then
+// equal percentile_cont within ExactPercentileTolerance; above the cap
+// they are the sketch's, within its relative accuracy (1%) plus 1e-9
 // relative for rounding.
 //
-// No extra slack is needed for percentile_cont's interpolation: it mixes
-// two order statistics, each estimated within 1%, and a convex combination
-// of non-negative values each within 1% is within 1% of the exact
-// combination.
+// No extra slack is needed for percentile_cont's interpolation of sketched
+// values: it mixes two order statistics, each estimated within 1%, and a
+// convex combination of non-negative values each within 1% is within 1% of
+// the exact combination.
 func DiffWindow(got, ref WindowRow) string {
 	var d []string
 	for _, c := range []struct {
@@ -173,27 +185,41 @@ func DiffWindow(got, ref WindowRow) string {
 	if !maps.Equal(got.StatusCounts, ref.StatusCounts) {
 		d = append(d, fmt.Sprintf("status_counts %v, want %v", got.StatusCounts, ref.StatusCounts))
 	}
+	if !got.Exact && ref.Responses <= codecs.MaxExactResponses {
+		d = append(d, fmt.Sprintf("percentiles_exact false with %d responses (exact up to %d)", ref.Responses, codecs.MaxExactResponses))
+	}
+	pctRel, pctAbs := hist.RelativeAccuracy+1e-9, 0.0
+	if got.Exact {
+		pctRel, pctAbs = 0, ExactPercentileTolerance
+	}
 	for _, f := range []struct {
 		name     string
 		got, ref *float64
-		tol      float64 // relative
+		rel, abs float64
 	}{
-		{"response_min_ms", got.Min, ref.Min, 0},
-		{"response_max_ms", got.Max, ref.Max, 0},
-		{"response_avg_ms", got.Avg, ref.Avg, 1e-9},
-		{"response_p50_ms", got.P50, ref.P50, hist.RelativeAccuracy + 1e-9},
-		{"response_p95_ms", got.P95, ref.P95, hist.RelativeAccuracy + 1e-9},
-		{"response_p99_ms", got.P99, ref.P99, hist.RelativeAccuracy + 1e-9},
+		{"response_min_ms", got.Min, ref.Min, 0, 0},
+		{"response_max_ms", got.Max, ref.Max, 0, 0},
+		{"response_avg_ms", got.Avg, ref.Avg, 1e-9, 0},
+		{"response_p50_ms", got.P50, ref.P50, pctRel, pctAbs},
+		{"response_p95_ms", got.P95, ref.P95, pctRel, pctAbs},
+		{"response_p99_ms", got.P99, ref.P99, pctRel, pctAbs},
 	} {
-		switch {
+		switch tol := f.rel*math.Abs(*orZero(f.ref)) + f.abs; {
 		case f.got == nil && f.ref == nil:
 		case f.got == nil || f.ref == nil:
 			d = append(d, fmt.Sprintf("%s %v, want %v", f.name, fmtPtr(f.got), fmtPtr(f.ref)))
-		case math.Abs(*f.got-*f.ref) > f.tol*math.Abs(*f.ref):
-			d = append(d, fmt.Sprintf("%s %v, want %v (±%g relative)", f.name, *f.got, *f.ref, f.tol))
+		case math.Abs(*f.got-*f.ref) > tol:
+			d = append(d, fmt.Sprintf("%s %v, want %v (±%g)", f.name, *f.got, *f.ref, tol))
 		}
 	}
 	return strings.Join(d, "; ")
+}
+
+func orZero(p *float64) *float64 {
+	if p == nil {
+		return new(float64)
+	}
+	return p
 }
 
 func fmtPtr(p *float64) string {

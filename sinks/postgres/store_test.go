@@ -101,3 +101,36 @@ func TestWriteResultsReportsAlreadyStoredAndDefaultPartition(t *testing.T) {
 		}
 	}
 }
+
+// TestPoolMaxConnsFromURL: a pool_max_conns in the database URL is the
+// pool's size; Options.MaxConns and then DefaultMaxConns apply only when
+// the URL says nothing. The store used to overwrite the URL's setting.
+func TestPoolMaxConnsFromURL(t *testing.T) {
+	t.Parallel()
+	dbURL := testkit.Postgres(t)
+	for _, tc := range []struct {
+		name  string
+		query string
+		opt   int32
+		want  int32
+	}{
+		{"url", "pool_max_conns=7", 0, 7},
+		{"url wins over the option", "pool_max_conns=9", 3, 9},
+		{"option", "", 3, 3},
+		{"default", "", 0, DefaultMaxConns},
+	} {
+		u := dbURL
+		if tc.query != "" {
+			u += "&" + tc.query
+		}
+		s, err := Open(testCtx(t), u, Options{MaxConns: tc.opt, Logger: testLogger(t)})
+		if err != nil {
+			t.Fatalf("%s: Open: %v", tc.name, err)
+		}
+		got := s.pool.Config().MaxConns
+		s.Close()
+		if got != tc.want {
+			t.Errorf("%s: pool of %d connections, want %d", tc.name, got, tc.want)
+		}
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -57,6 +58,58 @@ func genStream(r *rand.Rand, tag string, urls, perURL int) *stream {
 		s.events = append(s.events, testkit.RandomResult(r, siteURL(tag, u), fmt.Sprintf("%s-%02d-flush", tag, u), flush.Add(time.Duration(u)*time.Second), "fault-suite"))
 	}
 	return s
+}
+
+// recheck adds, for n random events of s (not the flush ones), the same
+// slot checked again after a crash: the url_checker re-checks a
+// redelivered request, so the repeat has the event's event_id and
+// scheduled_at, a checked_at 1 to 40 s later (in the next window at times)
+// and its own response time. It keeps the outcome, so that the repeat is
+// on the same topic and every consumer reads it after the first check in
+// the same partition: the store keeps that first one and the windows count
+// it. The events stay in checked_at order.
+func (s *stream) recheck(r *rand.Rand, n int) {
+	k := len(s.events) - countFlush(s.events)
+	real, flush := slices.Clone(s.events[:k]), slices.Clone(s.events[k:])
+	for _, i := range r.Perm(k)[:n] {
+		c := *real[i]
+		c.CheckedAt = c.CheckedAt.Add(time.Second + time.Duration(r.Int64N(int64(39*time.Second))))
+		if c.ResponseTimeMS != nil {
+			ms := *c.ResponseTimeMS * 3
+			c.ResponseTimeMS = &ms
+		}
+		c.Checker = "fault-suite-recheck"
+		real = append(real, &c)
+	}
+	sort.SliceStable(real, func(i, j int) bool { return real[i].CheckedAt.Before(real[j].CheckedAt) })
+	s.events = append(real, flush...)
+}
+
+func countFlush(rs []*codecs.Result) int {
+	n := 0
+	for _, r := range rs {
+		if strings.HasSuffix(r.EventID, "-flush") {
+			n++
+		}
+	}
+	return n
+}
+
+// recheckedSlots counts the event_ids of rs that were checked more than
+// once (distinct checked_at), as opposed to a message sent twice.
+func recheckedSlots(rs []*codecs.Result) int {
+	seen := map[string]map[time.Time]bool{}
+	n := 0
+	for _, r := range rs {
+		if seen[r.EventID] == nil {
+			seen[r.EventID] = map[time.Time]bool{}
+		}
+		seen[r.EventID][r.CheckedAt] = true
+		if len(seen[r.EventID]) == 2 {
+			n++
+		}
+	}
+	return n
 }
 
 func siteURL(tag string, u int) string { return fmt.Sprintf("http://%s-%02d.test/", tag, u) }

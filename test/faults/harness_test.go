@@ -528,18 +528,29 @@ func (e *env) readAll(names ...string) []kafkaRecord {
 	return out
 }
 
-// producedResults reads both result topics and returns the distinct results
-// by event_id and how many messages repeated an event already seen (a
-// producer retry after a timeout, a re-sent check).
-func (e *env) producedResults() (map[string]*codecs.Result, int) {
+// resultMessages reads and decodes every message of both result topics, in
+// topic and offset order, repeats included.
+func (e *env) resultMessages() []*codecs.Result {
 	e.t.Helper()
-	out := map[string]*codecs.Result{}
-	repeats := 0
+	var out []*codecs.Result
 	for _, r := range e.readAll(string(topics.Succeeded), string(topics.Failed)) {
 		res, err := codecs.DecodeResult(r.value)
 		if err != nil {
 			continue // poison a test put there itself
 		}
+		out = append(out, res)
+	}
+	return out
+}
+
+// producedResults reads both result topics and returns the distinct results
+// by event_id (the first of each) and how many messages repeated an event
+// already seen (a producer retry after a timeout, a re-checked slot).
+func (e *env) producedResults() (map[string]*codecs.Result, int) {
+	e.t.Helper()
+	out := map[string]*codecs.Result{}
+	repeats := 0
+	for _, res := range e.resultMessages() {
 		if out[res.EventID] != nil {
 			repeats++
 			continue
