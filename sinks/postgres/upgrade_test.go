@@ -46,8 +46,8 @@ VALUES ($1, $2, $3, $4, 'up', 200, $5, 10, $6)`
 		ms                 float64
 		checker            string
 	}{
-		{"twice", slot, slot.Add(500 * time.Millisecond), 10, "first"},        // 2030-03-09, window 23:55
-		{"twice", slot, slot.Add(7 * time.Minute), 99, "again"},               // 2030-03-10, window 00:05
+		{"twice", slot, slot.Add(500 * time.Millisecond), 10, "first"}, // 2030-03-09, window 23:55
+		{"twice", slot, slot.Add(7 * time.Minute), 99, "again"},        // 2030-03-10, window 00:05
 		{"twice-same-window", slot.Add(-4 * time.Minute), slot.Add(-3*time.Minute - 50*time.Second), 20, "first"},
 		{"twice-same-window", slot.Add(-4 * time.Minute), slot.Add(-3*time.Minute - 10*time.Second), 21, "again"},
 		{"once", slot.Add(-time.Minute), slot.Add(-time.Minute + time.Second), 30, "first"},
