@@ -9,8 +9,10 @@
 // created by embedded golang-migrate files on Open.
 //
 // Writes are idempotent: a result whose event_id is already stored is
-// ignored and a window is only replaced by a higher revision, so a batch
+// ignored (the first stored check of a slot wins) and a window is only
+// replaced by a higher revision, so a batch
 // that Kafka re-delivers after a crash changes nothing. A row that breaks a
 // CHECK constraint is reported back as rejected (the sink sends it to the
-// dead-letter topic) while the rest of its batch is written.
+// dead-letter topic) while the rest of its batch is written; so is a nil
+// row. The PostgreSQL store passes the same tests (sinks/storetest).
 package sqlite
