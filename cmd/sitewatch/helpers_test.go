@@ -130,6 +130,8 @@ type windowRow struct {
 	Responses, RegexpFailures int64
 	MinMS, AvgMS, MaxMS       *float64
 	P50MS, P95MS, P99MS       *float64
+	// Exact is percentiles_exact.
+	Exact bool
 	StatusCounts              map[string]int64
 	Revision                  int64
 }
@@ -205,7 +207,7 @@ func (s *store) windows(t *testing.T) []windowRow {
 func (s *store) tryWindows() ([]windowRow, error) {
 	rows, err := s.db.Query(`SELECT url, window_start, window_end, checks, failures, responses, regexp_failures,
 		response_min_ms, response_avg_ms, response_max_ms, response_p50_ms, response_p95_ms, response_p99_ms,
-		CAST(status_counts AS TEXT), revision FROM check_windows`)
+		CAST(status_counts AS TEXT), revision, percentiles_exact FROM check_windows`)
 	if err != nil {
 		return nil, fmt.Errorf("read check_windows: %w", err)
 	}
@@ -215,7 +217,7 @@ func (s *store) tryWindows() ([]windowRow, error) {
 		var w windowRow
 		var counts string
 		if err := rows.Scan(&w.URL, dbTime{&w.Start}, dbTime{&w.End}, &w.Checks, &w.Failures, &w.Responses, &w.RegexpFailures,
-			&w.MinMS, &w.AvgMS, &w.MaxMS, &w.P50MS, &w.P95MS, &w.P99MS, &counts, &w.Revision); err != nil {
+			&w.MinMS, &w.AvgMS, &w.MaxMS, &w.P50MS, &w.P95MS, &w.P99MS, &counts, &w.Revision, &w.Exact); err != nil {
 			return nil, fmt.Errorf("scan check_windows: %w", err)
 		}
 		if err := json.Unmarshal([]byte(counts), &w.StatusCounts); err != nil {

@@ -236,8 +236,9 @@ func testRestart(t *testing.T, dataDir string, extra []string, open func() *stor
 }
 
 // compareWindow checks a stored window against the one computed from the
-// raw rows: counts exact, min/max/avg to rounding, percentiles within the
-// histogram's 1%.
+// raw rows: counts exact, min/max/avg to rounding, percentiles exact
+// (percentile_cont within 0.001 ms) up to codecs.MaxExactResponses
+// responses, within the histogram's 1% above.
 func compareWindow(t *testing.T, got, want windowRow) {
 	t.Helper()
 	id := fmt.Sprintf("%s %v", got.URL, got.Start)
@@ -248,18 +249,25 @@ func compareWindow(t *testing.T, got, want windowRow) {
 	if fmt.Sprint(got.StatusCounts) != fmt.Sprint(want.StatusCounts) {
 		t.Errorf("%s: status_counts %v, raw rows say %v", id, got.StatusCounts, want.StatusCounts)
 	}
+	if !got.Exact && want.Responses <= codecs.MaxExactResponses {
+		t.Errorf("%s: percentiles_exact false with %d responses", id, want.Responses)
+	}
+	pctRel, pctAbs := 0.01, 1e-9
+	if got.Exact {
+		pctRel, pctAbs = 0, 0.001
+	}
 	for _, c := range []struct {
 		name      string
 		got, want *float64
-		rel       float64
+		rel, abs  float64
 	}{
-		{"min", got.MinMS, want.MinMS, 1e-9}, {"max", got.MaxMS, want.MaxMS, 1e-9}, {"avg", got.AvgMS, want.AvgMS, 1e-9},
-		{"p50", got.P50MS, want.P50MS, 0.01}, {"p95", got.P95MS, want.P95MS, 0.01}, {"p99", got.P99MS, want.P99MS, 0.01},
+		{"min", got.MinMS, want.MinMS, 1e-9, 1e-9}, {"max", got.MaxMS, want.MaxMS, 1e-9, 1e-9}, {"avg", got.AvgMS, want.AvgMS, 1e-9, 1e-9},
+		{"p50", got.P50MS, want.P50MS, pctRel, pctAbs}, {"p95", got.P95MS, want.P95MS, pctRel, pctAbs}, {"p99", got.P99MS, want.P99MS, pctRel, pctAbs},
 	} {
 		switch {
 		case (c.got == nil) != (c.want == nil):
 			t.Errorf("%s: %s %v, raw rows say %v", id, c.name, c.got, c.want)
-		case c.got != nil && math.Abs(*c.got-*c.want) > c.rel*math.Abs(*c.want)+1e-9:
+		case c.got != nil && math.Abs(*c.got-*c.want) > c.rel*math.Abs(*c.want)+c.abs:
 			t.Errorf("%s: %s %v, raw rows say %v", id, c.name, *c.got, *c.want)
 		}
 	}
