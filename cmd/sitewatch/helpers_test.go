@@ -131,9 +131,9 @@ type windowRow struct {
 	MinMS, AvgMS, MaxMS       *float64
 	P50MS, P95MS, P99MS       *float64
 	// Exact is percentiles_exact.
-	Exact bool
-	StatusCounts              map[string]int64
-	Revision                  int64
+	Exact        bool
+	StatusCounts map[string]int64
+	Revision     int64
 }
 
 // dbTime scans a timestamp from PostgreSQL (time.Time) or SQLite (RFC
