@@ -91,15 +91,7 @@ func TestWindowKeptUntilItsEmissionIsDone(t *testing.T) {
 
 	// The process dies; the table has this state, the emission is lost,
 	// and offset 2 is read again: the window is re-sent.
-	stored, err := stateCodec{}.Encode(st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := stateCodec{}.Decode(stored)
-	if err != nil {
-		t.Fatal(err)
-	}
-	st = v.(*state)
+	st, _ = reloaded(t, st)
 	verdict, out := apply(closing, 2)
 	if verdict != duplicate || len(out) == 0 || !out[0].window.WindowStart.Equal(at(12, 0, 0)) {
 		t.Fatalf("re-read closing event: verdict %v, re-sent %d windows, want the 12:00 window again", verdict, len(out))

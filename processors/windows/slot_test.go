@@ -66,18 +66,6 @@ func TestRepeatedSlotCountedOnceInFirstWindow(t *testing.T) {
 // check's window was dropped, for a site checked every minute.
 func TestRepeatedSlotRecognisedAfterRestoreAndDrop(t *testing.T) {
 	rules := params{size: DefaultWindowSize, grace: DefaultGrace, idleAfter: DefaultIdleAfter, forgetAfter: DefaultForgetAfter}
-	restore := func(st *state) *state {
-		t.Helper()
-		data, err := stateCodec{}.Encode(st)
-		if err != nil {
-			t.Fatal(err)
-		}
-		v, err := stateCodec{}.Decode(data)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return v.(*state)
-	}
 	st := &state{}
 	var slots []*codecs.Result
 	for i := range 9 { // one a minute, 12:00:30 to 12:08:30
@@ -86,7 +74,7 @@ func TestRepeatedSlotRecognisedAfterRestoreAndDrop(t *testing.T) {
 		if v, _ := rules.apply(st, r, r.CheckedAt, time.Time{}); v != applied {
 			t.Fatalf("%s: %v", r.EventID, v)
 		}
-		st = restore(st)
+		st, _ = reloaded(t, st)
 	}
 	if st.Horizon.IsZero() {
 		t.Fatalf("test bug: no window was dropped yet: %+v", st)
@@ -188,15 +176,8 @@ func TestStateCodecRoundTrip(t *testing.T) {
 		st.Windows[0].Response.Add(v)
 	}
 	st.Windows[0].EmitTopic, st.Windows[0].EmitOffset = "status_request_failed", 1<<40
-	data, err := stateCodec{}.Encode(st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := stateCodec{}.Decode(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d := stateDiff(st, v.(*state)); d != "" {
+	v, data := reloaded(t, st)
+	if d := stateDiff(st, v); d != "" {
 		t.Fatalf("decoded state differs: %s", d)
 	}
 	if again, _ := (stateCodec{}).Encode(v); string(again) != string(data) {
@@ -212,6 +193,21 @@ func TestStateCodecRoundTrip(t *testing.T) {
 			t.Errorf("%x decoded", bad[:min(len(bad), 8)])
 		}
 	}
+}
+
+// reloaded is st as the group table gives it back (a restart recovering
+// the table): encoded and decoded. It also returns the encoding.
+func reloaded(t *testing.T, st *state) (*state, []byte) {
+	t.Helper()
+	data, err := stateCodec{}.Encode(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := stateCodec{}.Decode(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v.(*state), data
 }
 
 // stateDiff compares two states field by field ("" when equal), times by
