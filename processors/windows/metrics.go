@@ -32,7 +32,7 @@ func newMetrics() *metrics {
 		}),
 		duplicates: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sitewatch_windows_duplicate_events_total",
-			Help: "Events not applied because their event_id was already counted in their window.",
+			Help: "Events not applied because their event_id was already counted (a redelivery, or a slot checked again after a crash, whatever its checked_at).",
 		}),
 		deadLetters: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sitewatch_windows_dead_letters_total",

@@ -11,8 +11,9 @@ import (
 )
 
 // stateVersion is the version of the group-table value this build writes
-// (see stateCodec). A value of another version stops the processor (goka
-// panics on a decode error) rather than being misread.
+// (see stateCodec, which also reads version 1). A value of an unknown
+// version stops the processor (goka panics on a decode error) rather than
+// being misread.
 const stateVersion = 2
 
 // MaxExactResponses is how many response times a window keeps to compute
