@@ -143,7 +143,7 @@ func TestPostgresStatementTimeout(t *testing.T) {
 }
 
 // TestPostgresUniqueViolationIsAlreadyStored pre-inserts rows with the
-// event_id and checked_at of events still to come (as if an earlier run had
+// event_id (and scheduled_at, the rest of the key) of events still to come (as if an earlier run had
 // stored them): those events must count as stored, not fail their batch
 // again and again or go to the dead letters, and their neighbours must be
 // stored as usual.
@@ -207,8 +207,9 @@ VALUES ($1, $2, $3, $4, 'up', 299, 0, 'pre-inserted')`, ev.EventID, ev.URL, ev.S
 	}
 }
 
-// TestPostgresNoPartitionForCheckedAt sends events whose checked_at lies
-// far outside the daily partitions (2090 and 1999, a skewed clock): they
+// TestPostgresNoPartitionForCheckedAt sends events whose scheduled_at and
+// checked_at lie far outside the daily partitions (of scheduled_at; 2090
+// and 1999, a skewed clock): they
 // are stored in check_results' default partition, exactly once, with a log
 // line and a metric saying so, and do not disturb their neighbours. The
 // 1999 ones are older than the retention (90 days by default): the next
@@ -293,7 +294,7 @@ func TestPostgresNoPartitionForCheckedAt(t *testing.T) {
 	if n := inDefault(); n != 2 {
 		t.Errorf("%d rows left in the default partition after the upkeep, want the two from 2090", n)
 	}
-	record(t, figure{fault: "checked_at outside partitions (2090, 1999)", injected: len(odd), produced: len(want), stored: len(stored),
+	record(t, figure{fault: "slots outside partitions (2090, 1999)", injected: len(odd), produced: len(want), stored: len(stored),
 		dupes: duplicates(stored), recovery: took,
 		note: fmt.Sprintf("all in check_results_default, metric %v; windows too late %v; the 1999 rows deleted by retention at the next upkeep (logged)", defaultMetric, tooLate)})
 	if code := again.stop(60 * time.Second); code != 0 {
