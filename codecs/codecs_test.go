@@ -132,3 +132,24 @@ func TestOtherPayloadsRoundTrip(t *testing.T) {
 		t.Error("ResultCodec encoded a Window")
 	}
 }
+
+// TestDeadLetterReasonOneLine: a strict decode that finds several problems
+// joins them with newlines; the dead letter carries them on one line, so
+// that an operator reading the topic line by line sees one record per line.
+func TestDeadLetterReasonOneLine(t *testing.T) {
+	_, err := codecs.DecodeResult([]byte(`{"v":1}`))
+	if err == nil || !strings.Contains(err.Error(), "\n") {
+		t.Fatalf("want a multi-line decode error to start from, got %v", err)
+	}
+	data, err := codecs.DeadLetterCodec{}.Encode(&codecs.DeadLetter{Topic: "t", Reason: "decode result: " + err.Error()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := codecs.DecodeDeadLetter(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.ContainsAny(got.Reason, "\r\n") || !strings.Contains(got.Reason, "; ") {
+		t.Errorf("reason = %q, want the errors on one line separated by \"; \"", got.Reason)
+	}
+}

@@ -3,6 +3,7 @@ package codecs
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -177,7 +178,10 @@ func (w *Window) validate() error {
 }
 
 // DeadLetter is a message that could not be decoded or written, kept with
-// the reason so that an operator can inspect or replay it.
+// the reason so that an operator can inspect or replay it. Key and Value
+// are the original bytes (base64 in the JSON, as encoding/json writes
+// []byte); Consumer is the group that gave up on it, so one bad message
+// read by several groups yields one dead letter per group.
 type DeadLetter struct {
 	V         int       `json:"v"`
 	Topic     string    `json:"topic"`
@@ -190,7 +194,15 @@ type DeadLetter struct {
 	FailedAt  time.Time `json:"failed_at"`
 }
 
-func (d *DeadLetter) setVersion()  { d.V = Version }
+// setVersion also folds the reason onto one line: errors.Join separates
+// its errors with newlines, and an operator reads dead letters one per
+// line (kcat, jq), so every producer gets the same form here.
+func (d *DeadLetter) setVersion() {
+	d.V = Version
+	if strings.ContainsAny(d.Reason, "\r\n") {
+		d.Reason = strings.Join(strings.FieldsFunc(d.Reason, func(r rune) bool { return r == '\n' || r == '\r' }), "; ")
+	}
+}
 func (d *DeadLetter) version() int { return d.V }
 
 func (d *DeadLetter) validate() error {

@@ -13,26 +13,51 @@ type Layout struct {
 	// Width and Height are the terminal's size in cells; zero or less
 	// means unlimited (no truncation, every row).
 	Width, Height int
-	// Title is the first line (what is running, where the logs go).
+	// Title is the first line or lines (what is running, where Kafka
+	// is); each line is cut at its end to the width.
 	Title string
+	// Paths are shown under the title as "label: path", on one line when
+	// they fit, else one per line with each path shortened from its start
+	// (the end of a path is the part that tells it apart).
+	Paths []Path
+	// Grace, when positive, adds a line saying when the current window
+	// is stored and when it is final (its end plus Grace): a new user
+	// otherwise finds check_windows empty and wonders why.
+	Grace time.Duration
 	// Color marks down sites red and up sites green with ANSI escapes.
 	Color bool
 }
 
-// Fixed column widths; the site and last-failure columns share the rest.
-const (
-	colStatus  = 7
-	colCode    = 4
-	colResp    = 8
-	colAge     = 6
-	colUptime  = 7
-	colP95     = 8
-	gap        = "  "
-	minSite    = 12
-	minFailure = 12
-	// fixedWidth is every fixed column and the gaps between all eight.
-	fixedWidth = colStatus + colCode + colResp + colAge + colUptime + colP95 + 7*len(gap)
+// Path is a labelled file or directory in the table's header.
+type Path struct{ Label, Path string }
+
+// columns are the fixed columns' widths and headers; the site and
+// last-failure columns share the rest of the width.
+type columns struct {
+	status, code, resp, age, uptime, p95 int
+	gap                                  string
+	headers                              [6]string
+}
+
+var (
+	// wideColumns, when the terminal has room (or no width is known).
+	wideColumns = columns{7, 4, 8, 6, 7, 8, "  ", [6]string{"STATUS", "CODE", "RESP ms", "AGE", "UP%", "P95 ms"}}
+	// narrowColumns, below narrowBelow cells: single gaps and the
+	// narrowest widths the values fit in, so that at 80 columns the
+	// reason of the last failure still reads.
+	narrowColumns = columns{4, 4, 5, 4, 5, 5, " ", [6]string{"STAT", "CODE", "RESP", "AGE", "UP%", "P95"}}
 )
+
+const (
+	narrowBelow = 120
+	minSite     = 10
+	minFailure  = 12
+)
+
+// fixed is the width of the fixed columns and the gaps between all eight.
+func (c columns) fixed() int {
+	return c.status + c.code + c.resp + c.age + c.uptime + c.p95 + 7*len(c.gap)
+}
 
 const (
 	ansiRed   = "\x1b[31m"
@@ -72,31 +97,54 @@ func Render(s Snapshot, l Layout) string {
 		b.WriteString(s)
 		b.WriteByte('\n')
 	}
+	head := 0 // lines above the summary
 	if l.Title != "" {
-		line(l.Title)
+		for _, t := range strings.Split(l.Title, "\n") {
+			line(t)
+			head++
+		}
+	}
+	for _, p := range pathLines(l.Paths, l.Width) {
+		line(p)
+		head++
+	}
+	if l.Grace > 0 && s.Window > 0 {
+		line(windowNote(s.At, s.Window, l.Grace))
+		head++
+	}
+	cols, narrow := wideColumns, l.Width > 0 && l.Width < narrowBelow
+	if narrow {
+		cols = narrowColumns
 	}
 	summary := fmt.Sprintf("%d sites: %d up, %d down", len(rows), up, down)
 	if pending > 0 {
 		summary += fmt.Sprintf(", %d not checked yet", pending)
 	}
-	summary += fmt.Sprintf(" · UP%% and P95 over the last %s · %s", compactDuration(s.Window), s.At.Format("15:04:05"))
+	summary += fmt.Sprintf(" · UP%% and P95 over the last %s", compactDuration(s.Window))
+	if narrow {
+		summary += ", times in ms"
+	}
+	summary += " · " + s.At.Format("15:04:05")
 	line(summary)
 
-	siteW, failW := columnWidths(rows, l.Width)
-	line(formatLine(siteW, failW, "SITE", "STATUS", "CODE", "RESP ms", "AGE", "UP%", "P95 ms", "LAST FAILURE"))
+	failures := make([]string, len(rows))
+	for i, r := range rows {
+		failures[i] = failureText(r, s.At, narrow)
+	}
+	siteW, failW := columnWidths(rows, l.Width, cols, failures)
+	h := cols.headers
+	line(formatLine(cols, siteW, failW, "SITE", h[0], h[1], h[2], h[3], h[4], h[5], "LAST FAILURE"))
 
 	shown := len(rows)
 	if l.Height > 0 {
-		// Title, summary, header, and one line for "… more".
-		room := l.Height - 3
-		if l.Title == "" {
-			room++
-		}
+		// The header lines, summary, column header, and one line for
+		// "… more".
+		room := l.Height - head - 2
 		if shown > room {
 			shown = max(room-1, 0)
 		}
 	}
-	for _, r := range rows[:shown] {
+	for i, r := range rows[:shown] {
 		status, code, resp, age := "-", "-", "-", "-"
 		color := ansiDim
 		if r.Checked {
@@ -108,26 +156,26 @@ func Render(s Snapshot, l Layout) string {
 				code = fmt.Sprint(r.StatusCode)
 			}
 			if r.ResponseMS != nil {
-				resp = fmt.Sprintf("%.1f", *r.ResponseMS)
+				resp = formatMS(*r.ResponseMS, cols.resp)
 			}
 			age = compactDuration(s.At.Sub(r.CheckedAt))
+			if narrow {
+				age = shortDuration(s.At.Sub(r.CheckedAt))
+			}
 		}
 		uptime := "-"
 		if u, ok := r.Uptime(); ok {
 			uptime = fmt.Sprintf("%.1f%%", u)
+			if len(uptime) > cols.uptime {
+				uptime = fmt.Sprintf("%.0f%%", u) // 100%
+			}
 		}
 		p95 := "-"
 		if r.P95MS != nil {
-			p95 = fmt.Sprintf("%.1f", *r.P95MS)
+			p95 = formatMS(*r.P95MS, cols.p95)
 		}
-		failure := "-"
-		if !r.LastFailure.IsZero() {
-			failure = compactDuration(s.At.Sub(r.LastFailure)) + " ago"
-			if r.LastError != "" {
-				failure += " " + oneLine(r.LastError)
-			}
-		}
-		text := formatLine(siteW, failW, r.Name, status, code, resp, age, uptime, p95, failure)
+		failure := failures[i]
+		text := formatLine(cols, siteW, failW, r.Name, status, code, resp, age, uptime, p95, failure)
 		if l.Width > 0 {
 			// Narrower than the fixed columns: cut the row.
 			text = truncEnd(text, l.Width)
@@ -150,6 +198,22 @@ func Render(s Snapshot, l Layout) string {
 	return b.String()
 }
 
+// failureText is the last-failure column: how long ago and why (narrow:
+// without "ago", which the reason needs more).
+func failureText(r Row, at time.Time, narrow bool) string {
+	if r.LastFailure.IsZero() {
+		return "-"
+	}
+	f := compactDuration(at.Sub(r.LastFailure)) + " ago"
+	if narrow {
+		f = shortDuration(at.Sub(r.LastFailure))
+	}
+	if r.LastError != "" {
+		f += " " + oneLine(r.LastError)
+	}
+	return f
+}
+
 // rank orders rows: down, then not checked yet, then up.
 func rank(r Row) int {
 	switch {
@@ -161,9 +225,11 @@ func rank(r Row) int {
 	return 2
 }
 
-// columnWidths gives the site column the longest name up to about half of
-// the free width, and the last-failure column what remains.
-func columnWidths(rows []Row, width int) (site, failure int) {
+// columnWidths gives the site column the longest name, up to what the
+// longest failure text leaves free but at least a share of the free width
+// (about half when wide, a third when narrow, so that the failure reason
+// keeps the most room), and the last-failure column what remains.
+func columnWidths(rows []Row, width int, cols columns, failures []string) (site, failure int) {
 	longest := len("SITE")
 	for _, r := range rows {
 		longest = max(longest, utf8.RuneCountInString(r.Name))
@@ -171,23 +237,35 @@ func columnWidths(rows []Row, width int) (site, failure int) {
 	if width <= 0 {
 		return longest, 0 // 0: no limit
 	}
-	free := width - fixedWidth
-	site = min(longest, max(minSite, free/2))
+	longestFailure := len("LAST FAILURE")
+	for _, f := range failures {
+		longestFailure = max(longestFailure, utf8.RuneCountInString(f))
+	}
+	free := width - cols.fixed()
+	share := free / 2
+	if cols.gap == narrowColumns.gap {
+		share = free / 3
+	}
+	site = min(longest, max(minSite, share, free-longestFailure))
 	failure = max(minFailure, free-site)
 	return site, failure
 }
 
 // formatLine lays out one line; a zero failure width leaves the last
-// column as it is.
-func formatLine(siteW, failW int, site, status, code, resp, age, uptime, p95, failure string) string {
+// column as it is. Names are cut at their end: the start of a name (or a
+// URL's host) is what a reader scans for.
+func formatLine(cols columns, siteW, failW int, site, status, code, resp, age, uptime, p95, failure string) string {
 	var b strings.Builder
-	b.WriteString(padRight(truncMiddle(site, siteW), siteW))
+	if _, rest, isURL := strings.Cut(site, "://"); isURL && utf8.RuneCountInString(site) > siteW {
+		site = rest // the scheme tells no two sites apart
+	}
+	b.WriteString(padRight(truncEnd(site, siteW), siteW))
 	for _, c := range []struct {
 		s     string
 		w     int
 		right bool
-	}{{status, colStatus, false}, {code, colCode, true}, {resp, colResp, true}, {age, colAge, true}, {uptime, colUptime, true}, {p95, colP95, true}} {
-		b.WriteString(gap)
+	}{{status, cols.status, false}, {code, cols.code, true}, {resp, cols.resp, true}, {age, cols.age, true}, {uptime, cols.uptime, true}, {p95, cols.p95, true}} {
+		b.WriteString(cols.gap)
 		s := truncEnd(c.s, c.w)
 		if c.right {
 			b.WriteString(padLeft(s, c.w))
@@ -195,12 +273,69 @@ func formatLine(siteW, failW int, site, status, code, resp, age, uptime, p95, fa
 			b.WriteString(padRight(s, c.w))
 		}
 	}
-	b.WriteString(gap)
+	b.WriteString(cols.gap)
 	if failW > 0 {
 		failure = truncEnd(failure, failW)
 	}
 	b.WriteString(failure)
 	return strings.TrimRight(b.String(), " ")
+}
+
+// formatMS writes milliseconds with one decimal when that fits in w cells,
+// else rounded (a 12-second response still reads as 12346), else in
+// seconds.
+func formatMS(ms float64, w int) string {
+	if s := fmt.Sprintf("%.1f", ms); len(s) <= w {
+		return s
+	}
+	if s := fmt.Sprintf("%.0f", ms); len(s) <= w {
+		return s
+	}
+	return fmt.Sprintf("%.0fs", ms/1000)
+}
+
+// shortDuration writes d in its largest unit only: 0s, 42s, 3m, 2h, 3d.
+func shortDuration(d time.Duration) string {
+	switch {
+	case d < time.Minute:
+		return fmt.Sprintf("%ds", int(max(d, 0).Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm", int(d/time.Minute))
+	case d < 24*time.Hour:
+		return fmt.Sprintf("%dh", int(d/time.Hour))
+	}
+	return fmt.Sprintf("%dd", int(d/(24*time.Hour)))
+}
+
+// pathLines lays out the header's paths: all on one line when they fit in
+// width (or no width is known), else one per line, each path shortened
+// from its start.
+func pathLines(paths []Path, width int) []string {
+	if len(paths) == 0 {
+		return nil
+	}
+	parts := make([]string, len(paths))
+	for i, p := range paths {
+		parts[i] = p.Label + ": " + p.Path
+	}
+	if one := strings.Join(parts, " · "); width <= 0 || utf8.RuneCountInString(one) <= width {
+		return []string{one}
+	}
+	for i, p := range paths {
+		prefix := p.Label + ": "
+		parts[i] = prefix + truncStart(p.Path, width-utf8.RuneCountInString(prefix))
+	}
+	return parts
+}
+
+// windowNote says when the window in progress at now is stored (as soon as
+// a check after its end arrives) and when it is final (end plus grace;
+// later checks are too late for it).
+func windowNote(now time.Time, window, grace time.Duration) string {
+	end := time.Unix(0, (now.UnixNano()/int64(window)+1)*int64(window)).In(now.Location())
+	return fmt.Sprintf("window %s–%s stored after %s, final at %s (%s grace)",
+		end.Add(-window).Format("15:04:05"), end.Format("15:04:05"), end.Format("15:04:05"),
+		end.Add(grace).Format("15:04:05"), compactDuration(grace))
 }
 
 func padRight(s string, w int) string {
@@ -225,22 +360,25 @@ func truncEnd(s string, w int) string {
 	if w <= 1 {
 		return string([]rune(s)[:max(w, 0)])
 	}
-	return string([]rune(s)[:w-1]) + "…"
+	return strings.TrimRight(string([]rune(s)[:w-1]), " ") + "…"
 }
 
-// truncMiddle cuts s to w runes by removing its middle: for URLs both the
-// host and the end of the path tell sites apart.
-func truncMiddle(s string, w int) string {
+// truncStart cuts s to w runes by removing its start, marking the cut
+// with an ellipsis: for a path, the end tells it apart. The cut moves to
+// the next slash when there is one, so that no directory name is halved.
+func truncStart(s string, w int) string {
 	rs := []rune(s)
 	if len(rs) <= w {
 		return s
 	}
 	if w <= 1 {
-		return string(rs[:max(w, 0)])
+		return string(rs[len(rs)-max(w, 0):])
 	}
-	head := (w - 1) / 2
-	tail := w - 1 - head
-	return string(rs[:head]) + "…" + string(rs[len(rs)-tail:])
+	kept := string(rs[len(rs)-(w-1):])
+	if i := strings.IndexByte(kept, '/'); i > 0 && i < len(kept)-1 {
+		kept = kept[i:]
+	}
+	return "…" + kept
 }
 
 // oneLine folds an error message onto one line.

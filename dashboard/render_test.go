@@ -48,7 +48,7 @@ func TestRenderFitsWidth(t *testing.T) {
 	s := sampleSnapshot()
 	long := "https://a-very-long-host-name.example.com/some/deep/path/that/goes/on/site-0042"
 	s.Rows = append(s.Rows, Row{URL: long, Name: long, Checked: true, Up: true, StatusCode: 200, CheckedAt: s.At})
-	for _, width := range []int{60, 80, 100, 132} {
+	for _, width := range []int{60, 80, 100, 132, 200} {
 		t.Run(fmt.Sprint(width), func(t *testing.T) {
 			out := Render(s, Layout{Width: width, Title: strings.Repeat("t", 200)})
 			lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
@@ -57,27 +57,82 @@ func TestRenderFitsWidth(t *testing.T) {
 					t.Errorf("line of %d runes exceeds width %d: %q", n, width, l)
 				}
 			}
-			// Columns stay aligned: STATUS starts at the same place on
-			// every row.
-			header := lines[2]
-			at := strings.Index(header, "STATUS")
+			// Columns stay aligned: CODE ends at the same place on every
+			// row.
+			header := []rune(lines[2])
+			end := strings.Index(lines[2], "CODE") + len("CODE")
 			for _, l := range lines[3:] {
 				rs := []rune(l)
-				if len(rs) < at || rs[at-1] != ' ' || rs[at-2] != ' ' {
-					t.Errorf("row not aligned with header at %d:\n%s\n%s", at, header, l)
+				if len(rs) <= end || rs[end] != ' ' || rs[end-1] == ' ' {
+					t.Errorf("row not aligned with header at %d:\n%s\n%s", end, string(header), l)
 				}
 			}
-			// The long URL keeps its host and its distinguishing end.
+			// The long URL keeps its start, cut at the end.
 			var row string
 			for _, l := range lines {
-				if strings.Contains(l, "0042") {
+				if strings.HasPrefix(l, "https://a-very") || strings.HasPrefix(l, "a-very") {
 					row = l
 				}
 			}
-			if row == "" || !strings.HasPrefix(row, "https") || !strings.Contains(row, "…") {
-				t.Errorf("long URL not cut in the middle: %q", row)
+			if width >= 200 {
+				if !strings.Contains(row, long) {
+					t.Errorf("long URL cut although it fits: %q", row)
+				}
+			} else if row == "" || strings.Contains(row, "0042") || !strings.Contains(row, "…") {
+				t.Errorf("long URL not cut at its end: %q", row)
 			}
 		})
+	}
+}
+
+// TestRenderReasonReadsAt80: the failure reason, the point of the table
+// when a site is down, still reads at 80 columns, and a long data-dir
+// path is shortened from its start on a line of its own.
+func TestRenderReasonReadsAt80(t *testing.T) {
+	now := time.Date(2024, 5, 1, 12, 3, 10, 0, time.UTC)
+	s := Snapshot{At: now, Window: 5 * time.Minute, Rows: []Row{
+		{Name: "local 500", Checked: true, StatusCode: 500, ResponseMS: ptr(0.5), CheckedAt: now.Add(-time.Second),
+			Checks: 12, Failures: 12, P95MS: ptr(0.6), LastFailure: now.Add(-time.Second), LastError: "status 500, expected 2xx or 3xx"},
+		{Name: "a rather long site name that goes on", Checked: true, StatusCode: 0, CheckedAt: now.Add(-2 * time.Second),
+			Checks: 3, Failures: 3, LastFailure: now.Add(-2 * time.Second), LastError: "connect: connection refused"},
+		{Name: "slow", Checked: true, Up: true, StatusCode: 200, ResponseMS: ptr(12345.6), CheckedAt: now,
+			Checks: 3, P95MS: ptr(12400)},
+	}}
+	dataDir := "/home/someone/projects/monitoring/checkouts/for-the-demo/sitewatch/sitewatch-data"
+	l := Layout{Width: 80, Title: "sitewatch · Kafka 127.0.0.1:9092 · Ctrl-C to stop",
+		Paths: []Path{{"data", dataDir}, {"logs", dataDir + "/sitewatch.log"}}, Grace: time.Minute}
+	out := Render(s, l)
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	for _, line := range lines {
+		if n := utf8.RuneCountInString(line); n > 80 {
+			t.Errorf("line of %d runes exceeds 80: %q", n, line)
+		}
+	}
+	if lines[0] != l.Title {
+		t.Errorf("title %q, want %q", lines[0], l.Title)
+	}
+	if !strings.HasPrefix(lines[1], "data: …/") || !strings.HasSuffix(lines[1], "/sitewatch/sitewatch-data") {
+		t.Errorf("data-dir line %q: want the path shortened from its start, at a slash", lines[1])
+	}
+	if !strings.HasPrefix(lines[2], "logs: …/") || !strings.HasSuffix(lines[2], "/sitewatch-data/sitewatch.log") {
+		t.Errorf("log line %q: want the path shortened from its start, at a slash", lines[2])
+	}
+	if lines[3] != "window 12:00:00–12:05:00 stored after 12:05:00, final at 12:06:00 (1m grace)" {
+		t.Errorf("window line %q: want when the window in progress is stored", lines[3])
+	}
+	for _, wantIn := range []string{"status 500, expected", "connection refused", "12346", "a rather long…"} {
+		if !strings.Contains(out, wantIn) {
+			t.Errorf("80 columns lack %q:\n%s", wantIn, out)
+		}
+	}
+
+	// At 200 columns everything is on one line each, in full.
+	wide := Render(s, Layout{Width: 200, Paths: l.Paths})
+	for _, wantIn := range []string{"data: " + dataDir + " · logs: " + dataDir + "/sitewatch.log", "status 500, expected 2xx or 3xx",
+		"a rather long site name that goes on", "12345.6", "RESP ms"} {
+		if !strings.Contains(wide, wantIn) {
+			t.Errorf("200 columns lack %q:\n%s", wantIn, wide)
+		}
 	}
 }
 
@@ -153,9 +208,10 @@ func TestTruncation(t *testing.T) {
 		{truncEnd, "abcdef", 4, "abc…"},
 		{truncEnd, "abcdef", 1, "a"},
 		{truncEnd, "abcdef", 0, ""},
-		{truncMiddle, "abcdefghij", 7, "abc…hij"},
-		{truncMiddle, "abcdefghij", 6, "ab…hij"},
-		{truncMiddle, "ünïcödé-ünïcödé", 5, "ün…dé"},
+		{truncStart, "/home/u/sitewatch-data", 16, "…/sitewatch-data"},
+		{truncStart, "abcdef", 10, "abcdef"},
+		{truncStart, "ünïcödé-ünïcödé", 5, "…cödé"},
+		{truncStart, "abcdef", 1, "f"},
 	}
 	for _, c := range cases {
 		if got := c.fn(c.s, c.w); got != c.want {

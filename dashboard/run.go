@@ -45,8 +45,11 @@ type Config struct {
 	Terminal bool
 	// Refresh is how often the table is redrawn (DefaultRefresh).
 	Refresh time.Duration
-	// Title is the table's first line.
+	// Title is the table's first line (or lines); Paths and Grace are
+	// the Layout's, under it.
 	Title string
+	Paths []Path
+	Grace time.Duration
 	// Size returns the terminal's width and height; nil or zeros mean
 	// unlimited.
 	Size func() (width, height int)
@@ -90,7 +93,7 @@ func Run(ctx context.Context, cfg Config) error {
 	var draw func(stopping bool)
 	if cfg.Terminal {
 		draw = func(stopping bool) {
-			l := Layout{Title: cfg.Title, Color: cfg.Color}
+			l := Layout{Title: cfg.Title, Paths: cfg.Paths, Grace: cfg.Grace, Color: cfg.Color}
 			if cfg.Size != nil {
 				l.Width, l.Height = cfg.Size()
 			}

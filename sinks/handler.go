@@ -206,7 +206,7 @@ func (c *claimState) store(ctx context.Context) error {
 			reason = "rejected by " + s.cfg.Name + ": " + r.Reason
 		}
 		c.log.Warn("row rejected; sending it to the dead-letter topic", "offset", msg.Offset, "reason", reason)
-		b.addDead(msg, "rejected", reason)
+		b.addDead(msg, deadRejected, reason)
 	}
 	s.m.written.Add(float64(accepted))
 	b.stored = true
@@ -320,7 +320,7 @@ func (b *batch) add(msg *sarama.ConsumerMessage) {
 	case Results:
 		r, err := codecs.DecodeResult(msg.Value)
 		if err != nil {
-			b.addDead(msg, "decode", "decode result: "+err.Error())
+			b.addDead(msg, deadDecode, "decode result: "+err.Error())
 			return
 		}
 		k := rowKey{id: r.EventID}
@@ -333,7 +333,7 @@ func (b *batch) add(msg *sarama.ConsumerMessage) {
 	case Windows:
 		w, err := codecs.DecodeWindow(msg.Value)
 		if err != nil {
-			b.addDead(msg, "decode", "decode window: "+err.Error())
+			b.addDead(msg, deadDecode, "decode window: "+err.Error())
 			return
 		}
 		k := rowKey{id: w.URL, start: w.WindowStart.UnixNano()}
@@ -362,6 +362,12 @@ func (b *batch) add(msg *sarama.ConsumerMessage) {
 		b.rowMsgs = append(b.rowMsgs, msg)
 	}
 }
+
+// Dead-letter classes, the reason label of sitewatch_sink_dead_letters_total.
+const (
+	deadDecode   = "decode"   // not a valid event
+	deadRejected = "rejected" // refused by the store
+)
 
 // addDead records msg as a dead letter with the reason.
 func (b *batch) addDead(msg *sarama.ConsumerMessage, class, reason string) {

@@ -13,7 +13,7 @@ import (
 type metrics struct {
 	consumed    prometheus.Counter
 	written     prometheus.Counter
-	deadLetters *prometheus.CounterVec // reason: decode | rejected
+	deadLetters *prometheus.CounterVec // reason: deadDecode | deadRejected
 	writeErrors prometheus.Counter
 	batchSize   prometheus.Histogram
 	writeTime   prometheus.Histogram
@@ -69,6 +69,10 @@ func newMetrics(reg prometheus.Registerer, name string) (*metrics, error) {
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("register metrics: %w", err)
+	}
+	// Export zeros, so that rates and alerts work before the first one.
+	for _, reason := range []string{deadDecode, deadRejected} {
+		m.deadLetters.WithLabelValues(reason)
 	}
 	return m, nil
 }

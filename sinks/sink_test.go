@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/sitewatch/sitewatch/codecs"
@@ -376,4 +377,35 @@ func TestDeadLetterTopicUnavailable(t *testing.T) {
 		t.Fatalf("dead letters = %+v, want the garbage message at offset 1", dls)
 	}
 	assertExactlyOnce(t, store, map[string]bool{id: true})
+}
+
+// TestDeadLetterMetricExportedAtZero: both dead-letter series exist from
+// the start, so that an alert on their rate works before the first one.
+func TestDeadLetterMetricExportedAtZero(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	cfg := sinks.Config{Brokers: []string{"127.0.0.1:1"}, Group: "g", Topics: []string{"t"}, Kind: sinks.Results,
+		DeadLetterTopic: "dlq", Registerer: reg}
+	if _, err := sinks.New(cfg, &flakyStore{}); err != nil {
+		t.Fatal(err)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	reasons := map[string]bool{}
+	for _, mf := range mfs {
+		if mf.GetName() != "sitewatch_sink_dead_letters_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, lp := range m.GetLabel() {
+				if lp.GetName() == "reason" && m.GetCounter().GetValue() == 0 {
+					reasons[lp.GetValue()] = true
+				}
+			}
+		}
+	}
+	if !reasons["decode"] || !reasons["rejected"] {
+		t.Errorf("sitewatch_sink_dead_letters_total at 0 for reasons %v, want decode and rejected", reasons)
+	}
 }

@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"sync"
@@ -89,6 +90,11 @@ func sitesFixture(t *testing.T) (path string, sites []site) {
 // context, as SIGINT does, and returns its exit status.
 func startSitewatch(t *testing.T, args ...string) (stop func() int, stdout, stderr *syncBuffer) {
 	t.Helper()
+	if !slices.Contains(args, "-kafka-listen") && !slices.Contains(args, "-brokers") {
+		// Never the default 9092: a developer's Kafka may be there, and
+		// parallel tests would take it from each other.
+		args = append(args, "-kafka-listen", "127.0.0.1:0")
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	stdout, stderr = &syncBuffer{}, &syncBuffer{}
 	done := make(chan int, 1)

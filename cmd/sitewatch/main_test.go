@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -292,8 +293,14 @@ func TestTableModeLogsToFile(t *testing.T) {
 	}
 	frame := lastFrame(stdout.String())
 	logPath := filepath.Join(dataDir, "sitewatch.log")
-	if first := strings.SplitN(frame, "\n", 2)[0]; !strings.Contains(first, "logs: "+logPath) {
-		t.Errorf("first line %q does not say where the logs go (%s)", first, logPath)
+	if !strings.Contains(frame, "logs: "+logPath) {
+		t.Errorf("table does not say where the logs go (%s):\n%s", logPath, frame)
+	}
+	if first := strings.SplitN(frame, "\n", 2)[0]; !regexp.MustCompile(`Kafka 127\.0\.0\.1:\d+ `).MatchString(first) {
+		t.Errorf("first line %q does not say where the embedded Kafka listens", first)
+	}
+	if !strings.Contains(frame, "stored after") {
+		t.Errorf("table does not say when the window in progress is stored:\n%s", frame)
 	}
 	for _, want := range []string{"fast and fine", "nothing listens here", "connection refused", "status 503", "never-there"} {
 		if !strings.Contains(frame, want) {
@@ -307,9 +314,21 @@ func TestTableModeLogsToFile(t *testing.T) {
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	for _, name := range []string{"sitewatch_checks_total", "sitewatch_schedule_sites", "sitewatch_windows_events_consumed_total", "sitewatch_sink_rows_written_total"} {
+	for _, name := range []string{"sitewatch_checks_total", "sitewatch_schedule_sites", "sitewatch_windows_events_consumed_total", "sitewatch_sink_rows_written_total",
+		`sitewatch_sink_dead_letters_total{reason="decode",sink="results"} 0`} {
 		if !strings.Contains(string(body), "\n"+name) {
 			t.Errorf("/metrics lacks %s", name)
+		}
+	}
+	// Every metric says what it counts in its own words.
+	helps := map[string]string{}
+	for _, l := range strings.Split(string(body), "\n") {
+		if h, ok := strings.CutPrefix(l, "# HELP "); ok {
+			name, text, _ := strings.Cut(h, " ")
+			if other, dup := helps[text]; dup {
+				t.Errorf("%s and %s share the HELP text %q", other, name, text)
+			}
+			helps[text] = name
 		}
 	}
 	if code := stop(); code != 0 {

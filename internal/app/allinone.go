@@ -7,10 +7,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
+	"syscall"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -48,12 +51,14 @@ const LocalPartitions = 3
 
 // LocalFlags are the all-in-one command's own flags.
 type LocalFlags struct {
-	DataDir string
-	Table   string
-	Refresh time.Duration
+	DataDir     string
+	Table       string
+	Refresh     time.Duration
+	KafkaListen string
 }
 
-// RegisterLocal declares -data-dir, -table and -table-refresh.
+// RegisterLocal declares -data-dir, -table, -table-refresh and
+// -kafka-listen.
 func RegisterLocal(fs *flag.FlagSet) *LocalFlags {
 	f := &LocalFlags{}
 	fs.StringVar(&f.DataDir, "data-dir", envOr("SITEWATCH_DATA_DIR", "./"+DefaultDataDir),
@@ -61,6 +66,8 @@ func RegisterLocal(fs *flag.FlagSet) *LocalFlags {
 	fs.StringVar(&f.Table, "table", TableAuto,
 		"live status table on standard output: auto (when it is a terminal), on, off (log lines only)")
 	fs.DurationVar(&f.Refresh, "table-refresh", dashboard.DefaultRefresh, "how often the live table is redrawn")
+	fs.StringVar(&f.KafkaListen, "kafka-listen", envOr("SITEWATCH_KAFKA_LISTEN", DefaultKafkaListen),
+		"address of the embedded Kafka (without -brokers), for kcat and other clients; when taken, a free port is used and shown (env SITEWATCH_KAFKA_LISTEN)")
 	return f
 }
 
@@ -98,6 +105,16 @@ func (a *AllInOne) Run(ctx context.Context) error {
 
 	embeddedKafka := len(a.Kafka.Brokers) == 0
 	embeddedStore := a.Processor.DatabaseURL == ""
+	if !embeddedKafka && a.given("kafka-listen") {
+		return Usagef("-kafka-listen: only for the embedded Kafka; with -brokers it has no use")
+	}
+	if !embeddedStore {
+		// An unsupported scheme is a usage error, found before the data
+		// directory is made.
+		if err := checkDatabaseURL(a.Processor.DatabaseURL); err != nil {
+			return err
+		}
+	}
 	var dir *DataDir
 	if embeddedKafka || embeddedStore || table {
 		if dir, err = OpenDataDir(a.Local.DataDir); err != nil {
@@ -127,9 +144,17 @@ func (a *AllInOne) Run(ctx context.Context) error {
 		return a.run(ctx, env, dir, embeddedKafka, table, board)
 	})
 	if table && err == nil {
-		fmt.Fprintf(a.Stdout, "sitewatch stopped; the history is kept in %s (logs in %s)\n", dir.Path, dir.LogPath())
+		fmt.Fprintln(a.Stdout, a.stopMessage(dir, embeddedStore))
 	}
 	return err
+}
+
+// stopMessage is the last line on a terminal: where the history is.
+func (a *AllInOne) stopMessage(dir *DataDir, embeddedStore bool) string {
+	if embeddedStore {
+		return fmt.Sprintf("sitewatch stopped; the history is kept in %s (logs in %s)", dir.Path, dir.LogPath())
+	}
+	return fmt.Sprintf("sitewatch stopped; the history is kept in %s (logs in %s)", describeStore(a.Processor.DatabaseURL), dir.LogPath())
 }
 
 // run starts the embedded Kafka if needed, then the emitter, the processor
@@ -139,8 +164,14 @@ func (a *AllInOne) Run(ctx context.Context) error {
 // its topics and offsets on close.
 func (a *AllInOne) run(ctx context.Context, env Env, dir *DataDir, embeddedKafka, table bool, board *dashboard.Board) error {
 	log := env.Logger
+	// The store first: a database that cannot be used ends the run with
+	// one line, before Kafka, the checks or the table start.
+	if err := CheckStore(ctx, log, a.Processor.DatabaseURL, a.Processor.Migrate); err != nil {
+		return err
+	}
+	kafkaWhere := "Kafka " + strings.Join(a.Kafka.Brokers, ",")
 	if embeddedKafka {
-		cluster, err := StartEmbeddedKafka(dir.KafkaDir(), log)
+		cluster, err := StartEmbeddedKafka(dir.KafkaDir(), a.Local.KafkaListen, log)
 		if err != nil {
 			return err
 		}
@@ -148,14 +179,15 @@ func (a *AllInOne) run(ctx context.Context, env Env, dir *DataDir, embeddedKafka
 			cluster.Close()
 			log.Info("embedded kafka stopped", "dir", dir.KafkaDir())
 		}()
-		a.Kafka.Brokers = cluster.ListenAddrs()
+		a.Kafka.Brokers = []string{cluster.Addr}
+		kafkaWhere = cluster.Describe()
+		if !table {
+			fmt.Fprintf(a.Stdout, "sitewatch: embedded %s; read a topic with: kcat -b %s -C -t %s\n",
+				kafkaWhere, cluster.Addr, a.Kafka.Topics().Failed)
+		}
 	}
-	store := "postgresql"
-	if strings.HasPrefix(a.Processor.DatabaseURL, sqlitePrefix) {
-		store = a.Processor.DatabaseURL
-	}
-	log.Info("sitewatch starting", "brokers", a.Kafka.Brokers, "embedded_kafka", embeddedKafka, "store", store,
-		"window_size", a.Processor.WindowSize)
+	log.Info("sitewatch starting", "brokers", a.Kafka.Brokers, "embedded_kafka", embeddedKafka,
+		"store", describeStore(a.Processor.DatabaseURL), "window_size", a.Processor.WindowSize)
 
 	saramaCfg, err := a.Kafka.Sarama()
 	if err != nil {
@@ -208,7 +240,9 @@ func (a *AllInOne) run(ctx context.Context, env Env, dir *DataDir, embeddedKafka
 			Logger: log,
 		}
 		if table {
-			cfg.Title = fmt.Sprintf("sitewatch · logs: %s · data: %s · Ctrl-C to stop", dir.LogPath(), dir.Path)
+			cfg.Title = "sitewatch · " + kafkaWhere + " · Ctrl-C to stop"
+			cfg.Paths = []dashboard.Path{{Label: "data", Path: dir.Path}, {Label: "logs", Path: dir.LogPath()}}
+			cfg.Grace = a.Processor.WindowGrace
 			if fd, ok := terminalFD(a.Stdout); ok {
 				cfg.Size = func() (int, int) {
 					w, h, err := term.GetSize(fd)
@@ -270,21 +304,80 @@ func boardSites(sites []config.Site) []dashboard.Site {
 	return out
 }
 
-// StartEmbeddedKafka starts a one-broker in-process Kafka on a free
-// loopback port that keeps its topics, records and committed offsets under
-// dir, and reloads them when started again on the same dir.
-func StartEmbeddedKafka(dir string, logger *slog.Logger) (*kfake.Cluster, error) {
+// DefaultKafkaListen is where the all-in-one's embedded Kafka listens
+// unless -kafka-listen says otherwise: Kafka's usual port, so that kcat and
+// other clients find it without reading the log.
+const DefaultKafkaListen = "127.0.0.1:9092"
+
+// EmbeddedKafka is the all-in-one's in-process broker.
+type EmbeddedKafka struct {
+	*kfake.Cluster
+	// Addr is where it listens; Wanted is the -kafka-listen it was asked
+	// for, and FellBack says that address was taken.
+	Addr, Wanted string
+	FellBack     bool
+}
+
+// Describe is the one-line "where is Kafka" for the start message and the
+// live table's header.
+func (k *EmbeddedKafka) Describe() string {
+	if k.FellBack {
+		return fmt.Sprintf("Kafka %s (%s was taken)", k.Addr, k.Wanted)
+	}
+	return "Kafka " + k.Addr
+}
+
+// StartEmbeddedKafka starts a one-broker in-process Kafka on listen
+// (HOST:PORT; port 0 picks a free one) that keeps its topics, records and
+// committed offsets under dir, and reloads them when started again on the
+// same dir. When the address is taken (another Kafka on 9092, a second
+// sitewatch), it listens on a free port of the same host instead and says
+// so in a warning.
+func StartEmbeddedKafka(dir, listen string, logger *slog.Logger) (*EmbeddedKafka, error) {
+	if listen == "" {
+		listen = DefaultKafkaListen
+	}
+	host, _, err := net.SplitHostPort(listen)
+	if err != nil {
+		return nil, Usagef("-kafka-listen %q: want HOST:PORT, e.g. %s", listen, DefaultKafkaListen)
+	}
+	ln, err := net.Listen("tcp", listen)
+	fellBack := errors.Is(err, syscall.EADDRINUSE)
+	if fellBack {
+		ln, err = net.Listen("tcp", net.JoinHostPort(host, "0"))
+		if err == nil {
+			logger.Warn("-kafka-listen address taken; the embedded kafka listens on a free port instead",
+				"wanted", listen, "addr", ln.Addr().String())
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("-kafka-listen %s: %w", listen, err)
+	}
+	// kfake asks for one listener per broker (one here); hand it the one
+	// opened above, so the address checked is the address served.
+	var once sync.Once
+	listenFn := func(network, address string) (net.Listener, error) {
+		var l net.Listener
+		once.Do(func() { l = ln })
+		if l != nil {
+			return l, nil
+		}
+		return net.Listen(network, address)
+	}
 	c, err := kfake.NewCluster(
 		kfake.NumBrokers(1),
+		kfake.ListenFn(listenFn),
 		kfake.DataDir(dir),
 		kfake.DefaultNumPartitions(LocalPartitions),
 		kfake.WithLogger(kfakeLogger{logger.With("component", "kafka")}),
 	)
 	if err != nil {
+		ln.Close()
 		return nil, fmt.Errorf("start embedded kafka in %s: %w", dir, err)
 	}
-	logger.Info("embedded kafka started", "addr", c.ListenAddrs(), "dir", dir)
-	return c, nil
+	k := &EmbeddedKafka{Cluster: c, Addr: ln.Addr().String(), Wanted: listen, FellBack: fellBack}
+	logger.Info("embedded kafka started", "addr", k.Addr, "dir", dir)
+	return k, nil
 }
 
 // kfakeLogger routes the embedded Kafka's logs into slog. Its info level

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -188,31 +189,87 @@ type Store struct {
 // sqlitePrefix selects the embedded store in -database-url.
 const sqlitePrefix = "sqlite://"
 
+// checkDatabaseURL refuses a -database-url no store can open, before
+// anything is contacted: a URL whose scheme is neither PostgreSQL's nor
+// SQLite's (pgx would otherwise try it as keyword/value settings and say
+// something unrelated). Keyword/value strings ("host=… dbname=…") pass.
+func checkDatabaseURL(databaseURL string) error {
+	if databaseURL == "" {
+		return Usagef("-database-url: no database given (or set DATABASE_URL)")
+	}
+	scheme, _, isURL := strings.Cut(databaseURL, "://")
+	if !isURL {
+		return nil
+	}
+	switch strings.ToLower(scheme) {
+	case "postgres", "postgresql", "sqlite":
+		return nil
+	}
+	return Usagef("-database-url: %q: unsupported scheme; use postgres:// or sqlite://", scheme+"://")
+}
+
+// describeStore names the store for logs and messages, without secrets.
+func describeStore(databaseURL string) string {
+	if strings.HasPrefix(databaseURL, sqlitePrefix) {
+		return databaseURL
+	}
+	return "PostgreSQL"
+}
+
 // OpenStore opens the store -database-url names: SQLite for sqlite://PATH,
 // PostgreSQL otherwise (migrated first when migrate is set; SQLite always
-// brings its schema up to date).
+// brings its schema up to date). Its errors name -database-url, in one
+// line, with what went wrong.
 func OpenStore(ctx context.Context, logger *slog.Logger, databaseURL string, migrate bool) (Store, error) {
-	if databaseURL == "" {
-		return Store{}, Usagef("-database-url: no database given (or set DATABASE_URL)")
+	if err := checkDatabaseURL(databaseURL); err != nil {
+		return Store{}, err
 	}
 	if path, ok := strings.CutPrefix(databaseURL, sqlitePrefix); ok {
+		// SQLite only says "unable to open database file" for a missing
+		// directory; say which one.
+		if dir := filepath.Dir(path); path != "" {
+			if _, err := os.Stat(dir); errors.Is(err, os.ErrNotExist) {
+				return Store{}, fmt.Errorf("-database-url %s: directory %s does not exist; create it or choose another path", databaseURL, dir)
+			}
+		}
 		s, err := sqlite.Open(ctx, path, logger)
 		if err != nil {
-			return Store{}, fmt.Errorf("open sqlite %s: %w", path, err)
+			return Store{}, fmt.Errorf("-database-url: %w", err) // it names the path
 		}
 		return Store{s, func() { _ = s.Close() }}, nil
 	}
 	if migrate {
-		// Its errors say "migrate: ..." already.
 		if err := postgres.Migrate(ctx, databaseURL, logger); err != nil {
-			return Store{}, fmt.Errorf("postgresql: %w", err)
+			return Store{}, fmt.Errorf("-database-url: postgresql: %w", err)
 		}
 	}
 	s, err := postgres.Open(ctx, databaseURL, postgres.Options{Logger: logger})
 	if err != nil {
-		return Store{}, fmt.Errorf("postgresql: %w", err)
+		return Store{}, fmt.Errorf("-database-url: postgresql: %w", err)
 	}
 	return Store{s, s.Close}, nil
+}
+
+// StoreCheckTimeout bounds CheckStore: a database that does not answer in
+// that time is reported rather than waited for.
+const StoreCheckTimeout = 30 * time.Second
+
+// CheckStore opens the store and closes it again, so that a program
+// finds a wrong -database-url (or an unreachable database) before it
+// starts anything else.
+func CheckStore(ctx context.Context, logger *slog.Logger, databaseURL string, migrate bool) error {
+	ctx, cancel := context.WithTimeoutCause(ctx, StoreCheckTimeout,
+		fmt.Errorf("no answer within %s", StoreCheckTimeout))
+	defer cancel()
+	s, err := OpenStore(ctx, logger, databaseURL, migrate)
+	if err != nil {
+		if cause := context.Cause(ctx); cause != nil && !errors.Is(err, cause) && ctx.Err() == context.DeadlineExceeded {
+			return fmt.Errorf("%w (%w)", err, cause)
+		}
+		return err
+	}
+	s.Close()
+	return nil
 }
 
 // partitionMaintainer is implemented by stores with partitions to keep.
@@ -363,8 +420,14 @@ func RunMigrate(ctx context.Context, env Env, databaseURL string) error {
 	if databaseURL == "" {
 		return Usagef("-database-url: no database given (or set DATABASE_URL)")
 	}
-	if err := postgres.Migrate(ctx, databaseURL, env.Logger); err != nil {
+	if err := checkDatabaseURL(databaseURL); err != nil {
 		return err
+	}
+	if strings.HasPrefix(databaseURL, sqlitePrefix) {
+		return Usagef("-database-url: migrate is for PostgreSQL; an SQLite database migrates itself when the processor opens it")
+	}
+	if err := postgres.Migrate(ctx, databaseURL, env.Logger); err != nil {
+		return fmt.Errorf("-database-url: postgresql: %w", err)
 	}
 	env.Logger.Info("migrations applied")
 	return nil

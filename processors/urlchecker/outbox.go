@@ -62,23 +62,26 @@ type outboxMetrics struct {
 	emitErrors prometheus.Counter
 }
 
+// newOutboxMetrics names the series sitewatch_<name>_…; name (requests or
+// results) also appears in their HELP texts, so two outboxes never share one.
 func newOutboxMetrics(name string) outboxMetrics {
+	what := "Check " + name
 	return outboxMetrics{
 		pending: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "sitewatch_" + name + "_pending",
-			Help: "Events buffered or in flight to Kafka, not yet acknowledged.",
+			Help: what + " buffered or in flight to Kafka, not yet acknowledged.",
 		}),
 		emitted: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sitewatch_" + name + "_emitted_total",
-			Help: "Events acknowledged by Kafka.",
+			Help: what + " acknowledged by Kafka.",
 		}),
 		dropped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sitewatch_" + name + "_dropped_total",
-			Help: "Events dropped because the buffer was full, the shutdown drain ran out of time, or the event could not be encoded.",
+			Help: what + " dropped because the buffer was full, the shutdown drain ran out of time, or the event could not be encoded.",
 		}),
 		emitErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sitewatch_" + name + "_emit_errors_total",
-			Help: "Failed attempts to deliver an event to Kafka (each is retried unless the buffer overflows).",
+			Help: what + ": failed attempts to deliver one to Kafka (each is retried unless the buffer overflows).",
 		}),
 	}
 }

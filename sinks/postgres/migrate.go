@@ -45,12 +45,12 @@ func runMigrations(ctx context.Context, databaseURL string, logger *slog.Logger,
 	}
 	cfg, err := pgx.ParseConfig(databaseURL)
 	if err != nil {
-		return fmt.Errorf("migrate: parse database URL: %w", err)
+		return fmt.Errorf("parse database URL: %w", err)
 	}
 
 	lockConn, err := pgx.ConnectConfig(ctx, cfg.Copy())
 	if err != nil {
-		return fmt.Errorf("migrate: connect: %w", err)
+		return fmt.Errorf("connect: %w", err)
 	}
 	// Closing the session releases the advisory lock as well, whatever
 	// happened; the explicit unlock below just releases it sooner.
