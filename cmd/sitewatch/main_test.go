@@ -403,6 +403,13 @@ func TestBadInput(t *testing.T) {
 		{"bad table mode", []string{"-sites", good, "-table", "sometimes"}, 2, "-table"},
 		{"data dir under a file", []string{"-sites", good, "-data-dir", filepath.Join(aFile, "data")}, 1, "-data-dir " + filepath.Join(aFile, "data") + ": cannot create it: not a directory"},
 		{"data dir in use", []string{"-sites", good, "-data-dir", held}, 1, "-data-dir " + held + ": in use by another sitewatch (pid " + fmt.Sprint(os.Getpid()) + ")"},
+		{"database url of another database", []string{"-sites", good, "-data-dir", filepath.Join(dir, "d3"), "-database-url", "mysql://u:secret@127.0.0.1/db"},
+			2, `-database-url: "mysql://": unsupported scheme; use postgres:// or sqlite://`},
+		{"database that does not answer", []string{"-sites", good, "-data-dir", filepath.Join(dir, "d4"), "-database-url", "postgres://postgres@" + freeAddr(t) + "/x?sslmode=disable"},
+			1, "-database-url: postgresql: connect: "},
+		{"sqlite in a missing directory", []string{"-sites", good, "-data-dir", filepath.Join(dir, "d5"), "-database-url", "sqlite://" + filepath.Join(dir, "nowhere", "x.db")},
+			1, "directory " + filepath.Join(dir, "nowhere") + " does not exist"},
+		{"kafka-listen with brokers", []string{"-sites", good, "-brokers", "127.0.0.1:1", "-kafka-listen", "127.0.0.1:0"}, 2, "-kafka-listen: only for the embedded Kafka"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -418,10 +425,20 @@ func TestBadInput(t *testing.T) {
 			if !strings.HasPrefix(out, "sitewatch: ") || !strings.Contains(out, tc.want) || strings.Count(out, "\n") != 1 {
 				t.Errorf("stderr %q: want one line mentioning %q", out, tc.want)
 			}
+			if strings.Contains(out, "secret") || strings.Contains(out, "migrate: migrate:") {
+				t.Errorf("stderr %q: a password or a repeated prefix", out)
+			}
 		})
 	}
 	// Nothing was started for a bad sites file: no data directory made.
 	if _, err := os.Stat(filepath.Join(dir, "d1")); !os.IsNotExist(err) {
 		t.Errorf("data directory created for a bad sites file (stat: %v)", err)
+	}
+	// A store that cannot be used is found before the embedded Kafka
+	// starts (it would make its directory).
+	for _, d := range []string{"d3", "d4", "d5"} {
+		if _, err := os.Stat(filepath.Join(dir, d, "kafka")); !os.IsNotExist(err) {
+			t.Errorf("embedded Kafka started although the store was unusable (%s; stat: %v)", d, err)
+		}
 	}
 }
