@@ -53,11 +53,8 @@ type Options struct {
 // environment variable, and returns the Options they fill when fs is parsed.
 func RegisterFlags(fs *flag.FlagSet) *Options {
 	o := &Options{}
-	fs.Func("brokers", "Kafka bootstrap brokers HOST:PORT[,...] (env KAFKA_BROKERS)", func(s string) error {
-		o.Brokers = splitList(s)
-		return nil
-	})
 	o.Brokers = splitList(os.Getenv("KAFKA_BROKERS"))
+	fs.Var((*listValue)(&o.Brokers), "brokers", "Kafka bootstrap brokers HOST:PORT[,...] (env KAFKA_BROKERS)")
 	fs.StringVar(&o.CAFile, "kafka-ca", os.Getenv("KAFKA_CA"), "CA certificate file for Kafka TLS, e.g. Aiven's ca.pem (env KAFKA_CA)")
 	fs.StringVar(&o.CertFile, "kafka-cert", os.Getenv("KAFKA_CERT"), "client certificate for Kafka TLS, e.g. Aiven's service.cert (env KAFKA_CERT)")
 	fs.StringVar(&o.KeyFile, "kafka-key", os.Getenv("KAFKA_KEY"), "client key for Kafka TLS, e.g. Aiven's service.key (env KAFKA_KEY)")
@@ -72,6 +69,13 @@ func RegisterFlags(fs *flag.FlagSet) *Options {
 	fs.DurationVar(&o.StartTimeout, "kafka-start-timeout", 2*time.Minute, "how long to retry unreachable brokers at start before giving up (0: forever)")
 	return o
 }
+
+// listValue is a comma-separated flag value. Unlike flag.Func it shows its
+// default (the environment's value) in -h.
+type listValue []string
+
+func (l *listValue) String() string     { return strings.Join(*l, ",") }
+func (l *listValue) Set(s string) error { *l = splitList(s); return nil }
 
 func envBool(name string) bool {
 	v := strings.ToLower(os.Getenv(name))

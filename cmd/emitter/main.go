@@ -16,16 +16,24 @@ import (
 )
 
 func main() {
-	os.Exit(run(context.Background(), os.Args[1:], os.Stderr))
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// run is the whole program; tests call it with their own context and args.
-func run(ctx context.Context, args []string, stderr io.Writer) int {
+// help is what -h says besides the flags.
+var help = app.Help{
+	Summary: "schedule and run the checks of every site in a sites file, and put each result on Kafka",
+	Usage:   []string{"emitter -sites FILE -brokers HOST:PORT[,...] [flags]"},
+	Notes:   []string{"Several emitters started with the same flags share the checks (one consumer group)."},
+}
+
+// run is the whole program; tests call it with their own context, args
+// and writers.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("emitter", flag.ContinueOnError)
 	kafka := kafkaconn.RegisterFlags(fs)
 	common := app.RegisterCommon(fs)
 	flags := app.RegisterEmitter(fs)
-	if err := app.ParseFlags(fs, args, stderr); err != nil {
+	if err := app.ParseFlags(fs, args, help, stdout); err != nil {
 		return app.ExitCode("emitter", err, stderr)
 	}
 	kafka.ClientID = "sitewatch-emitter"

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -70,7 +71,7 @@ func startEmitter(t *testing.T, args ...string) (stop func() int, logs *syncBuff
 	ctx, cancel := context.WithCancel(context.Background())
 	logs = &syncBuffer{}
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, args, logs) }()
+	go func() { done <- run(ctx, args, logs, logs) }()
 	var once sync.Once
 	var code int
 	stop = func() int {
@@ -294,7 +295,7 @@ func TestBadConfigExitsTwo(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("KAFKA_BROKERS", "")
 			var stderr syncBuffer
-			code := run(context.Background(), tc.args, &stderr)
+			code := run(context.Background(), tc.args, io.Discard, &stderr)
 			if code != 2 {
 				t.Errorf("exit status %d, want 2", code)
 			}

@@ -16,19 +16,37 @@ import (
 )
 
 func main() {
-	os.Exit(run(context.Background(), os.Args[1:], os.Stderr))
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// run is the whole program; tests call it with their own context and args.
-func run(ctx context.Context, args []string, stderr io.Writer) int {
+// help and migrateHelp are what -h says besides the flags.
+var (
+	help = app.Help{
+		Summary: "turn check results into five-minute windows and store results and windows in PostgreSQL",
+		Usage: []string{
+			"processor -brokers HOST:PORT[,...] -database-url postgres://... [flags]",
+			"processor migrate -database-url postgres://...",
+		},
+		Commands: []string{"migrate  apply the database migrations and exit"},
+		Notes:    []string{"-database-url may also be sqlite://PATH, a local SQLite database."},
+	}
+	migrateHelp = app.Help{
+		Summary: "apply the database migrations and exit (the processor also applies them at start)",
+		Usage:   []string{"processor migrate -database-url postgres://..."},
+	}
+)
+
+// run is the whole program; tests call it with their own context, args
+// and writers.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "migrate" {
-		return migrate(ctx, args[1:], stderr)
+		return migrate(ctx, args[1:], stdout, stderr)
 	}
 	fs := flag.NewFlagSet("processor", flag.ContinueOnError)
 	kafka := kafkaconn.RegisterFlags(fs)
 	common := app.RegisterCommon(fs)
 	flags := app.RegisterProcessor(fs)
-	if err := app.ParseFlags(fs, args, stderr); err != nil {
+	if err := app.ParseFlags(fs, args, help, stdout); err != nil {
 		return app.ExitCode("processor", err, stderr)
 	}
 	kafka.ClientID = "sitewatch-processor"
@@ -38,12 +56,12 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 }
 
 // migrate is `processor migrate`: apply the migrations and exit.
-func migrate(ctx context.Context, args []string, stderr io.Writer) int {
+func migrate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("processor migrate", flag.ContinueOnError)
 	common := app.RegisterCommon(fs)
 	var databaseURL string
 	app.RegisterDatabase(fs, &databaseURL)
-	if err := app.ParseFlags(fs, args, stderr); err != nil {
+	if err := app.ParseFlags(fs, args, migrateHelp, stdout); err != nil {
 		return app.ExitCode("processor migrate", err, stderr)
 	}
 	return app.ExitCode("processor migrate", app.Main(ctx, common, stderr, func(ctx context.Context, env app.Env) error {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/url"
 	"strings"
 	"sync"
@@ -352,7 +353,7 @@ func TestMigrateCommand(t *testing.T) {
 	dbURL := testkit.Postgres(t)
 	for i := range 2 {
 		var stderr testkit.SyncBuffer
-		if code := run(context.Background(), []string{"migrate", "-database-url", dbURL}, &stderr); code != 0 {
+		if code := run(context.Background(), []string{"migrate", "-database-url", dbURL}, io.Discard, &stderr); code != 0 {
 			t.Fatalf("run %d: exit status %d: %s", i+1, code, stderr.String())
 		}
 	}
@@ -399,10 +400,14 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"-brokers", "127.0.0.1:1", "-run", "notify", "-alert-max-age", "0s"}, "-alert-max-age"},
 		{[]string{"migrate", "-database-url", ""}, "-database-url"},
 		{[]string{"migrate", "-brokers", "127.0.0.1:1"}, "-brokers"},
+		{[]string{"-flush-interval", "30"}, `-flush-interval: "30" has no unit; write e.g. 30s or 30ms`},
+		{[]string{"-databse-url", "postgres://x"}, "-databse-url: no such flag; did you mean -database-url?"},
+		{[]string{"migrate", "-database-url", "mysql://root@127.0.0.1/db"}, `-database-url: "mysql://": unsupported scheme; use postgres:// or sqlite://`},
+		{[]string{"migrate", "-database-url", "sqlite:///tmp/x.db"}, "migrate is for PostgreSQL"},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			var stderr testkit.SyncBuffer
-			code := run(context.Background(), tc.args, &stderr)
+			code := run(context.Background(), tc.args, io.Discard, &stderr)
 			out := stderr.String()
 			if code != 2 {
 				t.Errorf("exit status %d, want 2; stderr: %s", code, out)
@@ -435,7 +440,7 @@ func TestUnreachableDatabase(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			var stderr testkit.SyncBuffer
-			code := run(context.Background(), args, &stderr)
+			code := run(context.Background(), args, io.Discard, &stderr)
 			out := stderr.String()
 			if code != 1 {
 				t.Errorf("exit status %d, want 1; stderr: %s", code, out)
@@ -449,6 +454,29 @@ func TestUnreachableDatabase(t *testing.T) {
 			if strings.Contains(out, password) {
 				t.Errorf("stderr shows the password: %q", out)
 			}
+			if !strings.Contains(out, "-database-url: postgresql: connect: ") || strings.Contains(out, "migrate: migrate:") {
+				t.Errorf("stderr %q: want it to name -database-url and say connect, once", out)
+			}
 		})
+	}
+}
+
+// TestHelp: -h is a request, not a mistake: the help goes to stdout with
+// exit status 0, and names the migrate subcommand.
+func TestHelp(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{{"-h"}, {"migrate", "-h"}} {
+		var stdout, stderr testkit.SyncBuffer
+		if code := run(context.Background(), args, &stdout, &stderr); code != 0 || stderr.String() != "" {
+			t.Errorf("%v: exit status %d, stderr %q; want 0 and nothing", args, code, stderr.String())
+		}
+		if !strings.Contains(stdout.String(), "Usage:\n  processor") || !strings.Contains(stdout.String(), "-database-url") {
+			t.Errorf("%v: help lacks the usage or the flags:\n%s", args, stdout.String())
+		}
+	}
+	var stdout testkit.SyncBuffer
+	run(context.Background(), []string{"-h"}, &stdout, io.Discard)
+	if !strings.Contains(stdout.String(), "Commands:\n  migrate ") || !strings.Contains(stdout.String(), "(default 12)") {
+		t.Errorf("processor -h lacks the migrate subcommand or the partitions default:\n%s", stdout.String())
 	}
 }

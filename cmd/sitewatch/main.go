@@ -13,6 +13,7 @@ package main
 import (
 	"context"
 	"flag"
+	"fmt"
 	"io"
 	"os"
 
@@ -24,22 +25,47 @@ func main() {
 	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }
 
+// help is what -h says besides the flags.
+var help = app.Help{
+	Summary: "watch websites: check them, aggregate the results and store them, all in one process",
+	Usage: []string{
+		"sitewatch -sites FILE [flags]",
+		"sitewatch -sites FILE -brokers HOST:PORT -database-url postgres://...",
+	},
+	Notes: []string{
+		"Left empty, -brokers starts an embedded Kafka (listening on -kafka-listen) and -database-url\n" +
+			"an embedded SQLite database, both under -data-dir; a second run continues the history.",
+		"The separate commands are cmd/emitter and cmd/processor (processor migrate applies the migrations).",
+	},
+}
+
+// newFlags declares every flag of the command; tests read the same set.
+func newFlags() (*flag.FlagSet, *app.AllInOne) {
+	fs := flag.NewFlagSet("sitewatch", flag.ContinueOnError)
+	a := &app.AllInOne{
+		Flags:     fs,
+		Kafka:     kafkaconn.RegisterFlags(fs),
+		Common:    app.RegisterCommon(fs),
+		Emitter:   app.RegisterEmitter(fs),
+		Processor: app.RegisterProcessor(fs),
+		Local:     app.RegisterLocal(fs),
+	}
+	// Without -brokers the topics are made with fewer partitions (one
+	// process consumes them all); say so where the default is shown.
+	if f := fs.Lookup("topic-partitions"); f != nil {
+		f.DefValue = fmt.Sprintf("%d with the embedded Kafka, %s with -brokers", app.LocalPartitions, f.DefValue)
+	}
+	return fs, a
+}
+
 // run is the whole program; tests call it with their own context, args
 // and writers.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("sitewatch", flag.ContinueOnError)
-	kafka := kafkaconn.RegisterFlags(fs)
-	common := app.RegisterCommon(fs)
-	emitter := app.RegisterEmitter(fs)
-	processor := app.RegisterProcessor(fs)
-	local := app.RegisterLocal(fs)
-	if err := app.ParseFlags(fs, args, stderr); err != nil {
+	fs, a := newFlags()
+	if err := app.ParseFlags(fs, args, help, stdout); err != nil {
 		return app.ExitCode("sitewatch", err, stderr)
 	}
-	kafka.ClientID = "sitewatch"
-	a := &app.AllInOne{
-		Flags: fs, Common: common, Kafka: kafka, Emitter: emitter, Processor: processor, Local: local,
-		Stdout: stdout, Stderr: stderr,
-	}
+	a.Kafka.ClientID = "sitewatch"
+	a.Stdout, a.Stderr = stdout, stderr
 	return app.ExitCode("sitewatch", a.Run(ctx), stderr)
 }

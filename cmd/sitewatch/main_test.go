@@ -399,7 +399,9 @@ func TestBadInput(t *testing.T) {
 	}{
 		{"bad sites file", []string{"-sites", bad, "-data-dir", filepath.Join(dir, "d1")}, 2, bad + ":2:"},
 		{"no sites file", []string{"-data-dir", filepath.Join(dir, "d2")}, 2, "-sites"},
-		{"unknown flag", []string{"-frobnicate"}, 2, "frobnicate"},
+		{"unknown flag", []string{"-frobnicate"}, 2, "-frobnicate: no such flag (-h lists them)"},
+		{"misspelt flag", []string{"-site", good}, 2, "-site: no such flag; did you mean -sites?"},
+		{"duration without unit", []string{"-sites", good, "-window-size", "60"}, 2, `-window-size: "60" has no unit; write e.g. 60s or 60ms`},
 		{"bad table mode", []string{"-sites", good, "-table", "sometimes"}, 2, "-table"},
 		{"data dir under a file", []string{"-sites", good, "-data-dir", filepath.Join(aFile, "data")}, 1, "-data-dir " + filepath.Join(aFile, "data") + ": cannot create it: not a directory"},
 		{"data dir in use", []string{"-sites", good, "-data-dir", held}, 1, "-data-dir " + held + ": in use by another sitewatch (pid " + fmt.Sprint(os.Getpid()) + ")"},

@@ -10,8 +10,11 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"regexp"
+	"strconv"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/sitewatch/sitewatch/kafkaconn"
 	"github.com/sitewatch/sitewatch/telemetry"
@@ -41,7 +44,7 @@ func ExitCode(prog string, err error, stderr io.Writer) int {
 		return ExitOK
 	}
 	if errors.Is(err, flag.ErrHelp) {
-		return ExitUsage
+		return ExitOK // -h asked for the help, which went to stdout
 	}
 	msg := strings.ReplaceAll(err.Error(), "\n", "; ")
 	fmt.Fprintf(stderr, "%s: %s\n", prog, msg)
@@ -88,8 +91,8 @@ type CommonFlags struct {
 func RegisterCommon(fs *flag.FlagSet) *CommonFlags {
 	c := &CommonFlags{}
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", os.Getenv("SITEWATCH_METRICS_ADDR"), "address for /metrics and /healthz, e.g. :9100 (env SITEWATCH_METRICS_ADDR; empty: off)")
-	fs.StringVar(&c.LogLevel, "log-level", envOr("SITEWATCH_LOG_LEVEL", "info"), "log level: debug, info, warn, error")
-	fs.StringVar(&c.LogFormat, "log-format", envOr("SITEWATCH_LOG_FORMAT", "text"), "log format: text or json")
+	fs.StringVar(&c.LogLevel, "log-level", envOr("SITEWATCH_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env SITEWATCH_LOG_LEVEL)")
+	fs.StringVar(&c.LogFormat, "log-format", envOr("SITEWATCH_LOG_FORMAT", "text"), "log format: text or json (env SITEWATCH_LOG_FORMAT)")
 	return c
 }
 
@@ -100,22 +103,123 @@ func envOr(name, def string) string {
 	return def
 }
 
-// ParseFlags parses args, turning flag errors into a UsageError and
-// refusing stray positional arguments.
-func ParseFlags(fs *flag.FlagSet, args []string, stderr io.Writer) error {
+// Help is what -h prints around the flags.
+type Help struct {
+	// Summary is one line: what the command does.
+	Summary string
+	// Usage lines, each a whole command line.
+	Usage []string
+	// Commands are the subcommands, each "name  what it does".
+	Commands []string
+	// Notes follow the usage: what an empty flag means, and the like.
+	Notes []string
+}
+
+// ParseFlags parses args, turning flag errors into a UsageError that says
+// what to fix (the nearest flag for a misspelt one, the missing unit of a
+// duration) and refusing stray positional arguments. -h prints help and
+// the flags to stdout and returns flag.ErrHelp (exit status 0).
+func ParseFlags(fs *flag.FlagSet, args []string, help Help, stdout io.Writer) error {
 	fs.SetOutput(io.Discard)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(stderr)
-			fs.Usage()
+			printHelp(fs, help, stdout)
 			return err
 		}
-		return &UsageError{err}
+		return &UsageError{explainFlagError(fs, err)}
 	}
 	if fs.NArg() > 0 {
-		return Usagef("unexpected argument %q", fs.Arg(0))
+		return Usagef("unexpected argument %q (flags start with -; -h lists them)", fs.Arg(0))
 	}
 	return nil
+}
+
+func printHelp(fs *flag.FlagSet, help Help, w io.Writer) {
+	fmt.Fprintf(w, "%s: %s\n\nUsage:\n", fs.Name(), help.Summary)
+	for _, u := range help.Usage {
+		fmt.Fprintf(w, "  %s\n", u)
+	}
+	if len(help.Commands) > 0 {
+		fmt.Fprintf(w, "\nCommands:\n")
+		for _, c := range help.Commands {
+			fmt.Fprintf(w, "  %s\n", c)
+		}
+	}
+	for _, n := range help.Notes {
+		fmt.Fprintf(w, "\n%s\n", n)
+	}
+	fmt.Fprintf(w, "\nFlags (each may also be set by the environment variable it names):\n")
+	fs.SetOutput(w)
+	fs.PrintDefaults()
+	fs.SetOutput(io.Discard)
+}
+
+var (
+	undefinedFlag = regexp.MustCompile(`^flag provided but not defined: -(.+)$`)
+	invalidValue  = regexp.MustCompile(`^invalid (?:boolean )?value "(.*)" for flag -([^:]+): `)
+)
+
+// explainFlagError rewrites the flag package's errors so that they say
+// what to do: "-site: no such flag; did you mean -sites?", or a duration
+// given without its unit.
+func explainFlagError(fs *flag.FlagSet, err error) error {
+	msg := err.Error()
+	if m := undefinedFlag.FindStringSubmatch(msg); m != nil {
+		if near := nearestFlag(fs, m[1]); near != "" {
+			return fmt.Errorf("-%s: no such flag; did you mean -%s? (-h lists them)", m[1], near)
+		}
+		return fmt.Errorf("-%s: no such flag (-h lists them)", m[1])
+	}
+	if m := invalidValue.FindStringSubmatch(msg); m != nil {
+		if f := fs.Lookup(m[2]); f != nil {
+			if g, ok := f.Value.(flag.Getter); ok {
+				if _, isDuration := g.Get().(time.Duration); isDuration {
+					if _, numErr := strconv.ParseFloat(m[1], 64); numErr == nil {
+						return fmt.Errorf("-%s: %q has no unit; write e.g. %ss or %sms", m[2], m[1], m[1], m[1])
+					}
+					return fmt.Errorf("-%s: %q is not a duration (e.g. 30s, 5m, 1h30m)", m[2], m[1])
+				}
+			}
+		}
+	}
+	return err
+}
+
+// nearestFlag is the defined flag closest to name: one it starts, one
+// that starts it, or one at most a third of its letters away.
+func nearestFlag(fs *flag.FlagSet, name string) string {
+	best, bestDist := "", len(name)/3+1
+	fs.VisitAll(func(f *flag.Flag) {
+		d := editDistance(name, f.Name)
+		if strings.HasPrefix(f.Name, name) || strings.HasPrefix(name, f.Name) {
+			d = min(d, 1)
+		}
+		if d < bestDist || (d == bestDist && best != "" && f.Name < best) {
+			best, bestDist = f.Name, d
+		}
+	})
+	return best
+}
+
+// editDistance is the Levenshtein distance between a and b.
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
 }
 
 // Main builds the logger, metrics registry and health report, serves

@@ -37,7 +37,7 @@ func RegisterEmitter(fs *flag.FlagSet) *EmitterFlags {
 	fs.StringVar(&f.Sites, "sites", os.Getenv("SITEWATCH_SITES"), "sites file (YAML) (env SITEWATCH_SITES)")
 	fs.IntVar(&f.Concurrency, "concurrency", 1000, "most checks running at once")
 	fs.IntVar(&f.Buffer, "buffer", urlchecker.DefaultBuffer, "most results (and requests) held while Kafka is unreachable; beyond it the oldest are dropped and counted")
-	fs.StringVar(&f.InstanceID, "instance-id", os.Getenv("SITEWATCH_INSTANCE_ID"), "name of this emitter in results' checker field (default host-pid)")
+	fs.StringVar(&f.InstanceID, "instance-id", os.Getenv("SITEWATCH_INSTANCE_ID"), "name of this emitter in results' checker field (default host-pid) (env SITEWATCH_INSTANCE_ID)")
 	fs.Int64Var(&f.BodyLimit, "body-limit", checker.DefaultBodyLimit, "most bytes of a body read per check; a larger body is down (body_too_large)")
 	fs.BoolVar(&f.DenyPrivateTargets, "deny-private-targets", false, "refuse to check sites that resolve to loopback, private or link-local addresses")
 	return f

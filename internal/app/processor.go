@@ -75,7 +75,7 @@ func RegisterProcessor(fs *flag.FlagSet) *ProcessorFlags {
 	fs.IntVar(&f.PartitionsAhead, "partitions-ahead", 3, "daily partitions of check_results created ahead of today")
 	fs.DurationVar(&f.WindowSize, "window-size", windows.DefaultWindowSize, "aggregation window length (the contract's is 5m; shorter only for testing)")
 	fs.DurationVar(&f.WindowGrace, "window-grace", windows.DefaultGrace, "how late an event may arrive and still update its window")
-	fs.StringVar(&f.StateDir, "state-dir", os.Getenv("SITEWATCH_STATE_DIR"), "directory for the windows table's local copy (empty: in memory, rebuilt from Kafka at start)")
+	fs.StringVar(&f.StateDir, "state-dir", os.Getenv("SITEWATCH_STATE_DIR"), "directory for the windows table's local copy (empty: in memory, rebuilt from Kafka at start) (env SITEWATCH_STATE_DIR)")
 	f.AlertWebhooks.fromEnv(EnvAlertWebhooks)
 	fs.Var(&f.AlertWebhooks, "alert-webhook", "URL to POST every status change to as JSON (repeatable; env "+EnvAlertWebhooks+", comma-separated; signed when "+EnvAlertSecret+" is set)")
 	f.AlertSlackWebhooks.fromEnv(EnvAlertSlackWebhooks)
