@@ -162,4 +162,3 @@ func readmeEnvTable(t *testing.T, path string) map[string]string {
 	}
 	return out
 }
-
