@@ -24,6 +24,7 @@ import (
 
 	"github.com/sitewatch/sitewatch/config"
 	"github.com/sitewatch/sitewatch/dashboard"
+	"github.com/sitewatch/sitewatch/internal/demo"
 	"github.com/sitewatch/sitewatch/kafkaconn"
 	"github.com/sitewatch/sitewatch/processors/windows"
 )
@@ -44,6 +45,14 @@ const (
 	dataLock       = "sitewatch.lock"
 )
 
+// The -demo's defaults: its own data directory, so that the demo sites
+// do not mix with a real history, and a stable address, so that its sites
+// keep their URLs from one run to the next.
+const (
+	DemoDataDir       = "sitewatch-demo"
+	DefaultDemoListen = "127.0.0.1:8099"
+)
+
 // LocalPartitions is the partition count of the topics the all-in-one
 // command creates in its embedded Kafka unless -topic-partitions is given:
 // one process consumes them all, so more partitions only cost memory.
@@ -55,10 +64,12 @@ type LocalFlags struct {
 	Table       string
 	Refresh     time.Duration
 	KafkaListen string
+	Demo        bool
+	DemoListen  string
 }
 
-// RegisterLocal declares -data-dir, -table, -table-refresh and
-// -kafka-listen.
+// RegisterLocal declares -data-dir, -table, -table-refresh, -kafka-listen,
+// -demo and -demo-listen.
 func RegisterLocal(fs *flag.FlagSet) *LocalFlags {
 	f := &LocalFlags{}
 	fs.StringVar(&f.DataDir, "data-dir", envOr("SITEWATCH_DATA_DIR", "./"+DefaultDataDir),
@@ -68,6 +79,9 @@ func RegisterLocal(fs *flag.FlagSet) *LocalFlags {
 	fs.DurationVar(&f.Refresh, "table-refresh", dashboard.DefaultRefresh, "how often the live table is redrawn")
 	fs.StringVar(&f.KafkaListen, "kafka-listen", envOr("SITEWATCH_KAFKA_LISTEN", DefaultKafkaListen),
 		"address of the embedded Kafka (without -brokers), for kcat and other clients; when taken, a free port is used and shown (env SITEWATCH_KAFKA_LISTEN)")
+	fs.BoolVar(&f.Demo, "demo", false,
+		"check five local demo sites served by this process (up, slow, flapping, error 500, wrong content), every "+demo.Interval.String()+", into ./"+DemoDataDir+" unless -data-dir is given; no -sites")
+	fs.StringVar(&f.DemoListen, "demo-listen", DefaultDemoListen, "address of the -demo sites; when taken, a free port is used")
 	return f
 }
 
@@ -94,6 +108,15 @@ func (a *AllInOne) Run(ctx context.Context) error {
 	table, err := a.tableMode()
 	if err != nil {
 		return err
+	}
+	var demoURL string
+	if a.Local.Demo {
+		srv, stop, err := a.startDemo()
+		if err != nil {
+			return err
+		}
+		defer stop()
+		demoURL = srv.URL
 	}
 	sites, err := LoadSites(a.Emitter.Sites)
 	if err != nil {
@@ -140,6 +163,10 @@ func (a *AllInOne) Run(ctx context.Context) error {
 	}
 
 	board := dashboard.NewBoard(boardSites(sites.Sites), a.Processor.WindowSize)
+	if demoURL != "" && !table {
+		fmt.Fprintf(a.Stdout, "sitewatch -demo: %d local sites at %s, checked every %s; the sites file is %s\n",
+			len(sites.Sites), demoURL, demo.Interval, a.Emitter.Sites)
+	}
 	err = Main(ctx, a.Common, logTo, func(ctx context.Context, env Env) error {
 		return a.run(ctx, env, dir, embeddedKafka, table, board)
 	})
@@ -147,6 +174,42 @@ func (a *AllInOne) Run(ctx context.Context) error {
 		fmt.Fprintln(a.Stdout, a.stopMessage(dir, embeddedStore))
 	}
 	return err
+}
+
+// startDemo serves the demo sites and points -sites at a sites file for
+// them; stop ends both.
+func (a *AllInOne) startDemo() (srv *demo.Server, stop func(), err error) {
+	if a.given("sites") {
+		return nil, nil, Usagef("-demo checks its own local sites; leave out -sites")
+	}
+	if !a.given("data-dir") && a.Local.DataDir == "./"+DefaultDataDir {
+		a.Local.DataDir = "./" + DemoDataDir
+	}
+	host, _, err := net.SplitHostPort(a.Local.DemoListen)
+	if err != nil {
+		return nil, nil, Usagef("-demo-listen %q: want HOST:PORT, e.g. %s", a.Local.DemoListen, DefaultDemoListen)
+	}
+	ln, _, err := listenOrFree(host, a.Local.DemoListen)
+	if err != nil {
+		return nil, nil, fmt.Errorf("-demo-listen %s: %w", a.Local.DemoListen, err)
+	}
+	srv = demo.Serve(ln)
+	f, err := os.CreateTemp("", "sitewatch-demo-*.yaml")
+	if err == nil {
+		_, err = f.Write(demo.SitesFile(srv.URL))
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+	}
+	if err != nil {
+		_ = srv.Close()
+		return nil, nil, fmt.Errorf("-demo: write its sites file: %w", err)
+	}
+	a.Emitter.Sites = f.Name()
+	return srv, func() {
+		_ = srv.Close()
+		_ = os.Remove(f.Name())
+	}, nil
 }
 
 // stopMessage is the last line on a terminal: where the history is.
@@ -241,6 +304,9 @@ func (a *AllInOne) run(ctx context.Context, env Env, dir *DataDir, embeddedKafka
 		}
 		if table {
 			cfg.Title = "sitewatch · " + kafkaWhere + " · Ctrl-C to stop"
+			if a.Local.Demo {
+				cfg.Title = "sitewatch -demo · " + kafkaWhere + " · Ctrl-C to stop"
+			}
 			cfg.Paths = []dashboard.Path{{Label: "data", Path: dir.Path}, {Label: "logs", Path: dir.LogPath()}}
 			cfg.Grace = a.Processor.WindowGrace
 			if fd, ok := terminalFD(a.Stdout); ok {
@@ -341,17 +407,13 @@ func StartEmbeddedKafka(dir, listen string, logger *slog.Logger) (*EmbeddedKafka
 	if err != nil {
 		return nil, Usagef("-kafka-listen %q: want HOST:PORT, e.g. %s", listen, DefaultKafkaListen)
 	}
-	ln, err := net.Listen("tcp", listen)
-	fellBack := errors.Is(err, syscall.EADDRINUSE)
-	if fellBack {
-		ln, err = net.Listen("tcp", net.JoinHostPort(host, "0"))
-		if err == nil {
-			logger.Warn("-kafka-listen address taken; the embedded kafka listens on a free port instead",
-				"wanted", listen, "addr", ln.Addr().String())
-		}
-	}
+	ln, fellBack, err := listenOrFree(host, listen)
 	if err != nil {
 		return nil, fmt.Errorf("-kafka-listen %s: %w", listen, err)
+	}
+	if fellBack {
+		logger.Warn("-kafka-listen address taken; the embedded kafka listens on a free port instead",
+			"wanted", listen, "addr", ln.Addr().String())
 	}
 	// kfake asks for one listener per broker (one here); hand it the one
 	// opened above, so the address checked is the address served.
@@ -378,6 +440,17 @@ func StartEmbeddedKafka(dir, listen string, logger *slog.Logger) (*EmbeddedKafka
 	k := &EmbeddedKafka{Cluster: c, Addr: ln.Addr().String(), Wanted: listen, FellBack: fellBack}
 	logger.Info("embedded kafka started", "addr", k.Addr, "dir", dir)
 	return k, nil
+}
+
+// listenOrFree listens on addr or, when it is taken, on a free port of
+// host, and says which.
+func listenOrFree(host, addr string) (ln net.Listener, fellBack bool, err error) {
+	ln, err = net.Listen("tcp", addr)
+	if errors.Is(err, syscall.EADDRINUSE) {
+		ln, err = net.Listen("tcp", net.JoinHostPort(host, "0"))
+		return ln, true, err
+	}
+	return ln, false, err
 }
 
 // kfakeLogger routes the embedded Kafka's logs into slog. Its info level
