@@ -15,6 +15,8 @@ import (
 	"unicode/utf8"
 
 	"go.yaml.in/yaml/v3"
+
+	"github.com/sitewatch/sitewatch/internal/typo"
 )
 
 // The keys each mapping accepts, in the order they are listed in messages.
@@ -287,7 +289,7 @@ func (p *parser) fields(m *yaml.Node, at siteRef, prefix string, known []string)
 func suggest(name string, known []string) string {
 	best, bestDist := "", 3
 	for _, k := range known {
-		if d := distance(strings.ToLower(name), k); d < bestDist {
+		if d := typo.Distance(strings.ToLower(name), k); d < bestDist {
 			best, bestDist = k, d
 		}
 	}
@@ -295,31 +297,6 @@ func suggest(name string, known []string) string {
 		return "did you mean " + best + "?"
 	}
 	return "known fields: " + strings.Join(known, ", ")
-}
-
-// distance is the Levenshtein edit distance between a and b, in bytes; the
-// known names are ASCII.
-func distance(a, b string) int {
-	if len(a) > 64 {
-		return len(a) // too long to be a typo of a field name
-	}
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
-	}
-	for i := 1; i <= len(a); i++ {
-		cur[0] = i
-		for j := 1; j <= len(b); j++ {
-			cost := 1
-			if a[i-1] == b[j-1] {
-				cost = 0
-			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
-		}
-		prev, cur = cur, prev
-	}
-	return prev[len(b)]
 }
 
 // scalar returns the text of a scalar value, or reports that the value is
