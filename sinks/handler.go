@@ -350,7 +350,7 @@ func (b *batch) add(msg *sarama.ConsumerMessage) {
 	case Changes:
 		c, err := codecs.DecodeStatusChange(msg.Value)
 		if err != nil {
-			b.addDead(msg, "decode", "decode status change: "+err.Error())
+			b.addDead(msg, deadDecode, "decode status change: "+err.Error())
 			return
 		}
 		k := rowKey{id: c.ChangeID}
