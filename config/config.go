@@ -54,6 +54,8 @@ type Site struct {
 	ExpectStatus []int
 	// Headers are sent with every check; nil when the file sets none.
 	Headers map[string]string
+	// TLS are the site's own TLS settings; nil when the file sets none.
+	TLS *TLS
 	// Line is the line of the site in the file, for messages about it.
 	Line int
 }

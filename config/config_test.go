@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -66,7 +67,7 @@ func TestLoadBad(t *testing.T) {
 		"unknown_alias":                  `:3: invalid YAML: alias *common refers to no anchor &common before it`,
 		"unknown_defaults":               `:3: defaults.retries: unknown field; known fields: interval, timeout`,
 		"unknown_field":                  `:3: site "https://a.example/": intervall: unknown field; did you mean interval?`,
-		"unknown_field_far":              `:3: site "https://a.example/": colour: unknown field; known fields: url, name, interval, timeout, regexp, expect_status, method, headers`,
+		"unknown_field_far":              `:3: site "https://a.example/": colour: unknown field; known fields: url, name, interval, timeout, regexp, expect_status, method, headers, tls`,
 		"unknown_top":                    `:1: site: unknown field; did you mean sites?`,
 		"unknown_top_anchor":             `:1: common: unknown field; known fields: defaults, sites`,
 		"url_ftp":                        `:2: site "ftp://a.example/file": url: scheme "ftp" is not http or https`,
@@ -77,6 +78,14 @@ func TestLoadBad(t *testing.T) {
 		"url_null":                       `:2: site #1: url: want an http or https URL, got no value`,
 		"url_relative":                   `:2: site "/health": url: not an absolute URL; want one starting with http:// or https://`,
 		"url_spaces":                     `:2: site " https://a.example/": url: has spaces around it`,
+		"tls_not_mapping":                `:3: site "https://a.example/": tls: want a mapping with ca_file, server_name or insecure_skip_verify, got the boolean true`,
+		"tls_unknown_field":              `:4: site "https://a.example/": tls.ca_fil: unknown field; did you mean ca_file?`,
+		"tls_ca_missing":                 `:3: site "https://a.example/": tls.ca_file: testdata/no-such-ca.pem does not exist`,
+		"tls_ca_not_pem":                 `:4: site "https://a.example/": tls.ca_file: testdata/bad_tls_ca_not_pem.yaml has no PEM certificate (want -----BEGIN CERTIFICATE-----)`,
+		"tls_insecure_string":            `:4: site "https://a.example/": tls.insecure_skip_verify: want true or false, got the string "yes"`,
+		"tls_insecure_with_ca":           `:4: site "https://a.example/": tls.ca_file: has no use with insecure_skip_verify: true, which accepts any certificate; remove one of them`,
+		"tls_server_name":                `:4: site "https://a.example/": tls.server_name: "https://b.example/" is not a host name (no scheme, port or path)`,
+		"tls_http":                       `:4: site "http://a.example/": tls: the site is http://; tls settings apply to https sites only`,
 	}
 
 	// A bad file without an expected message would be a case nobody checks.
@@ -172,6 +181,10 @@ func TestLoadGood(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	caPEM, err := os.ReadFile("testdata/tls_ca.pem")
+	if err != nil {
+		t.Fatal(err)
+	}
 	if f.Path != "testdata/good.yaml" {
 		t.Errorf("Path = %q", f.Path)
 	}
@@ -202,8 +215,21 @@ func TestLoadGood(t *testing.T) {
 			Interval: 5 * time.Second, Timeout: 5 * time.Second,
 			Line: 28,
 		},
+		{
+			// ca_file is relative to the sites file and read at load.
+			URL: "https://internal.example.com/", Name: "https://internal.example.com/", Method: "GET",
+			Interval: 2 * time.Minute, Timeout: 15 * time.Second,
+			TLS:  &TLS{CAFile: "tls_ca.pem", CAPEM: caPEM, ServerName: "internal.corp"},
+			Line: 33,
+		},
+		{
+			URL: "https://self-signed.example.com/", Name: "https://self-signed.example.com/", Method: "GET",
+			Interval: 2 * time.Minute, Timeout: 15 * time.Second,
+			TLS:  &TLS{InsecureSkipVerify: true},
+			Line: 35,
+		},
 	}
-	wantRegexps := []string{"Example Domain", "", "", `(?i)ok\s*$`}
+	wantRegexps := []string{"Example Domain", "", "", `(?i)ok\s*$`, "", ""}
 	if len(f.Sites) != len(want) {
 		t.Fatalf("got %d sites, want %d", len(f.Sites), len(want))
 	}

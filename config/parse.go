@@ -23,7 +23,7 @@ import (
 var (
 	topFields      = []string{"defaults", "sites"}
 	defaultsFields = []string{"interval", "timeout"}
-	siteFields     = []string{"url", "name", "interval", "timeout", "regexp", "expect_status", "method", "headers"}
+	siteFields     = []string{"url", "name", "interval", "timeout", "regexp", "expect_status", "method", "headers", "tls"}
 )
 
 const durationHint = "(e.g. 30s, 5m)"
@@ -459,6 +459,7 @@ func (p *parser) site(n *yaml.Node, index int, seen map[string]int) (Site, bool)
 		intervalBad         bool
 		timeoutNode         *yaml.Node
 		timeoutText         string
+		tlsNode             *yaml.Node
 	)
 	for _, f := range p.fields(n, at, "", siteFields) {
 		switch f.name {
@@ -499,7 +500,12 @@ func (p *parser) site(n *yaml.Node, index int, seen map[string]int) (Site, bool)
 			}
 		case "headers":
 			s.Headers = p.headers(f.val, at)
+		case "tls":
+			tlsNode, s.TLS = f.val, p.tls(f.val, at)
 		}
+	}
+	if s.TLS != nil && strings.HasPrefix(strings.ToLower(s.URL), "http:") {
+		p.failf(tlsNode, at, "tls", "the site is http://; tls settings apply to https sites only")
 	}
 	if !hasURL {
 		p.failf(n, at, "url", "missing; every site needs an http or https URL")
