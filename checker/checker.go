@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sitewatch/sitewatch/codecs"
@@ -52,6 +53,24 @@ type Target struct {
 	// ExpectStatus lists the acceptable final status codes; when empty any
 	// 2xx or 3xx is acceptable.
 	ExpectStatus []int
+	// TLS, when set, are the site's own TLS settings.
+	TLS *TLS
+}
+
+// TLS are a site's own TLS settings (the sites file's tls:). They apply to
+// the connections to the site's own host; a redirect elsewhere is checked
+// as any other site.
+type TLS struct {
+	// CAPEM, when set, holds the PEM certificates that verify the site
+	// instead of the checker's roots: a private CA, a self-signed
+	// certificate pinned as its own CA.
+	CAPEM []byte
+	// ServerName is sent in SNI and verified in the certificate instead
+	// of the URL's host.
+	ServerName string
+	// InsecureSkipVerify accepts any certificate; the handshake is still
+	// made and timed.
+	InsecureSkipVerify bool
 }
 
 // Options configure a Checker. The zero value is usable.
@@ -84,6 +103,10 @@ type Options struct {
 type Checker struct {
 	opts   Options
 	dialer *net.Dialer
+	// pools caches the cert pool of each site CAPEM (string → *x509.CertPool):
+	// sites share a few CAs, and a check every second should not parse
+	// them every second.
+	pools sync.Map
 }
 
 // New returns a Checker with opts, defaults filled in.
@@ -150,7 +173,7 @@ func (c *Checker) Check(ctx context.Context, t Target) codecs.Result {
 		return fail(res, tr, codecs.ErrOther, err.Error())
 	}
 
-	transport := c.newTransport(reqCtx, tr)
+	transport := c.newTransport(reqCtx, tr, t)
 	defer transport.CloseIdleConnections()
 	client := &http.Client{Transport: transport, CheckRedirect: c.checkRedirect}
 
@@ -246,7 +269,7 @@ func (c *Checker) newRequest(ctx context.Context, t Target) (*http.Request, erro
 // newTransport builds the transport of one check. A transport per check,
 // with keep-alives off, guarantees a fresh connection and lets the dial
 // functions close over this check's context and tracker.
-func (c *Checker) newTransport(reqCtx context.Context, tr *tracker) *http.Transport {
+func (c *Checker) newTransport(reqCtx context.Context, tr *tracker, t Target) *http.Transport {
 	var protocols http.Protocols
 	protocols.SetHTTP1(true)
 	return &http.Transport{
@@ -260,7 +283,7 @@ func (c *Checker) newTransport(reqCtx context.Context, tr *tracker) *http.Transp
 			return c.dialTCP(reqCtx, tr, network, addr)
 		},
 		DialTLSContext: func(_ context.Context, network, addr string) (net.Conn, error) {
-			return c.dialTLS(reqCtx, tr, network, addr)
+			return c.dialTLS(reqCtx, tr, network, addr, t)
 		},
 		DisableKeepAlives:      true,
 		MaxResponseHeaderBytes: maxHeaderBytes,

@@ -3,14 +3,18 @@ package checker
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"net/http/httptrace"
 	"net/netip"
+	"net/url"
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/net/idna"
 
 	"github.com/sitewatch/sitewatch/codecs"
 )
@@ -60,17 +64,23 @@ func (c *Checker) dialTCP(ctx context.Context, tr *tracker, network, addr string
 // dialTLS connects and completes the TLS handshake under the check's
 // context, so that a server stalling the handshake is cut off at the
 // timeout like any other phase.
-func (c *Checker) dialTLS(ctx context.Context, tr *tracker, network, addr string) (net.Conn, error) {
+func (c *Checker) dialTLS(ctx context.Context, tr *tracker, network, addr string, t Target) (net.Conn, error) {
+	host, _, _ := net.SplitHostPort(addr)
+	cfg := &tls.Config{
+		RootCAs:    c.opts.RootCAs,
+		ServerName: host,
+		NextProtos: []string{"http/1.1"},
+	}
+	if t.TLS != nil && sameHost(t.URL, host) {
+		if err := c.siteTLS(cfg, t.TLS); err != nil {
+			return nil, &dialError{kind: codecs.ErrTLS, msg: "tls: " + err.Error(), err: err}
+		}
+	}
 	conn, err := c.dialTCP(ctx, tr, network, addr)
 	if err != nil {
 		return nil, err
 	}
-	host, _, _ := net.SplitHostPort(addr)
-	tc := tls.Client(conn, &tls.Config{
-		RootCAs:    c.opts.RootCAs,
-		ServerName: host,
-		NextProtos: []string{"http/1.1"},
-	})
+	tc := tls.Client(conn, cfg)
 	start := tr.startTLS()
 	err = tc.HandshakeContext(ctx)
 	tr.doneTLS(start)
@@ -79,6 +89,44 @@ func (c *Checker) dialTLS(ctx context.Context, tr *tracker, network, addr string
 		return nil, &dialError{kind: codecs.ErrTLS, msg: tlsMessage(err), err: err}
 	}
 	return tc, nil
+}
+
+// siteTLS applies a site's own TLS settings to cfg.
+func (c *Checker) siteTLS(cfg *tls.Config, s *TLS) error {
+	if s.ServerName != "" {
+		cfg.ServerName = s.ServerName
+	}
+	// Verification is skipped on purpose, for this site only; the
+	// sites file's loader warns about it.
+	cfg.InsecureSkipVerify = s.InsecureSkipVerify
+	if len(s.CAPEM) == 0 {
+		return nil
+	}
+	if p, ok := c.pools.Load(string(s.CAPEM)); ok {
+		cfg.RootCAs = p.(*x509.CertPool)
+		return nil
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(s.CAPEM) {
+		return errors.New("the site's CA certificates do not parse")
+	}
+	c.pools.Store(string(s.CAPEM), pool)
+	cfg.RootCAs = pool
+	return nil
+}
+
+// sameHost reports whether host (from a dial address) is the host of
+// rawURL, the site's own URL.
+func sameHost(rawURL, host string) bool {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return false
+	}
+	h := u.Hostname()
+	if a, err := idna.Lookup.ToASCII(h); err == nil {
+		h = a
+	}
+	return strings.EqualFold(h, host)
 }
 
 var errNoSuchHost = errors.New("no such host")

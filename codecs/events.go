@@ -23,6 +23,17 @@ type Request struct {
 	TimeoutMS    int64             `json:"timeout_ms"`
 	Regexp       *string           `json:"regexp"`
 	ExpectStatus []int             `json:"expect_status,omitempty"`
+	// TLS is the site's own TLS settings; absent for most sites.
+	TLS *RequestTLS `json:"tls,omitempty"`
+}
+
+// RequestTLS is a site's tls: settings from the sites file. The CA
+// certificates travel in the request (not the file's path), so that any
+// emitter can check the site.
+type RequestTLS struct {
+	CAPEM              string `json:"ca_pem,omitempty"`
+	ServerName         string `json:"server_name,omitempty"`
+	InsecureSkipVerify bool   `json:"insecure_skip_verify,omitempty"`
 }
 
 func (r *Request) setVersion()  { r.V = Version }

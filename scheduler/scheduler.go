@@ -336,10 +336,19 @@ func buildSpecs(sites []config.Site) ([]siteSpec, error) {
 				TimeoutMS:    max(site.Timeout.Milliseconds(), 1),
 				Regexp:       re,
 				ExpectStatus: site.ExpectStatus,
+				TLS:          requestTLS(site.TLS),
 			},
 		})
 	}
 	return specs, nil
+}
+
+// requestTLS carries a site's tls: settings in its requests.
+func requestTLS(t *config.TLS) *codecs.RequestTLS {
+	if t == nil {
+		return nil
+	}
+	return &codecs.RequestTLS{CAPEM: string(t.CAPEM), ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify}
 }
 
 func validSite(site config.Site) error {

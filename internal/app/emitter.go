@@ -113,6 +113,8 @@ func RunEmitter(ctx context.Context, env Env, k *kafkaconn.Options, f *EmitterFl
 	if err != nil {
 		return fmt.Errorf("url_checker: %w", err)
 	}
+	warned := map[string]bool{}
+	warnInsecureTLS(log, sites.Sites, warned)
 	log.Info("emitter starting", "sites", len(sites.Sites), "file", sites.Path, "brokers", k.Brokers, "concurrency", f.Concurrency)
 
 	// Shutdown order: the scheduler stops first, then the request emitter
@@ -128,7 +130,7 @@ func RunEmitter(ctx context.Context, env Env, k *kafkaconn.Options, f *EmitterFl
 	g.Go(func() error { return requests.Run(reqCtx) })
 	g.Go(func() error { return proc.Run(gctx) })
 	g.Go(func() error {
-		reloadOnHUP(gctx, log, hup, f.Sites, sched)
+		reloadOnHUP(gctx, log, hup, f.Sites, sched, warned)
 		return nil
 	})
 	env.Health.Set("url_checker", errors.New("joining the consumer group"))
@@ -147,9 +149,22 @@ func RunEmitter(ctx context.Context, env Env, k *kafkaconn.Options, f *EmitterFl
 	return nil
 }
 
+// warnInsecureTLS says, once per site (warned holds those already named),
+// which sites are checked without verifying their certificates: a setting
+// easy to leave in by mistake.
+func warnInsecureTLS(log *slog.Logger, sites []config.Site, warned map[string]bool) {
+	for _, s := range sites {
+		if s.TLS != nil && s.TLS.InsecureSkipVerify && !warned[s.URL] {
+			warned[s.URL] = true
+			log.Warn("site checked without verifying its TLS certificate (tls.insecure_skip_verify: true)",
+				"site", s.URL, "line", s.Line)
+		}
+	}
+}
+
 // reloadOnHUP swaps the scheduler's sites on every SIGHUP. A file with an
 // error is refused whole: the old sites keep being checked.
-func reloadOnHUP(ctx context.Context, log *slog.Logger, hup <-chan os.Signal, path string, sched *scheduler.Scheduler) {
+func reloadOnHUP(ctx context.Context, log *slog.Logger, hup <-chan os.Signal, path string, sched *scheduler.Scheduler, warned map[string]bool) {
 	for {
 		select {
 		case <-ctx.Done():
@@ -165,5 +180,6 @@ func reloadOnHUP(ctx context.Context, log *slog.Logger, hup <-chan os.Signal, pa
 			continue
 		}
 		log.Info("sites reloaded", "file", path, "sites", len(f.Sites))
+		warnInsecureTLS(log, f.Sites, warned)
 	}
 }

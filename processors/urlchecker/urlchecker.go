@@ -523,6 +523,7 @@ func (p *Processor) check(req *codecs.Request, re *regexp.Regexp, commit func(er
 		Timeout:      req.Timeout(),
 		Regexp:       re,
 		ExpectStatus: req.ExpectStatus,
+		TLS:          targetTLS(req.TLS),
 	})
 	took := p.cfg.Now().Sub(started)
 	cancelled := errors.Is(base.Err(), context.Canceled)
@@ -555,6 +556,14 @@ func (p *Processor) check(req *codecs.Request, re *regexp.Regexp, commit func(er
 
 // regexpCache compiles each regexp source once. It is bounded: when full
 // it starts over, which costs recompiles, never memory.
+// targetTLS is a request's tls settings for the checker.
+func targetTLS(t *codecs.RequestTLS) *checker.TLS {
+	if t == nil {
+		return nil
+	}
+	return &checker.TLS{CAPEM: []byte(t.CAPEM), ServerName: t.ServerName, InsecureSkipVerify: t.InsecureSkipVerify}
+}
+
 type regexpCache struct {
 	mu    sync.Mutex
 	limit int

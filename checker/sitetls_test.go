@@ -1,0 +1,90 @@
+package checker
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sitewatch/sitewatch/codecs"
+)
+
+// privateCA is a CA the checker does not trust, as a company's internal
+// CA is unknown to the system roots.
+func privateCA(t *testing.T) (*testCA, []byte) {
+	t.Helper()
+	key := mustKey()
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(2),
+		Subject:               pkix.Name{CommonName: "private CA"},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IsCA:                  true,
+		KeyUsage:              x509.KeyUsageCertSign,
+		BasicConstraintsValid: true,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &testCA{cert: cert, key: key}, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
+
+// TestSiteTLS: a site behind a private CA, with a certificate for another
+// name than the URL's host, is down with "unknown authority" by default and
+// up with its own tls settings; insecure_skip_verify accepts it too. Every
+// check that reached the handshake records the TLS phase.
+func TestSiteTLS(t *testing.T) {
+	t.Parallel()
+	ca, caPEM := privateCA(t)
+	// Valid for internal.test only, not for the localhost of the URL.
+	cert := ca.leaf(t, []string{"internal.test"}, false, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
+	url := strings.Replace(tlsServer(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok")) }), cert),
+		"127.0.0.1", "localhost", 1) + "/"
+	_, otherPEM := privateCA(t)
+
+	for _, tc := range []struct {
+		name string
+		tls  *TLS
+		kind string // "" for up
+		msg  string
+	}{
+		{"no settings", nil, codecs.ErrTLS, "tls: "},
+		{"server name without ca", &TLS{ServerName: "internal.test"}, codecs.ErrTLS, "tls: certificate signed by unknown authority"},
+		{"ca and server name", &TLS{CAPEM: caPEM, ServerName: "internal.test"}, "", ""},
+		{"ca without server name", &TLS{CAPEM: caPEM}, codecs.ErrTLS, "tls: certificate is valid for internal.test, not localhost"},
+		{"another ca", &TLS{CAPEM: otherPEM, ServerName: "internal.test"}, codecs.ErrTLS, "tls: certificate signed by unknown authority"},
+		{"insecure", &TLS{InsecureSkipVerify: true}, "", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			// The checker trusts only its own test CA, as it would trust
+			// the system roots.
+			c := New(Options{RootCAs: theCA().pool})
+			res := c.Check(context.Background(), Target{URL: url, Timeout: 5 * time.Second, TLS: tc.tls})
+			var kind, msg string
+			if res.ErrorKind != nil {
+				kind, msg = *res.ErrorKind, *res.ErrorMessage
+			}
+			if kind != tc.kind || !strings.HasPrefix(msg, tc.msg) {
+				t.Errorf("kind %q message %q, want kind %q message %q", kind, msg, tc.kind, tc.msg)
+			}
+			if res.TLSMS == nil {
+				t.Error("no TLS phase recorded")
+			}
+			if tc.kind == "" && (res.Outcome != codecs.OutcomeUp || res.StatusCode != 200) {
+				t.Errorf("outcome %s status %d, want up 200", res.Outcome, res.StatusCode)
+			}
+		})
+	}
+}
