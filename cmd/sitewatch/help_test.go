@@ -112,7 +112,7 @@ func TestREADMEEnvTable(t *testing.T) {
 	}
 }
 
-// readmeEnvTable parses the table under "Every flag also reads an
+// readmeEnvTable parses the table under "These flags also read an
 // environment variable" (rows "| `-a` / `-b` | `A` / `B` | what |").
 func readmeEnvTable(t *testing.T, path string) map[string]string {
 	t.Helper()
@@ -126,7 +126,7 @@ func readmeEnvTable(t *testing.T, path string) map[string]string {
 	code := regexp.MustCompile("`([^`]+)`")
 	for sc := bufio.NewScanner(f); sc.Scan(); {
 		line := sc.Text()
-		if strings.Contains(line, "reads an environment variable") {
+		if strings.Contains(line, "read an environment variable") {
 			in = true
 			continue
 		}
