@@ -35,11 +35,14 @@ type testCA struct {
 	pool *x509.CertPool
 }
 
-var theCA = sync.OnceValue(func() *testCA {
+var theCA = sync.OnceValue(func() *testCA { return newTestCA("sitewatch test CA") })
+
+// newTestCA makes a CA valid for a day around now.
+func newTestCA(name string) *testCA {
 	key := mustKey()
 	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "sitewatch test CA"},
+		SerialNumber:          big.NewInt(time.Now().UnixNano()),
+		Subject:               pkix.Name{CommonName: name},
 		NotBefore:             time.Now().Add(-time.Hour),
 		NotAfter:              time.Now().Add(24 * time.Hour),
 		IsCA:                  true,
@@ -57,7 +60,7 @@ var theCA = sync.OnceValue(func() *testCA {
 	pool := x509.NewCertPool()
 	pool.AddCert(cert)
 	return &testCA{cert: cert, key: key, pool: pool}
-})
+}
 
 func mustKey() *ecdsa.PrivateKey {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)

@@ -2,11 +2,7 @@ package checker
 
 import (
 	"context"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
-	"math/big"
 	"net/http"
 	"strings"
 	"testing"
@@ -16,28 +12,10 @@ import (
 )
 
 // privateCA is a CA the checker does not trust, as a company's internal
-// CA is unknown to the system roots.
-func privateCA(t *testing.T) (*testCA, []byte) {
-	t.Helper()
-	key := mustKey()
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(2),
-		Subject:               pkix.Name{CommonName: "private CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		KeyUsage:              x509.KeyUsageCertSign,
-		BasicConstraintsValid: true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &testCA{cert: cert, key: key}, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+// CA is unknown to the system roots, and its certificate in PEM.
+func privateCA() (*testCA, []byte) {
+	ca := newTestCA("private CA")
+	return ca, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: ca.cert.Raw})
 }
 
 // TestSiteTLS: a site behind a private CA, with a certificate for another
@@ -46,12 +24,12 @@ func privateCA(t *testing.T) (*testCA, []byte) {
 // check that reached the handshake records the TLS phase.
 func TestSiteTLS(t *testing.T) {
 	t.Parallel()
-	ca, caPEM := privateCA(t)
+	ca, caPEM := privateCA()
 	// Valid for internal.test only, not for the localhost of the URL.
 	cert := ca.leaf(t, []string{"internal.test"}, false, time.Now().Add(-time.Hour), time.Now().Add(time.Hour))
 	url := strings.Replace(tlsServer(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.Write([]byte("ok")) }), cert),
 		"127.0.0.1", "localhost", 1) + "/"
-	_, otherPEM := privateCA(t)
+	_, otherPEM := privateCA()
 
 	for _, tc := range []struct {
 		name string
