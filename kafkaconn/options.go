@@ -54,7 +54,7 @@ type Options struct {
 func RegisterFlags(fs *flag.FlagSet) *Options {
 	o := &Options{}
 	o.Brokers = splitList(os.Getenv("KAFKA_BROKERS"))
-	fs.Var((*listValue)(&o.Brokers), "brokers", "Kafka bootstrap brokers HOST:PORT[,...] (env KAFKA_BROKERS)")
+	fs.Var((*listValue)(&o.Brokers), "brokers", "Kafka bootstrap brokers, `HOST:PORT[,...]` (env KAFKA_BROKERS)")
 	fs.StringVar(&o.CAFile, "kafka-ca", os.Getenv("KAFKA_CA"), "CA certificate file for Kafka TLS, e.g. Aiven's ca.pem (env KAFKA_CA)")
 	fs.StringVar(&o.CertFile, "kafka-cert", os.Getenv("KAFKA_CERT"), "client certificate for Kafka TLS, e.g. Aiven's service.cert (env KAFKA_CERT)")
 	fs.StringVar(&o.KeyFile, "kafka-key", os.Getenv("KAFKA_KEY"), "client key for Kafka TLS, e.g. Aiven's service.key (env KAFKA_KEY)")

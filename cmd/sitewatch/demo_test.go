@@ -20,11 +20,11 @@ func TestDemo(t *testing.T) {
 	stop, stdout, stderr := startSitewatch(t, "-demo", "-demo-listen", "127.0.0.1:0", "-data-dir", dataDir,
 		"-table", "on", "-table-refresh", "100ms")
 	want := map[string]string{ // site name → what its row must say
-		"demo: up":            " up ",
-		"demo: slow":          " up ",
-		"demo: flapping":      "",
-		"demo: error 500":     "status 500, expected 2xx or 3xx",
-		"demo: wrong content": `body does not match regexp "Welcome to the shop"`,
+		"demo up":         " up ",
+		"demo slow":       " up ",
+		"demo flapping":   "",
+		"demo error 500":  "status 500, expected 2xx or 3xx",
+		"demo wrong text": `body does not match regexp "Welcome to the shop"`,
 	}
 	deadline := time.Now().Add(time.Minute)
 	var frame string

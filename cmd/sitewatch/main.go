@@ -30,6 +30,7 @@ var help = app.Help{
 	Summary: "watch websites: check them, aggregate the results and store them, all in one process",
 	Usage: []string{
 		"sitewatch -sites FILE [flags]",
+		"sitewatch -demo            (five local demo sites, to try it offline)",
 		"sitewatch -sites FILE -brokers HOST:PORT -database-url postgres://...",
 	},
 	Notes: []string{

@@ -37,11 +37,11 @@ type Site struct {
 
 // Sites are the demo's sites in the order of the sites file.
 var Sites = []Site{
-	{Path: "/up", Name: "demo: up", Expect: "up, fast"},
-	{Path: "/slow", Name: "demo: slow", Expect: fmt.Sprintf("up, about %s per response", SlowDelay)},
-	{Path: "/flapping", Name: "demo: flapping", Expect: fmt.Sprintf("up %s, then down (503) %s, repeating", FlapPeriod*2/3, FlapPeriod/3)},
-	{Path: "/error", Name: "demo: error 500", Expect: "down: status 500"},
-	{Path: "/content", Name: "demo: wrong content", Expect: "down: regexp does not match", Regexp: "Welcome to the shop"},
+	{Path: "/up", Name: "demo up", Expect: "up, fast"},
+	{Path: "/slow", Name: "demo slow", Expect: fmt.Sprintf("up, about %s per response", SlowDelay)},
+	{Path: "/flapping", Name: "demo flapping", Expect: fmt.Sprintf("up %s, then down (503) %s, repeating", FlapPeriod*2/3, FlapPeriod/3)},
+	{Path: "/error", Name: "demo error 500", Expect: "down: status 500"},
+	{Path: "/content", Name: "demo wrong text", Expect: "down: regexp does not match", Regexp: "Welcome to the shop"},
 }
 
 // Handler serves the demo sites; now is the wall clock of the flapping

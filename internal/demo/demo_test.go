@@ -53,7 +53,7 @@ func TestDemoSites(t *testing.T) {
 		if s.Regexp != nil && s.Regexp.MatchString(body) {
 			t.Errorf("%s: body %q matches %s, want a miss", s.Name, body, s.Regexp)
 		}
-		if s.Name == "demo: slow" && took < demo.SlowDelay {
+		if s.Name == "demo slow" && took < demo.SlowDelay {
 			t.Errorf("slow site answered in %s, want at least %s", took, demo.SlowDelay)
 		}
 		if took >= s.Timeout {
