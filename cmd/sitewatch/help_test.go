@@ -40,8 +40,8 @@ func TestHelp(t *testing.T) {
 	}
 }
 
-// envInUsage finds the "(env NAME" a flag's usage names.
-var envInUsage = regexp.MustCompile(`\(env ([A-Z][A-Z0-9_]*)`)
+// envInUsage finds the "env NAME" a flag's usage names.
+var envInUsage = regexp.MustCompile(`\benv ([A-Z][A-Z0-9_]*)`)
 
 // TestREADMEEnvTable: the README's flag/env table lists exactly the flags
 // that read an environment variable, each with its variable, and each
