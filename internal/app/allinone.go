@@ -612,6 +612,12 @@ func (a *AllInOne) waitProcessed(ctx context.Context, cfg *sarama.Config, log *s
 			}
 			select {
 			case <-ctx.Done():
+				if !errors.Is(ctx.Err(), context.DeadlineExceeded) {
+					// The processor is gone (it failed, and says why
+					// itself): there is nothing to wait for, and its
+					// groups' offsets are no news.
+					return
+				}
 				log.Warn("processor did not catch up before stopping; the rest is stored at the next start",
 					"group", step.group, "waited", time.Since(start).Round(time.Millisecond), "err", err)
 				return
