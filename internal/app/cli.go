@@ -187,7 +187,8 @@ func explainFlagError(fs *flag.FlagSet, err error) error {
 }
 
 // nearestFlag is the defined flag closest to name: one it starts, one
-// that starts it, or one at most a third of its letters away.
+// that starts it, or one at most a third of its letters away; the first
+// in alphabetical order among equals.
 func nearestFlag(fs *flag.FlagSet, name string) string {
 	best, bestDist := "", len(name)/3+1
 	fs.VisitAll(func(f *flag.Flag) {
@@ -195,7 +196,7 @@ func nearestFlag(fs *flag.FlagSet, name string) string {
 		if strings.HasPrefix(f.Name, name) || strings.HasPrefix(name, f.Name) {
 			d = min(d, 1)
 		}
-		if d < bestDist || (d == bestDist && best != "" && f.Name < best) {
+		if d < bestDist { // VisitAll goes in alphabetical order
 			best, bestDist = f.Name, d
 		}
 	})
