@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
@@ -92,7 +93,7 @@ func RunEmitter(ctx context.Context, env Env, k *kafkaconn.Options, f *EmitterFl
 
 	requests, err := urlchecker.NewRequestEmitter(urlchecker.RequestEmitterConfig{
 		Brokers: k.Brokers, Sarama: saramaCfg, Topic: topics.Requests, Buffer: f.Buffer,
-		Logger: log, Registerer: env.Registry,
+		Logger: log, Registerer: env.Registry, Health: env.Health.Part("request_emitter"),
 	})
 	if err != nil {
 		return fmt.Errorf("request emitter: %w", err)
@@ -106,9 +107,10 @@ func RunEmitter(ctx context.Context, env Env, k *kafkaconn.Options, f *EmitterFl
 	chk := checker.New(checker.Options{BodyLimit: f.BodyLimit, DenyPrivateTargets: f.DenyPrivateTargets})
 	proc, err := urlchecker.New(urlchecker.Config{
 		Brokers: k.Brokers, Sarama: saramaCfg, TopicManager: k.TopicManagerConfig(),
-		Topics: topics, Group: k.Group(string(urlchecker.DefaultGroup)),
+		Topics:      urlchecker.Topics{Requests: topics.Requests, Succeeded: topics.Succeeded, Failed: topics.Failed, DeadLetters: topics.DeadLetters},
+		Group:       k.Group(string(urlchecker.DefaultGroup)),
 		Concurrency: f.Concurrency, Buffer: f.Buffer, InstanceID: f.InstanceID,
-		Checker: chk, Logger: log, Registerer: env.Registry,
+		Checker: chk, Logger: log, Registerer: env.Registry, Health: env.Health.Part("url_checker"),
 	})
 	if err != nil {
 		return fmt.Errorf("url_checker: %w", err)
@@ -127,18 +129,14 @@ func RunEmitter(ctx context.Context, env Env, k *kafkaconn.Options, f *EmitterFl
 	})
 	g.Go(func() error { return requests.Run(reqCtx) })
 	g.Go(func() error { return proc.Run(gctx) })
+	reloads, err := telemetry.NewReloads(env.Registry, time.Now())
+	if err != nil {
+		return err
+	}
 	g.Go(func() error {
-		reloadOnHUP(gctx, log, hup, f.Sites, sched)
+		reloadOnHUP(gctx, log, hup, f.Sites, sched, reloads)
 		return nil
 	})
-	env.Health.Set("url_checker", errors.New("joining the consumer group"))
-	go func() {
-		select {
-		case <-proc.Ready():
-			env.Health.Set("url_checker", nil)
-		case <-gctx.Done():
-		}
-	}()
 	err = g.Wait()
 	log.Info("emitter stopped")
 	if err != nil && !errors.Is(err, context.Canceled) {
@@ -149,7 +147,7 @@ func RunEmitter(ctx context.Context, env Env, k *kafkaconn.Options, f *EmitterFl
 
 // reloadOnHUP swaps the scheduler's sites on every SIGHUP. A file with an
 // error is refused whole: the old sites keep being checked.
-func reloadOnHUP(ctx context.Context, log *slog.Logger, hup <-chan os.Signal, path string, sched *scheduler.Scheduler) {
+func reloadOnHUP(ctx context.Context, log *slog.Logger, hup <-chan os.Signal, path string, sched *scheduler.Scheduler, reloads *telemetry.Reloads) {
 	for {
 		select {
 		case <-ctx.Done():
@@ -160,6 +158,7 @@ func reloadOnHUP(ctx context.Context, log *slog.Logger, hup <-chan os.Signal, pa
 		if err == nil {
 			err = sched.Replace(f.Sites)
 		}
+		reloads.Record(time.Now(), err)
 		if err != nil {
 			log.Error("sites reload refused; keeping the previous sites", "file", path, "err", err)
 			continue

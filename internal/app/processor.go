@@ -266,7 +266,7 @@ func RunProcessor(ctx context.Context, env Env, k *kafkaconn.Options, f *Process
 			Topics: windows.Topics{Succeeded: topics.Succeeded, Failed: topics.Failed, Windows: topics.Windows, DeadLetters: topics.DeadLetters},
 			Group:  k.Group(string(windows.DefaultGroup)), WindowSize: f.WindowSize, Grace: f.WindowGrace,
 			StorageDir: f.StateDir, Logger: log, Registerer: env.Registry,
-			TopicManager: k.TopicManagerBuilder(saramaCfg),
+			TopicManager: k.TopicManagerBuilder(saramaCfg), Health: env.Health.Part(PartWindows),
 		})
 		if err != nil {
 			return &UsageError{fmt.Errorf("windows: %w", err)}
@@ -297,6 +297,7 @@ func RunProcessor(ctx context.Context, env Env, k *kafkaconn.Options, f *Process
 				Kind: sc.kind, DeadLetterTopic: string(topics.DeadLetters),
 				BatchSize: f.BatchSize, FlushInterval: f.FlushInterval,
 				Logger: log, Registerer: env.Registry, // the sink adds sink=<kind>
+				Health: env.Health.Part(sc.part),
 			}, store.Store) // the store itself: its metrics, if any, export with the sink's
 			if err != nil {
 				return &UsageError{fmt.Errorf("%s: %w", sc.part, err)}
@@ -322,14 +323,6 @@ func RunProcessor(ctx context.Context, env Env, k *kafkaconn.Options, f *Process
 	g, gctx := errgroup.WithContext(ctx)
 	for _, run := range runs {
 		g.Go(func() error { return run(gctx) })
-	}
-	if wp != nil {
-		env.Health.Set("windows", errors.New("recovering its table"))
-		go func() {
-			if wp.WaitForReady(gctx) == nil {
-				env.Health.Set("windows", nil)
-			}
-		}()
 	}
 	log.Info("processor started", "run", f.Run, "brokers", k.Brokers)
 	err = g.Wait()
