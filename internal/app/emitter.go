@@ -50,6 +50,10 @@ type Env struct {
 	Logger   *slog.Logger
 	Registry *prometheus.Registry
 	Health   *telemetry.Health
+	// OutageAfter is how long a store or Kafka delivery must fail before
+	// Health reports it (-unhealthy-after); telemetry.DefaultOutageAfter
+	// when zero.
+	OutageAfter time.Duration
 }
 
 // LoadSites loads the sites file, reporting a bad file as a usage error.
@@ -87,13 +91,15 @@ func RunEmitter(ctx context.Context, env Env, k *kafkaconn.Options, f *EmitterFl
 	}
 	topics := k.Topics()
 	log := env.Logger.With("component", "emitter")
+	// The url_checker reports on its own once it is built.
+	env.Health.Set("emitter", errors.New("starting: connecting to kafka"))
 	if err := k.EnsureTopics(ctx, saramaCfg, log, topics.All()...); err != nil {
 		return err
 	}
 
 	requests, err := urlchecker.NewRequestEmitter(urlchecker.RequestEmitterConfig{
 		Brokers: k.Brokers, Sarama: saramaCfg, Topic: topics.Requests, Buffer: f.Buffer,
-		Logger: log, Registerer: env.Registry, Health: env.Health.Part("request_emitter"),
+		Logger: log, Registerer: env.Registry, Health: env.Health.Part("request_emitter"), OutageAfter: env.OutageAfter,
 	})
 	if err != nil {
 		return fmt.Errorf("request emitter: %w", err)
@@ -110,11 +116,12 @@ func RunEmitter(ctx context.Context, env Env, k *kafkaconn.Options, f *EmitterFl
 		Topics:      urlchecker.Topics{Requests: topics.Requests, Succeeded: topics.Succeeded, Failed: topics.Failed, DeadLetters: topics.DeadLetters},
 		Group:       k.Group(string(urlchecker.DefaultGroup)),
 		Concurrency: f.Concurrency, Buffer: f.Buffer, InstanceID: f.InstanceID,
-		Checker: chk, Logger: log, Registerer: env.Registry, Health: env.Health.Part("url_checker"),
+		Checker: chk, Logger: log, Registerer: env.Registry, Health: env.Health.Part("url_checker"), OutageAfter: env.OutageAfter,
 	})
 	if err != nil {
 		return fmt.Errorf("url_checker: %w", err)
 	}
+	env.Health.Set("emitter", nil)
 	log.Info("emitter starting", "sites", len(sites.Sites), "file", sites.Path, "brokers", k.Brokers, "concurrency", f.Concurrency)
 
 	// Shutdown order: the scheduler stops first, then the request emitter

@@ -240,6 +240,9 @@ func RunProcessor(ctx context.Context, env Env, k *kafkaconn.Options, f *Process
 	if needStore && f.DatabaseURL == "" {
 		return Usagef("-database-url: no database given (or set DATABASE_URL)")
 	}
+	// Unhealthy until every component is built; each then reports on
+	// its own.
+	env.Health.Set("processor", errors.New("starting: connecting to kafka and the database"))
 	topics := k.Topics()
 	if err := k.EnsureTopics(ctx, saramaCfg, log, topics.All()...); err != nil {
 		return err
@@ -297,7 +300,7 @@ func RunProcessor(ctx context.Context, env Env, k *kafkaconn.Options, f *Process
 				Kind: sc.kind, DeadLetterTopic: string(topics.DeadLetters),
 				BatchSize: f.BatchSize, FlushInterval: f.FlushInterval,
 				Logger: log, Registerer: env.Registry, // the sink adds sink=<kind>
-				Health: env.Health.Part(sc.part),
+				Health: env.Health.Part(sc.part), OutageAfter: env.OutageAfter,
 			}, store.Store) // the store itself: its metrics, if any, export with the sink's
 			if err != nil {
 				return &UsageError{fmt.Errorf("%s: %w", sc.part, err)}
@@ -320,6 +323,7 @@ func RunProcessor(ctx context.Context, env Env, k *kafkaconn.Options, f *Process
 		runs = append(runs, n.Run)
 	}
 
+	env.Health.Set("processor", nil)
 	g, gctx := errgroup.WithContext(ctx)
 	for _, run := range runs {
 		g.Go(func() error { return run(gctx) })
