@@ -15,8 +15,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/sitewatch/sitewatch/codecs"
 )
 
 // Defaults applied by New and Check when an option or target field is zero.
@@ -113,8 +111,7 @@ func New(opts Options) *Checker {
 var errCheckTimeout = errors.New("check timeout")
 
 // Check runs one check of t and describes it. It never returns an error:
-// every failure is a down result with an error kind and message. The
-// caller fills EventID, ScheduledAt and Checker.
+// every failure is a down result with an error kind and message.
 //
 // When ctx is cancelled (for example on shutdown), the result is down with
 // kind other and a "check canceled" message; callers should drop such a
@@ -129,13 +126,9 @@ var errCheckTimeout = errors.New("check timeout")
 // final response's first byte to the end of reading its body. When a
 // response arrived, the response time and transfer time run until reading
 // stopped, even if it stopped on an error.
-func (c *Checker) Check(ctx context.Context, t Target) codecs.Result {
+func (c *Checker) Check(ctx context.Context, t Target) Result {
 	start := time.Now()
-	res := codecs.Result{URL: t.URL, CheckedAt: start.UTC()}
-	if t.Regexp != nil {
-		src := t.Regexp.String()
-		res.Regexp = &src
-	}
+	res := Result{URL: t.URL, CheckedAt: start.UTC()}
 	timeout := t.Timeout
 	if timeout <= 0 {
 		timeout = DefaultTimeout
@@ -147,7 +140,7 @@ func (c *Checker) Check(ctx context.Context, t Target) codecs.Result {
 	reqCtx := httptrace.WithClientTrace(ctx, tr.clientTrace())
 	req, err := c.newRequest(reqCtx, t)
 	if err != nil {
-		return fail(res, tr, codecs.ErrOther, err.Error())
+		return fail(res, tr, KindOther, err.Error())
 	}
 
 	transport := c.newTransport(reqCtx, tr)
@@ -160,7 +153,7 @@ func (c *Checker) Check(ctx context.Context, t Target) codecs.Result {
 			// Only a refused redirect returns a response with an error:
 			// the last 3xx arrived and is the final response.
 			res.StatusCode = resp.StatusCode
-			res.ResponseTimeMS = ms(time.Since(start))
+			res.ResponseTime = dur(time.Since(start))
 		}
 		kind, msg := c.classify(ctx, tr, timeout, err)
 		return fail(res, tr, kind, msg)
@@ -171,7 +164,7 @@ func (c *Checker) Check(ctx context.Context, t Target) codecs.Result {
 
 	body, n, readErr := c.readBody(resp.Body, t.Regexp != nil)
 	end := time.Now()
-	res.ResponseTimeMS = ms(end.Sub(start))
+	res.ResponseTime = dur(end.Sub(start))
 	res.BodyBytes = n
 	tr.bodyDone(end)
 	tooLarge := n > c.opts.BodyLimit
@@ -189,19 +182,19 @@ func (c *Checker) Check(ctx context.Context, t Target) codecs.Result {
 	// whatever happened to the body afterwards.
 	switch {
 	case !statusExpected(resp.StatusCode, t.ExpectStatus):
-		return fail(res, tr, codecs.ErrStatus, fmt.Sprintf("status %d, expected %s", resp.StatusCode, describeExpected(t.ExpectStatus)))
+		return fail(res, tr, KindStatus, fmt.Sprintf("status %d, expected %s", resp.StatusCode, describeExpected(t.ExpectStatus)))
 	case readErr != nil:
 		kind, msg := c.classify(ctx, tr, timeout, readErr)
-		if kind == codecs.ErrOther && !strings.Contains(msg, "reading body") {
+		if kind == KindOther && !strings.Contains(msg, "reading body") {
 			msg = "reading body: " + msg
 		}
 		return fail(res, tr, kind, msg)
 	case tooLarge:
-		return fail(res, tr, codecs.ErrBodyTooLarge, fmt.Sprintf("body larger than the %s limit", formatBytes(c.opts.BodyLimit)))
+		return fail(res, tr, KindBodyTooLarge, fmt.Sprintf("body larger than the %s limit", formatBytes(c.opts.BodyLimit)))
 	case t.Regexp != nil && !matched:
-		return fail(res, tr, codecs.ErrRegexp, fmt.Sprintf("body does not match regexp %q", t.Regexp.String()))
+		return fail(res, tr, KindRegexp, fmt.Sprintf("body does not match regexp %q", t.Regexp.String()))
 	}
-	res.Outcome = codecs.OutcomeUp
+	res.Up = true
 	tr.fillTimings(&res)
 	return res
 }
@@ -304,10 +297,10 @@ func (c *Checker) readBody(body io.Reader, keep bool) ([]byte, int64, error) {
 }
 
 // fail completes res as a down result.
-func fail(res codecs.Result, tr *tracker, kind, msg string) codecs.Result {
-	res.Outcome = codecs.OutcomeDown
-	res.ErrorKind = &kind
-	res.ErrorMessage = &msg
+func fail(res Result, tr *tracker, kind ErrorKind, msg string) Result {
+	res.Up = false
+	res.ErrorKind = kind
+	res.ErrorMessage = msg
 	tr.fillTimings(&res)
 	return res
 }
@@ -346,7 +339,4 @@ func formatBytes(n int64) string {
 	return fmt.Sprintf("%d-byte", n)
 }
 
-func ms(d time.Duration) *float64 {
-	v := float64(d) / float64(time.Millisecond)
-	return &v
-}
+func dur(d time.Duration) *time.Duration { return &d }

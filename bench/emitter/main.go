@@ -402,8 +402,8 @@ func benchThroughput(ctx context.Context, o options, log *slog.Logger) error {
 	chk := checker.New(checker.Options{})
 	direct := loop(urls, o.concurrency, func(u string) error {
 		r := chk.Check(context.Background(), checker.Target{URL: u, Method: "GET", Timeout: 10 * time.Second})
-		if !r.Up() {
-			return fmt.Errorf("%s down: %s", u, *r.ErrorMessage)
+		if !r.Up {
+			return fmt.Errorf("%s down: %s", u, r.ErrorMessage)
 		}
 		return nil
 	})

@@ -42,7 +42,7 @@ const checkGrace = 5 * time.Second
 
 // Checker runs one HTTP check; *checker.Checker is the implementation.
 type Checker interface {
-	Check(ctx context.Context, t checker.Target) codecs.Result
+	Check(ctx context.Context, t checker.Target) checker.Result
 }
 
 var _ Checker = (*checker.Checker)(nil)
@@ -489,7 +489,7 @@ func (p *Processor) check(req *codecs.Request, re *regexp.Regexp, commit func(er
 	ctx, cancel := context.WithTimeout(base, req.Timeout()+checkGrace)
 	started := p.cfg.Now()
 	p.m.startDelay.Observe(started.Sub(req.ScheduledAt).Seconds())
-	res := p.cfg.Checker.Check(ctx, checker.Target{
+	chk := p.cfg.Checker.Check(ctx, checker.Target{
 		URL:          req.URL,
 		Method:       req.Method,
 		Headers:      req.Headers,
@@ -508,11 +508,7 @@ func (p *Processor) check(req *codecs.Request, re *regexp.Regexp, commit func(er
 		commit(nil)
 		return
 	}
-	// The event id is the request id: every check of a slot gets the
-	// same id, so a check repeated after a crash is stored once.
-	res.EventID = req.RequestID
-	res.ScheduledAt = req.ScheduledAt
-	res.Checker = p.cfg.InstanceID
+	res := resultEvent(req, chk, p.cfg.InstanceID)
 	kind := ""
 	if res.ErrorKind != nil {
 		kind = *res.ErrorKind
@@ -523,7 +519,7 @@ func (p *Processor) check(req *codecs.Request, re *regexp.Regexp, commit func(er
 	if res.Up() {
 		topic = p.cfg.Topics.Succeeded
 	}
-	_ = p.results.push(&item{topic: topic, key: req.URL, value: &res, done: commit}) // a refused push is counted and committed
+	_ = p.results.push(&item{topic: topic, key: req.URL, value: res, done: commit}) // a refused push is counted and committed
 }
 
 // regexpCache compiles each regexp source once. It is bounded: when full
