@@ -9,12 +9,11 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
-	"net/url"
 	"regexp"
-	"slices"
-	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sitewatch/sitewatch/siterules"
 )
 
 // Defaults applied by New and Check when an option or target field is zero.
@@ -24,9 +23,9 @@ const (
 	DefaultBodyLimit int64 = 1 << 20
 	// DefaultMaxRedirects is the most redirects a check follows.
 	DefaultMaxRedirects = 10
-	// DefaultTimeout is the per-check timeout of a Target without one; it
-	// matches the sites file's default.
-	DefaultTimeout = 10 * time.Second
+	// DefaultTimeout is the per-check timeout of a Target without one: the
+	// sites file's default (siterules).
+	DefaultTimeout = siterules.DefaultTimeout
 	// DefaultUserAgent is sent unless the target sets its own User-Agent.
 	DefaultUserAgent = "sitewatch/1 (+https://github.com/sitewatch/sitewatch)"
 )
@@ -129,10 +128,7 @@ var errCheckTimeout = errors.New("check timeout")
 func (c *Checker) Check(ctx context.Context, t Target) Result {
 	start := time.Now()
 	res := Result{URL: t.URL, CheckedAt: start.UTC()}
-	timeout := t.Timeout
-	if timeout <= 0 {
-		timeout = DefaultTimeout
-	}
+	timeout := siterules.Timeout(t.Timeout)
 	ctx, cancel := context.WithTimeoutCause(ctx, timeout, errCheckTimeout)
 	defer cancel()
 
@@ -181,8 +177,8 @@ func (c *Checker) Check(ctx context.Context, t Target) Result {
 	// The status decides first: a wrong status is the clearest reason,
 	// whatever happened to the body afterwards.
 	switch {
-	case !statusExpected(resp.StatusCode, t.ExpectStatus):
-		return fail(res, tr, KindStatus, fmt.Sprintf("status %d, expected %s", resp.StatusCode, describeExpected(t.ExpectStatus)))
+	case !siterules.StatusExpected(resp.StatusCode, t.ExpectStatus):
+		return fail(res, tr, KindStatus, fmt.Sprintf("status %d, expected %s", resp.StatusCode, siterules.DescribeExpected(t.ExpectStatus)))
 	case readErr != nil:
 		kind, msg := c.classify(ctx, tr, timeout, readErr)
 		if kind == KindOther && !strings.Contains(msg, "reading body") {
@@ -199,26 +195,13 @@ func (c *Checker) Check(ctx context.Context, t Target) Result {
 	return res
 }
 
-// newRequest validates the target URL and builds the first request.
+// newRequest validates the target URL (by the sites file's rule) and
+// builds the first request.
 func (c *Checker) newRequest(ctx context.Context, t Target) (*http.Request, error) {
-	u, err := url.Parse(t.URL)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return nil, fmt.Errorf("invalid url: %v", err)
+	if err := siterules.CheckURL(t.URL); err != nil {
+		return nil, fmt.Errorf("invalid url: %w", err)
 	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, fmt.Errorf("invalid url: unsupported scheme %q (want http or https)", u.Scheme)
-	}
-	if u.Host == "" {
-		return nil, errors.New("invalid url: missing host")
-	}
-	method := t.Method
-	if method == "" {
-		method = http.MethodGet
-	}
+	method := siterules.Method(t.Method)
 	req, err := http.NewRequestWithContext(ctx, method, t.URL, nil)
 	if err != nil {
 		return nil, fmt.Errorf("invalid request: %v", err)
@@ -303,29 +286,6 @@ func fail(res Result, tr *tracker, kind ErrorKind, msg string) Result {
 	res.ErrorMessage = msg
 	tr.fillTimings(&res)
 	return res
-}
-
-func statusExpected(code int, expect []int) bool {
-	if len(expect) == 0 {
-		return code >= 200 && code < 400
-	}
-	return slices.Contains(expect, code)
-}
-
-func describeExpected(expect []int) string {
-	switch len(expect) {
-	case 0:
-		return "2xx or 3xx"
-	case 1:
-		return strconv.Itoa(expect[0])
-	case 2:
-		return strconv.Itoa(expect[0]) + " or " + strconv.Itoa(expect[1])
-	}
-	s := make([]string, len(expect))
-	for i, c := range expect {
-		s[i] = strconv.Itoa(c)
-	}
-	return "one of " + strings.Join(s, ", ")
 }
 
 // formatBytes writes a limit the way a person configured it.

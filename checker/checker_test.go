@@ -380,17 +380,17 @@ func TestCheck(t *testing.T) {
 		},
 		{
 			name: "unsupported scheme", site: fixed("ftp://example.com/"),
-			kind: string(KindOther), msg: regexp.QuoteMeta(`invalid url: unsupported scheme "ftp" (want http or https)`),
+			kind: string(KindOther), msg: regexp.QuoteMeta(`invalid url: scheme "ftp" is not http or https`),
 			timings: "", bodyBytes: 0,
 		},
 		{
 			name: "url without host", site: fixed("http:///path"),
-			kind: string(KindOther), msg: "invalid url: missing host",
+			kind: string(KindOther), msg: "invalid url: no host",
 			timings: "", bodyBytes: 0,
 		},
 		{
 			name: "unparsable url", site: fixed("http://[::1/"),
-			kind: string(KindOther), msg: `invalid url: missing '\]' in host`,
+			kind: string(KindOther), msg: `invalid url: not a valid URL: missing '\]' in host`,
 			timings: "", bodyBytes: 0,
 		},
 	}

@@ -285,24 +285,6 @@ func TestNonPublic(t *testing.T) {
 	}
 }
 
-func TestDescribeExpected(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		expect []int
-		want   string
-	}{
-		{nil, "2xx or 3xx"},
-		{[]int{200}, "200"},
-		{[]int{200, 301}, "200 or 301"},
-		{[]int{200, 201, 204}, "one of 200, 201, 204"},
-	}
-	for _, tc := range tests {
-		if got := describeExpected(tc.expect); got != tc.want {
-			t.Errorf("describeExpected(%v) = %q, want %q", tc.expect, got, tc.want)
-		}
-	}
-}
-
 func portOf(t *testing.T, a net.Addr) string {
 	t.Helper()
 	_, port, err := net.SplitHostPort(a.String())

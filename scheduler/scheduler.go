@@ -10,7 +10,6 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/sitewatch/sitewatch/codecs"
 	"github.com/sitewatch/sitewatch/config"
+	"github.com/sitewatch/sitewatch/siterules"
 )
 
 // EmitFunc hands one request to the transport (in the emitter: a Kafka
@@ -315,10 +315,7 @@ func buildSpecs(sites []config.Site) ([]siteSpec, error) {
 			return nil, fmt.Errorf("scheduler: site %q (line %d): duplicate url", site.URL, site.Line)
 		}
 		seen[site.URL] = true
-		method := site.Method
-		if method == "" {
-			method = "GET"
-		}
+		method := siterules.Method(site.Method)
 		var re *string
 		if site.Regexp != nil {
 			src := site.Regexp.String()
@@ -343,10 +340,7 @@ func buildSpecs(sites []config.Site) ([]siteSpec, error) {
 }
 
 func validSite(site config.Site) error {
-	if site.URL == "" {
-		return errors.New("empty url")
-	}
-	if _, err := url.Parse(site.URL); err != nil {
+	if err := siterules.CheckURL(site.URL); err != nil {
 		return fmt.Errorf("url: %w", err)
 	}
 	if site.Interval < time.Millisecond {
