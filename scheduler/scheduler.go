@@ -16,6 +16,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sitewatch/sitewatch/telemetry"
+
 	"github.com/sitewatch/sitewatch/codecs"
 	"github.com/sitewatch/sitewatch/config"
 	"github.com/sitewatch/sitewatch/siterules"
@@ -103,14 +105,7 @@ func newMetrics(reg prometheus.Registerer) (metrics, error) {
 			Help: "Sites currently scheduled.",
 		}),
 	}
-	if reg != nil {
-		for _, c := range []prometheus.Collector{m.lag, m.requested, m.emitErrors, m.missed, m.sites} {
-			if err := reg.Register(c); err != nil {
-				return m, fmt.Errorf("register scheduler metrics: %w", err)
-			}
-		}
-	}
-	return m, nil
+	return m, telemetry.Register(reg, "scheduler", m.lag, m.requested, m.emitErrors, m.missed, m.sites)
 }
 
 // New validates the sites and returns a scheduler for them. It does not

@@ -325,28 +325,15 @@ func (s *Sink) Run(ctx context.Context) error {
 	}
 }
 
-// retry calls fn until it succeeds or ctx is done, with the backoff of
-// BackoffMin and BackoffMax, logging every failure with its attempt
-// number. It returns nil or ctx's error.
+// retry calls fn until it succeeds or ctx is done (retry.Do, with the
+// backoff of BackoffMin and BackoffMax), calling onFail after every
+// failure. It returns nil, or an error once ctx is done.
 func (s *Sink) retry(ctx context.Context, log *slog.Logger, what string, onFail func(error), fn func(context.Context) error) error {
-	for attempt := 1; ; attempt++ {
+	return retry.Do(ctx, log, what, retry.Backoff{Min: s.cfg.BackoffMin, Max: s.cfg.BackoffMax}, func(ctx context.Context) error {
 		err := fn(ctx)
-		if err == nil {
-			if attempt > 1 {
-				log.Info(what+" succeeded after retries", "attempts", attempt)
-			}
-			return nil
-		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if onFail != nil {
+		if err != nil && ctx.Err() == nil && onFail != nil {
 			onFail(err)
 		}
-		d := retry.Delay(s.cfg.BackoffMin, s.cfg.BackoffMax, attempt)
-		log.Warn(what+" failed, retrying", "attempt", attempt, "retry_in", d, "err", err)
-		if !retry.Sleep(ctx, d) {
-			return ctx.Err()
-		}
-	}
+		return err
+	})
 }

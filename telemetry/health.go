@@ -152,12 +152,8 @@ func NewReloads(reg prometheus.Registerer, now time.Time) (*Reloads, error) {
 			Help: "Unix time of the last successful load of the sites file.",
 		}),
 	}
-	if reg != nil {
-		for _, c := range []prometheus.Collector{r.ok, r.at} {
-			if err := reg.Register(c); err != nil {
-				return nil, fmt.Errorf("register reload metrics: %w", err)
-			}
-		}
+	if err := Register(reg, "reload", r.ok, r.at); err != nil {
+		return nil, err
 	}
 	r.Record(now, nil)
 	return r, nil

@@ -76,3 +76,22 @@ func ServeListener(ctx context.Context, ln net.Listener, g prometheus.Gatherer, 
 	}
 	return nil
 }
+
+// Register registers every collector of one component on reg, all or none
+// (a failed registration unregisters the ones before it, so that the
+// component can be built again with the same registry). A nil reg
+// registers nowhere. Errors name what.
+func Register(reg prometheus.Registerer, what string, cs ...prometheus.Collector) error {
+	if reg == nil {
+		return nil
+	}
+	for i, c := range cs {
+		if err := reg.Register(c); err != nil {
+			for _, done := range cs[:i] {
+				reg.Unregister(done)
+			}
+			return fmt.Errorf("register %s metrics: %w", what, err)
+		}
+	}
+	return nil
+}

@@ -72,12 +72,8 @@ func NewRequestEmitter(cfg RequestEmitterConfig) (*RequestEmitter, error) {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	m := newOutboxMetrics("requests")
-	if cfg.Registerer != nil {
-		for _, c := range m.collectors() {
-			if err := cfg.Registerer.Register(c); err != nil {
-				return nil, fmt.Errorf("register request emitter metrics: %w", err)
-			}
-		}
+	if err := telemetry.Register(cfg.Registerer, "request emitter", m.collectors()...); err != nil {
+		return nil, err
 	}
 	e := &RequestEmitter{cfg: cfg}
 	log := cfg.Logger.With("component", "request_emitter")

@@ -206,15 +206,8 @@ func newMetrics(reg prometheus.Registerer) (metrics, error) {
 		}),
 		outbox: newOutboxMetrics("results"),
 	}
-	if reg != nil {
-		cs := []prometheus.Collector{m.checks, m.duration, m.inFlight, m.startDelay, m.stale, m.duplicate, m.invalid, m.abandoned, m.restarts}
-		for _, c := range append(cs, m.outbox.collectors()...) {
-			if err := reg.Register(c); err != nil {
-				return m, fmt.Errorf("register url_checker metrics: %w", err)
-			}
-		}
-	}
-	return m, nil
+	cs := []prometheus.Collector{m.checks, m.duration, m.inFlight, m.startDelay, m.stale, m.duplicate, m.invalid, m.abandoned, m.restarts}
+	return m, telemetry.Register(reg, "url_checker", append(cs, m.outbox.collectors()...)...)
 }
 
 // New checks the configuration and returns a Processor. It connects to
