@@ -40,9 +40,7 @@ func TestCrashWithChecksInFlightLosesNoSlot(t *testing.T) {
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/slow/") {
 			slowStarted.Add(1)
-			select {
-			case <-release:
-			case <-r.Context().Done():
+			if !held(r, release) {
 				return
 			}
 		}
