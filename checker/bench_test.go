@@ -25,8 +25,8 @@ func BenchmarkCheck(b *testing.B) {
 	target := Target{URL: srv.URL}
 	b.ReportAllocs()
 	for b.Loop() {
-		if res := c.Check(b.Context(), target); !res.Up() {
-			b.Fatalf("check down: %s", deref(res.ErrorMessage))
+		if res := c.Check(b.Context(), target); !res.Up {
+			b.Fatalf("check down: %s", res.ErrorMessage)
 		}
 	}
 }

@@ -9,15 +9,12 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptrace"
-	"net/url"
 	"regexp"
-	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/sitewatch/sitewatch/codecs"
+	"github.com/sitewatch/sitewatch/siterules"
 )
 
 // Defaults applied by New and Check when an option or target field is zero.
@@ -27,9 +24,9 @@ const (
 	DefaultBodyLimit int64 = 1 << 20
 	// DefaultMaxRedirects is the most redirects a check follows.
 	DefaultMaxRedirects = 10
-	// DefaultTimeout is the per-check timeout of a Target without one; it
-	// matches the sites file's default.
-	DefaultTimeout = 10 * time.Second
+	// DefaultTimeout is the per-check timeout of a Target without one: the
+	// sites file's default (siterules).
+	DefaultTimeout = siterules.DefaultTimeout
 	// DefaultUserAgent is sent unless the target sets its own User-Agent.
 	DefaultUserAgent = "sitewatch/1 (+https://github.com/sitewatch/sitewatch)"
 )
@@ -136,8 +133,7 @@ func New(opts Options) *Checker {
 var errCheckTimeout = errors.New("check timeout")
 
 // Check runs one check of t and describes it. It never returns an error:
-// every failure is a down result with an error kind and message. The
-// caller fills EventID, ScheduledAt and Checker.
+// every failure is a down result with an error kind and message.
 //
 // When ctx is cancelled (for example on shutdown), the result is down with
 // kind other and a "check canceled" message; callers should drop such a
@@ -152,17 +148,10 @@ var errCheckTimeout = errors.New("check timeout")
 // final response's first byte to the end of reading its body. When a
 // response arrived, the response time and transfer time run until reading
 // stopped, even if it stopped on an error.
-func (c *Checker) Check(ctx context.Context, t Target) codecs.Result {
+func (c *Checker) Check(ctx context.Context, t Target) Result {
 	start := time.Now()
-	res := codecs.Result{URL: t.URL, CheckedAt: start.UTC()}
-	if t.Regexp != nil {
-		src := t.Regexp.String()
-		res.Regexp = &src
-	}
-	timeout := t.Timeout
-	if timeout <= 0 {
-		timeout = DefaultTimeout
-	}
+	res := Result{URL: t.URL, CheckedAt: start.UTC()}
+	timeout := siterules.Timeout(t.Timeout)
 	ctx, cancel := context.WithTimeoutCause(ctx, timeout, errCheckTimeout)
 	defer cancel()
 
@@ -170,7 +159,7 @@ func (c *Checker) Check(ctx context.Context, t Target) codecs.Result {
 	reqCtx := httptrace.WithClientTrace(ctx, tr.clientTrace())
 	req, err := c.newRequest(reqCtx, t)
 	if err != nil {
-		return fail(res, tr, codecs.ErrOther, err.Error())
+		return fail(res, tr, KindOther, err.Error())
 	}
 
 	transport := c.newTransport(reqCtx, tr, t)
@@ -183,7 +172,7 @@ func (c *Checker) Check(ctx context.Context, t Target) codecs.Result {
 			// Only a refused redirect returns a response with an error:
 			// the last 3xx arrived and is the final response.
 			res.StatusCode = resp.StatusCode
-			res.ResponseTimeMS = ms(time.Since(start))
+			res.ResponseTime = dur(time.Since(start))
 		}
 		kind, msg := c.classify(ctx, tr, timeout, err)
 		return fail(res, tr, kind, msg)
@@ -194,7 +183,7 @@ func (c *Checker) Check(ctx context.Context, t Target) codecs.Result {
 
 	body, n, readErr := c.readBody(resp.Body, t.Regexp != nil)
 	end := time.Now()
-	res.ResponseTimeMS = ms(end.Sub(start))
+	res.ResponseTime = dur(end.Sub(start))
 	res.BodyBytes = n
 	tr.bodyDone(end)
 	tooLarge := n > c.opts.BodyLimit
@@ -211,44 +200,31 @@ func (c *Checker) Check(ctx context.Context, t Target) codecs.Result {
 	// The status decides first: a wrong status is the clearest reason,
 	// whatever happened to the body afterwards.
 	switch {
-	case !statusExpected(resp.StatusCode, t.ExpectStatus):
-		return fail(res, tr, codecs.ErrStatus, fmt.Sprintf("status %d, expected %s", resp.StatusCode, describeExpected(t.ExpectStatus)))
+	case !siterules.StatusExpected(resp.StatusCode, t.ExpectStatus):
+		return fail(res, tr, KindStatus, fmt.Sprintf("status %d, expected %s", resp.StatusCode, siterules.DescribeExpected(t.ExpectStatus)))
 	case readErr != nil:
 		kind, msg := c.classify(ctx, tr, timeout, readErr)
-		if kind == codecs.ErrOther && !strings.Contains(msg, "reading body") {
+		if kind == KindOther && !strings.Contains(msg, "reading body") {
 			msg = "reading body: " + msg
 		}
 		return fail(res, tr, kind, msg)
 	case tooLarge:
-		return fail(res, tr, codecs.ErrBodyTooLarge, fmt.Sprintf("body larger than the %s limit", formatBytes(c.opts.BodyLimit)))
+		return fail(res, tr, KindBodyTooLarge, fmt.Sprintf("body larger than the %s limit", formatBytes(c.opts.BodyLimit)))
 	case t.Regexp != nil && !matched:
-		return fail(res, tr, codecs.ErrRegexp, fmt.Sprintf("body does not match regexp %q", t.Regexp.String()))
+		return fail(res, tr, KindRegexp, fmt.Sprintf("body does not match regexp %q", t.Regexp.String()))
 	}
-	res.Outcome = codecs.OutcomeUp
+	res.Up = true
 	tr.fillTimings(&res)
 	return res
 }
 
-// newRequest validates the target URL and builds the first request.
+// newRequest validates the target URL (by the sites file's rule) and
+// builds the first request.
 func (c *Checker) newRequest(ctx context.Context, t Target) (*http.Request, error) {
-	u, err := url.Parse(t.URL)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return nil, fmt.Errorf("invalid url: %v", err)
+	if err := siterules.CheckURL(t.URL); err != nil {
+		return nil, fmt.Errorf("invalid url: %w", err)
 	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return nil, fmt.Errorf("invalid url: unsupported scheme %q (want http or https)", u.Scheme)
-	}
-	if u.Host == "" {
-		return nil, errors.New("invalid url: missing host")
-	}
-	method := t.Method
-	if method == "" {
-		method = http.MethodGet
-	}
+	method := siterules.Method(t.Method)
 	req, err := http.NewRequestWithContext(ctx, method, t.URL, nil)
 	if err != nil {
 		return nil, fmt.Errorf("invalid request: %v", err)
@@ -327,35 +303,12 @@ func (c *Checker) readBody(body io.Reader, keep bool) ([]byte, int64, error) {
 }
 
 // fail completes res as a down result.
-func fail(res codecs.Result, tr *tracker, kind, msg string) codecs.Result {
-	res.Outcome = codecs.OutcomeDown
-	res.ErrorKind = &kind
-	res.ErrorMessage = &msg
+func fail(res Result, tr *tracker, kind ErrorKind, msg string) Result {
+	res.Up = false
+	res.ErrorKind = kind
+	res.ErrorMessage = msg
 	tr.fillTimings(&res)
 	return res
-}
-
-func statusExpected(code int, expect []int) bool {
-	if len(expect) == 0 {
-		return code >= 200 && code < 400
-	}
-	return slices.Contains(expect, code)
-}
-
-func describeExpected(expect []int) string {
-	switch len(expect) {
-	case 0:
-		return "2xx or 3xx"
-	case 1:
-		return strconv.Itoa(expect[0])
-	case 2:
-		return strconv.Itoa(expect[0]) + " or " + strconv.Itoa(expect[1])
-	}
-	s := make([]string, len(expect))
-	for i, c := range expect {
-		s[i] = strconv.Itoa(c)
-	}
-	return "one of " + strings.Join(s, ", ")
 }
 
 // formatBytes writes a limit the way a person configured it.
@@ -369,7 +322,4 @@ func formatBytes(n int64) string {
 	return fmt.Sprintf("%d-byte", n)
 }
 
-func ms(d time.Duration) *float64 {
-	v := float64(d) / float64(time.Millisecond)
-	return &v
-}
+func dur(d time.Duration) *time.Duration { return &d }

@@ -15,14 +15,12 @@ import (
 	"time"
 
 	"golang.org/x/net/idna"
-
-	"github.com/sitewatch/sitewatch/codecs"
 )
 
 // dialError is a failure of the DNS, connect or TLS phase, already worded
 // for the result.
 type dialError struct {
-	kind string // codecs.ErrDNS, ErrConnect or ErrTLS
+	kind ErrorKind // KindDNS, KindConnect or KindTLS
 	msg  string
 	err  error
 }
@@ -36,7 +34,7 @@ func (e *dialError) Unwrap() error { return e.err }
 func (c *Checker) dialTCP(ctx context.Context, tr *tracker, network, addr string) (net.Conn, error) {
 	host, _, err := net.SplitHostPort(addr)
 	if err != nil {
-		return nil, &dialError{kind: codecs.ErrConnect, msg: "connect: " + err.Error(), err: err}
+		return nil, &dialError{kind: KindConnect, msg: "connect: " + err.Error(), err: err}
 	}
 	if isInvalidName(host) {
 		// RFC 6761 reserves .invalid and asks resolvers to answer "no such
@@ -45,17 +43,17 @@ func (c *Checker) dialTCP(ctx context.Context, tr *tracker, network, addr string
 			trace.DNSStart(httptrace.DNSStartInfo{Host: host})
 			trace.DNSDone(httptrace.DNSDoneInfo{Err: errNoSuchHost})
 		}
-		return nil, &dialError{kind: codecs.ErrDNS, msg: "dns: no such host " + host, err: errNoSuchHost}
+		return nil, &dialError{kind: KindDNS, msg: "dns: no such host " + host, err: errNoSuchHost}
 	}
 	start := time.Now()
 	conn, err := c.dialer.DialContext(ctx, network, addr)
 	if err != nil {
 		var dnsErr *net.DNSError
 		if errors.As(err, &dnsErr) {
-			return nil, &dialError{kind: codecs.ErrDNS, msg: dnsMessage(dnsErr), err: err}
+			return nil, &dialError{kind: KindDNS, msg: dnsMessage(dnsErr), err: err}
 		}
 		tr.doneConnect(start)
-		return nil, &dialError{kind: codecs.ErrConnect, msg: connectMessage(err), err: err}
+		return nil, &dialError{kind: KindConnect, msg: connectMessage(err), err: err}
 	}
 	tr.doneConnect(start)
 	return conn, nil
@@ -73,7 +71,7 @@ func (c *Checker) dialTLS(ctx context.Context, tr *tracker, network, addr string
 	}
 	if t.TLS != nil && sameHost(t.URL, host) {
 		if err := c.siteTLS(cfg, t.TLS); err != nil {
-			return nil, &dialError{kind: codecs.ErrTLS, msg: "tls: " + err.Error(), err: err}
+			return nil, &dialError{kind: KindTLS, msg: "tls: " + err.Error(), err: err}
 		}
 	}
 	conn, err := c.dialTCP(ctx, tr, network, addr)
@@ -86,7 +84,7 @@ func (c *Checker) dialTLS(ctx context.Context, tr *tracker, network, addr string
 	tr.doneTLS(start)
 	if err != nil {
 		conn.Close()
-		return nil, &dialError{kind: codecs.ErrTLS, msg: tlsMessage(err), err: err}
+		return nil, &dialError{kind: KindTLS, msg: tlsMessage(err), err: err}
 	}
 	return tc, nil
 }

@@ -9,13 +9,11 @@ import (
 	"strings"
 	"syscall"
 	"time"
-
-	"github.com/sitewatch/sitewatch/codecs"
 )
 
 // classify turns the error that ended a check into an error kind and a
 // message that says what happened and, where it helps, in which phase.
-func (c *Checker) classify(ctx context.Context, tr *tracker, timeout time.Duration, err error) (kind, msg string) {
+func (c *Checker) classify(ctx context.Context, tr *tracker, timeout time.Duration, err error) (kind ErrorKind, msg string) {
 	phase, requests := tr.current()
 	if requests > 1 {
 		phase += fmt.Sprintf(" (after %d redirects)", requests-1)
@@ -27,11 +25,11 @@ func (c *Checker) classify(ctx context.Context, tr *tracker, timeout time.Durati
 		cause := context.Cause(ctx)
 		switch {
 		case errors.Is(cause, errCheckTimeout):
-			return codecs.ErrTimeout, fmt.Sprintf("timeout after %s %s", timeout, phase)
+			return KindTimeout, fmt.Sprintf("timeout after %s %s", timeout, phase)
 		case errors.Is(cause, context.DeadlineExceeded):
-			return codecs.ErrTimeout, fmt.Sprintf("timeout after %s %s (deadline set by the caller)", time.Since(tr.start).Round(time.Millisecond), phase)
+			return KindTimeout, fmt.Sprintf("timeout after %s %s (deadline set by the caller)", time.Since(tr.start).Round(time.Millisecond), phase)
 		}
-		return codecs.ErrOther, fmt.Sprintf("check canceled %s: %v", phase, cause)
+		return KindOther, fmt.Sprintf("check canceled %s: %v", phase, cause)
 	}
 	var de *dialError
 	if errors.As(err, &de) {
@@ -39,15 +37,15 @@ func (c *Checker) classify(ctx context.Context, tr *tracker, timeout time.Durati
 	}
 	var re *redirectError
 	if errors.As(err, &re) {
-		return codecs.ErrRedirects, re.msg
+		return KindRedirects, re.msg
 	}
 	if errors.Is(err, syscall.ECONNRESET) {
-		return codecs.ErrOther, "server reset the connection " + phase
+		return KindOther, "server reset the connection " + phase
 	}
 	if isClosedByPeer(err) {
-		return codecs.ErrOther, "server closed the connection " + phase
+		return KindOther, "server closed the connection " + phase
 	}
-	return codecs.ErrOther, cleanMessage(err)
+	return KindOther, cleanMessage(err)
 }
 
 // isClosedByPeer reports whether err means the server hung up.

@@ -7,8 +7,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/sitewatch/sitewatch/codecs"
 )
 
 // privateCA is a CA the checker does not trust, as a company's internal
@@ -34,14 +32,14 @@ func TestSiteTLS(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		tls  *TLS
-		kind string // "" for up
+		kind ErrorKind // "" for up
 		msg  string
 	}{
-		{"no settings", nil, codecs.ErrTLS, "tls: "},
-		{"server name without ca", &TLS{ServerName: "internal.test"}, codecs.ErrTLS, "tls: certificate signed by unknown authority"},
+		{"no settings", nil, KindTLS, "tls: "},
+		{"server name without ca", &TLS{ServerName: "internal.test"}, KindTLS, "tls: certificate signed by unknown authority"},
 		{"ca and server name", &TLS{CAPEM: caPEM, ServerName: "internal.test"}, "", ""},
-		{"ca without server name", &TLS{CAPEM: caPEM}, codecs.ErrTLS, "tls: certificate is valid for internal.test, not localhost"},
-		{"another ca", &TLS{CAPEM: otherPEM, ServerName: "internal.test"}, codecs.ErrTLS, "tls: certificate signed by unknown authority"},
+		{"ca without server name", &TLS{CAPEM: caPEM}, KindTLS, "tls: certificate is valid for internal.test, not localhost"},
+		{"another ca", &TLS{CAPEM: otherPEM, ServerName: "internal.test"}, KindTLS, "tls: certificate signed by unknown authority"},
 		{"insecure", &TLS{InsecureSkipVerify: true}, "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -50,18 +48,15 @@ func TestSiteTLS(t *testing.T) {
 			// the system roots.
 			c := New(Options{RootCAs: theCA().pool})
 			res := c.Check(context.Background(), Target{URL: url, Timeout: 5 * time.Second, TLS: tc.tls})
-			var kind, msg string
-			if res.ErrorKind != nil {
-				kind, msg = *res.ErrorKind, *res.ErrorMessage
-			}
+			kind, msg := res.ErrorKind, res.ErrorMessage
 			if kind != tc.kind || !strings.HasPrefix(msg, tc.msg) {
 				t.Errorf("kind %q message %q, want kind %q message %q", kind, msg, tc.kind, tc.msg)
 			}
-			if res.TLSMS == nil {
+			if res.TLS == nil {
 				t.Error("no TLS phase recorded")
 			}
-			if tc.kind == "" && (res.Outcome != codecs.OutcomeUp || res.StatusCode != 200) {
-				t.Errorf("outcome %s status %d, want up 200", res.Outcome, res.StatusCode)
+			if tc.kind == "" && (!res.Up || res.StatusCode != 200) {
+				t.Errorf("up %v status %d, want up 200", res.Up, res.StatusCode)
 			}
 		})
 	}

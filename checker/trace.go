@@ -5,8 +5,6 @@ import (
 	"net/http/httptrace"
 	"sync"
 	"time"
-
-	"github.com/sitewatch/sitewatch/codecs"
 )
 
 // Phases of a check, worded to follow "timeout after 5s ".
@@ -162,18 +160,18 @@ func (t *tracker) bodyDone(end time.Time) {
 }
 
 // fillTimings copies the recorded phase times into res.
-func (t *tracker) fillTimings(res *codecs.Result) {
+func (t *tracker) fillTimings(res *Result) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	set := func(ok bool, d time.Duration) *float64 {
+	set := func(ok bool, d time.Duration) *time.Duration {
 		if !ok {
 			return nil
 		}
-		return ms(d)
+		return dur(d)
 	}
-	res.DNSMS = set(t.hasDNS, t.dns)
-	res.ConnectMS = set(t.hasConnect, t.connect)
-	res.TLSMS = set(t.hasTLS, t.tls)
-	res.TTFBMS = set(t.hasTTFB, t.ttfb)
-	res.TransferMS = set(t.hasTransfer, t.transfer)
+	res.DNS = set(t.hasDNS, t.dns)
+	res.Connect = set(t.hasConnect, t.connect)
+	res.TLS = set(t.hasTLS, t.tls)
+	res.TTFB = set(t.hasTTFB, t.ttfb)
+	res.Transfer = set(t.hasTransfer, t.transfer)
 }

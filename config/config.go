@@ -4,10 +4,11 @@ import (
 	"fmt"
 	"os"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/sitewatch/sitewatch/siterules"
 )
 
 // Defaults that apply when neither the site nor the file's defaults section
@@ -18,12 +19,12 @@ const (
 	// DefaultTimeout bounds one check when nothing says otherwise. A site
 	// whose interval is shorter gets its interval as timeout instead, so a
 	// check never outlives its slot.
-	DefaultTimeout = 10 * time.Second
+	DefaultTimeout = siterules.DefaultTimeout
 	// MinInterval is the shortest interval accepted: anything faster is
 	// hammering a website, not monitoring it.
 	MinInterval = time.Second
 	// DefaultMethod is the HTTP method used when a site does not set one.
-	DefaultMethod = "GET"
+	DefaultMethod = siterules.DefaultMethod
 )
 
 // File is a parsed and validated sites file.
@@ -63,10 +64,7 @@ type Site struct {
 // StatusExpected reports whether a final response status code counts as up:
 // one of ExpectStatus when the site lists some, any 2xx or 3xx otherwise.
 func (s Site) StatusExpected(code int) bool {
-	if len(s.ExpectStatus) == 0 {
-		return code >= 200 && code <= 399
-	}
-	return slices.Contains(s.ExpectStatus, code)
+	return siterules.StatusExpected(code, s.ExpectStatus)
 }
 
 // Load reads the sites file at path and parses it with [Parse]. An error

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/url"
 	"regexp"
 	"regexp/syntax"
 	"slices"
@@ -17,6 +16,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/sitewatch/sitewatch/internal/typo"
+	"github.com/sitewatch/sitewatch/siterules"
 )
 
 // The keys each mapping accepts, in the order they are listed in messages.
@@ -493,7 +493,7 @@ func (p *parser) site(n *yaml.Node, index int, seen map[string]int) (Site, bool)
 			s.ExpectStatus = p.expectStatus(f.val, at)
 		case "method":
 			if v, ok := p.scalar(f.val, at, "method", "GET or HEAD"); ok {
-				if v != "GET" && v != "HEAD" {
+				if !slices.Contains(siterules.Methods, v) {
 					p.failf(f.val, at, "method", "%q is not GET or HEAD", v)
 				}
 				s.Method = v
@@ -532,31 +532,11 @@ func (p *parser) site(n *yaml.Node, index int, seen map[string]int) (Site, bool)
 	return s, len(p.errs) == errs
 }
 
-// checkURL returns what is wrong with a site URL, or "" when it is fine.
-// Messages do not repeat the URL: the error already names the site by it.
+// checkURL returns what is wrong with a site URL, or "" when it is fine
+// (the rule is siterules.CheckURL's).
 func checkURL(raw string) string {
-	if raw == "" {
-		return "empty; want an http or https URL"
-	}
-	if strings.TrimSpace(raw) != raw {
-		return "has spaces around it"
-	}
-	u, err := url.Parse(raw)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			err = ue.Err
-		}
-		return fmt.Sprintf("not a valid URL: %v", err)
-	}
-	if u.Scheme == "" {
-		return "not an absolute URL; want one starting with http:// or https://"
-	}
-	if u.Scheme != "http" && u.Scheme != "https" {
-		return fmt.Sprintf("scheme %q is not http or https", u.Scheme)
-	}
-	if u.Hostname() == "" {
-		return "no host"
+	if err := siterules.CheckURL(raw); err != nil {
+		return err.Error()
 	}
 	return ""
 }

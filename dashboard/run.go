@@ -8,11 +8,14 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
 
 	"github.com/sitewatch/sitewatch/codecs"
+	"github.com/sitewatch/sitewatch/internal/kafkarun"
+	"github.com/sitewatch/sitewatch/internal/retry"
 )
 
 // Defaults of Config.
@@ -90,10 +93,16 @@ func Run(ctx context.Context, cfg Config) error {
 	log := cfg.Logger.With("component", "dashboard")
 	start := cfg.Now()
 
+	// problem is why the table is not following Kafka right now, shown in
+	// its title until the consumers run again.
+	var problem atomic.Pointer[string]
 	var draw func(stopping bool)
 	if cfg.Terminal {
 		draw = func(stopping bool) {
 			l := Layout{Title: cfg.Title, Paths: cfg.Paths, Grace: cfg.Grace, Color: cfg.Color}
+			if p := problem.Load(); p != nil {
+				l.Title = strings.TrimSpace(l.Title + "  [not following kafka: " + *p + "]")
+			}
 			if cfg.Size != nil {
 				l.Width, l.Height = cfg.Size()
 			}
@@ -130,10 +139,33 @@ func Run(ctx context.Context, cfg Config) error {
 		}
 	}
 
-	consumeErr := make(chan error, 1)
+	// The table is a convenience: when it cannot read Kafka the pipeline
+	// goes on; the reason is logged at once and shown in the title, and
+	// the consumers are started again with backoff. Each new start reads
+	// from since again: the board ignores the results it has already.
 	consumeCtx, stopConsume := context.WithCancel(ctx)
 	defer stopConsume()
-	go func() { consumeErr <- consume(consumeCtx, cfg, start.Add(-cfg.Lookback), log, onChange) }()
+	consumed := make(chan struct{})
+	go func() {
+		defer close(consumed)
+		backoff := retry.Backoff{Min: 200 * time.Millisecond, Max: 30 * time.Second}
+		for {
+			err := consume(consumeCtx, cfg, start.Add(-cfg.Lookback), log, onChange, func() { problem.Store(nil) })
+			if consumeCtx.Err() != nil {
+				return
+			}
+			if err == nil {
+				err = errors.New("consumers stopped")
+			}
+			msg := err.Error()
+			problem.Store(&msg)
+			wait := backoff.Next()
+			log.Error("live table stopped following kafka; retrying", "in", wait, "err", err)
+			if !retry.Sleep(consumeCtx, wait) {
+				return
+			}
+		}
+	}()
 
 	t := time.NewTicker(cfg.Refresh)
 	defer t.Stop()
@@ -141,20 +173,13 @@ func Run(ctx context.Context, cfg Config) error {
 		select {
 		case <-ctx.Done():
 			stopConsume()
-			<-consumeErr
+			<-consumed
 			if draw != nil {
 				draw(true)
 				// Whatever is printed next starts below the table.
 				fmt.Fprintln(cfg.Out)
 			}
 			return nil
-		case err := <-consumeErr:
-			// The table is a convenience: when it cannot read Kafka the
-			// pipeline goes on, and the reason is in the log.
-			if err != nil {
-				log.Error("live table stopped", "err", err)
-			}
-			consumeErr = nil
 		case <-t.C:
 			if draw != nil {
 				draw(false)
@@ -164,14 +189,11 @@ func Run(ctx context.Context, cfg Config) error {
 }
 
 // consume reads every partition of the topics from the first offset at or
-// after since, into the board.
-func consume(ctx context.Context, cfg Config, since time.Time, log *slog.Logger, onChange func(Change)) error {
-	sc := sarama.NewConfig()
-	if cfg.Sarama != nil {
-		c := *cfg.Sarama
-		sc = &c
-	}
-	sc.Consumer.Return.Errors = true
+// after since, into the board, until ctx ends or a partition consumer
+// fails: then it stops the others and returns the error at once. running
+// is called once every partition consumer has started.
+func consume(ctx context.Context, cfg Config, since time.Time, log *slog.Logger, onChange func(Change), running func()) error {
+	sc := kafkarun.Config(cfg.Sarama)
 	client, err := connect(ctx, cfg.Brokers, sc, log)
 	if err != nil {
 		return err
@@ -185,6 +207,13 @@ func consume(ctx context.Context, cfg Config, since time.Time, log *slog.Logger,
 
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	// Registered after wg.Wait, so it runs first: a failed partition ends
+	// the others.
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var errLog retry.RateLog
+	errLog.Every = 10 * time.Second
+	var errMu sync.Mutex
 	for _, topic := range cfg.Topics {
 		parts, err := client.Partitions(topic)
 		if err != nil {
@@ -195,15 +224,17 @@ func consume(ctx context.Context, cfg Config, since time.Time, log *slog.Logger,
 			if err != nil {
 				return err
 			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
+			wg.Go(func() {
 				defer pc.Close()
 				for {
 					select {
 					case <-ctx.Done():
 						return
-					case m := <-pc.Messages():
+					case m, ok := <-pc.Messages():
+						if !ok {
+							cancel(fmt.Errorf("dashboard: consumer of %s/%d stopped", topic, p))
+							return
+						}
 						r, err := codecs.DecodeResult(m.Value)
 						// An undecodable message goes to the dead letters
 						// through the processor. A check older than since
@@ -215,32 +246,42 @@ func consume(ctx context.Context, cfg Config, since time.Time, log *slog.Logger,
 						if c, ok := cfg.Board.Add(r); ok {
 							onChange(c)
 						}
-					case err := <-pc.Errors():
-						log.Debug("dashboard consumer", "topic", topic, "partition", p, "err", err)
+					case err, ok := <-pc.Errors():
+						if !ok {
+							continue
+						}
+						// sarama retries these itself; say so, a few times.
+						errMu.Lock()
+						n, logIt := errLog.Allow(time.Now())
+						errMu.Unlock()
+						if logIt {
+							log.Warn("dashboard consumer error", "topic", topic, "partition", p, "err", err, "errors_since_last_log", n)
+						}
 					}
 				}
-			}()
+			})
 		}
 	}
+	running()
 	<-ctx.Done()
+	if err := context.Cause(ctx); !errors.Is(err, context.Canceled) {
+		return err
+	}
 	return nil
 }
 
 // connect retries until the brokers answer or ctx ends.
 func connect(ctx context.Context, brokers []string, sc *sarama.Config, log *slog.Logger) (sarama.Client, error) {
-	wait := 200 * time.Millisecond
+	backoff := retry.Backoff{Min: 200 * time.Millisecond, Max: 5 * time.Second}
 	for {
 		client, err := sarama.NewClient(brokers, sc)
 		if err == nil {
 			return client, nil
 		}
 		log.Debug("dashboard: kafka not reachable yet", "err", err)
-		select {
-		case <-ctx.Done():
+		if !retry.Sleep(ctx, backoff.Next()) {
 			return nil, fmt.Errorf("dashboard: connect to kafka: %w", err)
-		case <-time.After(wait):
 		}
-		wait = min(2*wait, 5*time.Second)
 	}
 }
 

@@ -172,3 +172,28 @@ func TestRunPlainLogsChanges(t *testing.T) {
 		t.Errorf("plain mode wrote to the table output: %q", out.String())
 	}
 }
+
+// TestRunShowsConsumerFailureAtOnce: when a partition consumer cannot
+// start (here a topic that does not exist), the table says so in its title
+// and the log while it runs, not only at shutdown, and keeps showing what
+// it has.
+func TestRunShowsConsumerFailureAtOnce(t *testing.T) {
+	t.Parallel()
+	addrs, produce := cluster(t)
+	produce(result("h1", "https://a/", time.Now().UTC(), true, 12.5))
+	out, logs := &syncBuffer{}, &syncBuffer{}
+	board := NewBoard([]Site{{URL: "https://a/", Name: "Alpha"}}, 5*time.Minute)
+	startRun(t, Config{
+		Brokers: addrs, Topics: []string{topicUp, "no_such_topic"}, Board: board, Out: out, Terminal: true,
+		Refresh: 50 * time.Millisecond, Title: "sitewatch", Size: func() (int, int) { return 120, 30 },
+		Logger: slog.New(slog.NewTextHandler(logs, nil)),
+	})
+	waitFor(t, "the failure in the log", func() bool {
+		return strings.Contains(logs.String(), "live table stopped following kafka") && strings.Contains(logs.String(), "no_such_topic")
+	})
+	waitFor(t, "the failure in the title", func() bool {
+		s := out.String()
+		f := s[strings.LastIndex(s, cursorHome)+len(cursorHome):]
+		return strings.HasPrefix(f, "sitewatch  [not following kafka: ") && strings.Contains(f, "no_such_topic")
+	})
+}

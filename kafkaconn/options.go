@@ -12,6 +12,8 @@ import (
 
 	"github.com/IBM/sarama"
 	"github.com/xdg-go/scram"
+
+	"github.com/sitewatch/sitewatch/internal/retry"
 )
 
 // SASL mechanisms accepted by -kafka-sasl-mechanism.
@@ -218,16 +220,10 @@ func (o *Options) Sarama() (*sarama.Config, error) {
 	return cfg, nil
 }
 
-// backoff returns an exponential backoff capped at max, for sarama's retry
-// hooks.
+// backoff is sitewatch's one backoff (internal/retry) as sarama's retry
+// hook, which counts retries from 0.
 func backoff(base, max time.Duration) func(retries, maxRetries int) time.Duration {
-	return func(retries, _ int) time.Duration {
-		d := base << min(retries, 16)
-		if d <= 0 || d > max {
-			return max
-		}
-		return d
-	}
+	return func(retries, _ int) time.Duration { return retry.Delay(base, max, retries+1) }
 }
 
 // scramClient adapts xdg-go/scram to sarama's SCRAMClient.

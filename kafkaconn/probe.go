@@ -11,21 +11,17 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+
+	"github.com/sitewatch/sitewatch/internal/retry"
 )
 
-// errPermanent marks connection failures that retrying cannot fix: a bad
+// permanent marks connection failures that retrying cannot fix: a bad
 // certificate, a rejected password.
-var errPermanent = errors.New("permanent")
-
-type permanentError struct{ err error }
-
-func (e *permanentError) Error() string       { return e.err.Error() }
-func (e *permanentError) Unwrap() []error     { return []error{e.err, errPermanent} }
-func permanent(format string, a ...any) error { return &permanentError{fmt.Errorf(format, a...)} }
+func permanent(format string, a ...any) error { return retry.Permanent(fmt.Errorf(format, a...)) }
 
 // IsPermanent reports whether err is a connection failure that retrying
 // will not fix (TLS or authentication).
-func IsPermanent(err error) bool { return errors.Is(err, errPermanent) }
+func IsPermanent(err error) bool { return retry.IsPermanent(err) }
 
 // Probe connects to the first reachable bootstrap broker the way sarama
 // will (TCP, TLS, SASL) and reports precisely which step failed. sarama

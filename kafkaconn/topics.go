@@ -2,23 +2,25 @@ package kafkaconn
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
+
+	"github.com/sitewatch/sitewatch/codecs"
+	"github.com/sitewatch/sitewatch/internal/retry"
 )
 
-// Default topic names from the contract.
+// Default topic names from the contract; codecs holds them next to the
+// payloads they carry.
 const (
-	TopicRequests    = "status_request_created"
-	TopicSucceeded   = "status_request_succeeded"
-	TopicFailed      = "status_request_failed"
-	TopicWindows     = "status_windows"
-	TopicDeadLetters = "sitewatch_dead_letters"
+	TopicRequests    = codecs.TopicRequests
+	TopicSucceeded   = codecs.TopicSucceeded
+	TopicFailed      = codecs.TopicFailed
+	TopicWindows     = codecs.TopicWindows
+	TopicDeadLetters = codecs.TopicDeadLetters
 	// TopicStatusChanges carries the alerts processor's state changes
 	// (codecs.StatusChange), keyed by URL.
 	TopicStatusChanges = "status_changes"
@@ -86,7 +88,7 @@ func (o *Options) EnsureTopics(ctx context.Context, cfg *sarama.Config, logger *
 		ctx, cancel = context.WithTimeoutCause(ctx, o.StartTimeout, fmt.Errorf("no answer within -kafka-start-timeout %v", o.StartTimeout))
 		defer cancel()
 	}
-	return Retry(ctx, logger, "create kafka topics", func() error {
+	return retry.Do(ctx, logger, "create kafka topics", retry.Backoff{Min: 200 * time.Millisecond, Max: 10 * time.Second}, func(ctx context.Context) error {
 		if err := o.Probe(ctx, cfg); err != nil {
 			return err
 		}
@@ -102,30 +104,4 @@ func (o *Options) EnsureTopics(ctx context.Context, cfg *sarama.Config, logger *
 		}
 		return nil
 	})
-}
-
-// Retry runs fn until it succeeds, returns a permanent error (see
-// Permanent), or ctx ends, with jittered exponential backoff between
-// attempts and a log line for each failure.
-func Retry(ctx context.Context, logger *slog.Logger, what string, fn func() error) error {
-	wait := 200 * time.Millisecond
-	for attempt := 1; ; attempt++ {
-		err := fn()
-		if err == nil {
-			return nil
-		}
-		if errors.Is(err, errPermanent) {
-			return fmt.Errorf("%s: %w", what, err)
-		}
-		if ctx.Err() != nil {
-			return fmt.Errorf("%s: %w (gave up: %w)", what, err, context.Cause(ctx))
-		}
-		logger.Warn("retrying", "op", what, "attempt", attempt, "in", wait, "err", err)
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%s: %w (gave up: %w)", what, err, context.Cause(ctx))
-		case <-time.After(wait/2 + rand.N(wait/2+1)):
-		}
-		wait = min(wait*2, 10*time.Second)
-	}
 }

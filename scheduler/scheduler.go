@@ -10,15 +10,17 @@ import (
 	"io"
 	"log/slog"
 	"math"
-	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/sitewatch/sitewatch/telemetry"
+
 	"github.com/sitewatch/sitewatch/codecs"
 	"github.com/sitewatch/sitewatch/config"
+	"github.com/sitewatch/sitewatch/siterules"
 )
 
 // EmitFunc hands one request to the transport (in the emitter: a Kafka
@@ -103,14 +105,7 @@ func newMetrics(reg prometheus.Registerer) (metrics, error) {
 			Help: "Sites currently scheduled.",
 		}),
 	}
-	if reg != nil {
-		for _, c := range []prometheus.Collector{m.lag, m.requested, m.emitErrors, m.missed, m.sites} {
-			if err := reg.Register(c); err != nil {
-				return m, fmt.Errorf("register scheduler metrics: %w", err)
-			}
-		}
-	}
-	return m, nil
+	return m, telemetry.Register(reg, "scheduler", m.lag, m.requested, m.emitErrors, m.missed, m.sites)
 }
 
 // New validates the sites and returns a scheduler for them. It does not
@@ -315,10 +310,7 @@ func buildSpecs(sites []config.Site) ([]siteSpec, error) {
 			return nil, fmt.Errorf("scheduler: site %q (line %d): duplicate url", site.URL, site.Line)
 		}
 		seen[site.URL] = true
-		method := site.Method
-		if method == "" {
-			method = "GET"
-		}
+		method := siterules.Method(site.Method)
 		var re *string
 		if site.Regexp != nil {
 			src := site.Regexp.String()
@@ -352,10 +344,7 @@ func requestTLS(t *config.TLS) *codecs.RequestTLS {
 }
 
 func validSite(site config.Site) error {
-	if site.URL == "" {
-		return errors.New("empty url")
-	}
-	if _, err := url.Parse(site.URL); err != nil {
+	if err := siterules.CheckURL(site.URL); err != nil {
 		return fmt.Errorf("url: %w", err)
 	}
 	if site.Interval < time.Millisecond {

@@ -7,7 +7,8 @@
 // (status_changes, Kind Changes) to a ChangeWriter: sinks/notify's
 // webhooks, where "committed" means the receiver answered 2xx.
 //
-// The guarantees, and how they are kept:
+// The guarantees, and how they are kept (the delivery rule itself is
+// stated once, in internal/kafkarun):
 //
 //   - Nothing lost: an offset is marked and committed only after its batch
 //     is in the store and its dead letters are acknowledged by Kafka. A
@@ -18,6 +19,8 @@
 //   - Store outages: a failed batch is retried with exponential backoff
 //     and jitter until it succeeds or the sink stops; meanwhile the claim
 //     reads no more messages, so Kafka holds the backlog (back-pressure).
+//     Once writes have failed for longer than Config.OutageAfter,
+//     Config.Health (and so /healthz) says so, until the next success.
 //   - Bad input: a message that cannot be decoded, or a row the store
 //     rejects as invalid, goes to the dead-letter topic with the reason,
 //     and the rest of its batch is still written.

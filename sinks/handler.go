@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sitewatch/sitewatch/codecs"
+	"github.com/sitewatch/sitewatch/internal/kafkarun"
 )
 
 // handler is the sarama.ConsumerGroupHandler of a Sink. Every claimed
@@ -167,8 +168,9 @@ func (c *claimState) store(ctx context.Context) error {
 		return nil
 	}
 	var rejected []Rejected
-	onFail := func() {
+	onFail := func(err error) {
 		s.m.writeErrors.Inc()
+		s.outage.Fail(err)
 		c.updateLag() // keeps growing while the store is down
 	}
 	err := s.retry(ctx, c.log, "store write", onFail, func(ctx context.Context) error {
@@ -191,6 +193,7 @@ func (c *claimState) store(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	s.outage.OK()
 	accepted := n
 	for _, r := range rejected {
 		if r.Index < 0 || r.Index >= n {
@@ -371,16 +374,7 @@ const (
 
 // addDead records msg as a dead letter with the reason.
 func (b *batch) addDead(msg *sarama.ConsumerMessage, class, reason string) {
-	value, err := codecs.DeadLetterCodec{}.Encode(&codecs.DeadLetter{
-		Topic:     msg.Topic,
-		Partition: msg.Partition,
-		Offset:    msg.Offset,
-		Key:       msg.Key,
-		Value:     msg.Value,
-		Reason:    reason,
-		Consumer:  b.group,
-		FailedAt:  time.Now().UTC(),
-	})
+	value, err := codecs.DeadLetterCodec{}.Encode(kafkarun.MessageDeadLetter(msg, reason, b.group, time.Now()))
 	if err != nil {
 		// Encoding a struct of bytes and strings cannot fail; if it ever
 		// does, keep the offset from being committed silently past it.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -13,6 +12,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sitewatch/sitewatch/codecs"
+	"github.com/sitewatch/sitewatch/internal/kafkarun"
+	"github.com/sitewatch/sitewatch/internal/retry"
+	"github.com/sitewatch/sitewatch/telemetry"
 )
 
 // Store is where a sink writes. Implementations: sinks/postgres and
@@ -127,6 +129,11 @@ type Config struct {
 	Logger *slog.Logger
 	// Registerer receives the sink's metrics (default: not exported).
 	Registerer prometheus.Registerer
+	// Health, when not nil, is told when store writes have failed for
+	// longer than OutageAfter (telemetry.DefaultOutageAfter when zero), and
+	// nil at the next successful write.
+	Health      func(error)
+	OutageAfter time.Duration
 }
 
 // Sink consumes one kind of event from Kafka into a Store or a
@@ -138,6 +145,7 @@ type Sink struct {
 	changes ChangeWriter
 	log     *slog.Logger
 	m       *metrics
+	outage  *telemetry.Outage
 }
 
 // New checks cfg, applies its defaults and returns a sink that writes
@@ -219,20 +227,11 @@ func newSink(cfg Config, store Store, changes ChangeWriter, dst any) (*Sink, err
 	if cfg.BackoffMax < cfg.BackoffMin {
 		errs = append(errs, fmt.Errorf("backoff max %s is below backoff min %s", cfg.BackoffMax, cfg.BackoffMin))
 	}
-	sc := sarama.NewConfig()
-	if cfg.Sarama != nil {
-		c := *cfg.Sarama
-		sc = &c
-	}
-	// The contract: a group without committed offsets reads from the
-	// earliest offset, so events produced before the first start count.
-	sc.Consumer.Offsets.Initial = sarama.OffsetOldest
-	// Consumer errors come back to Run, which logs them through slog.
-	sc.Consumer.Return.Errors = true
-	// The dead-letter producer is synchronous: an offset is marked only
-	// after Kafka has acknowledged the batch's dead letters.
-	sc.Producer.Return.Successes = true
-	sc.Producer.Return.Errors = true
+	// A group without committed offsets reads from the earliest offset,
+	// consumer errors come back to Run (which logs them), and the
+	// dead-letter producer is synchronous: an offset is marked only after
+	// Kafka has acknowledged the batch's dead letters.
+	sc := kafkarun.Config(cfg.Sarama)
 	// A partition's final flush must end before the group gives up on this
 	// member during a rebalance.
 	if cfg.DrainTimeout >= sc.Consumer.Group.Rebalance.Timeout {
@@ -263,6 +262,7 @@ func newSink(cfg Config, store Store, changes ChangeWriter, dst any) (*Sink, err
 		changes: changes,
 		log:     cfg.Logger.With("sink", cfg.Name, "group", cfg.Group),
 		m:       m,
+		outage:  &telemetry.Outage{What: "store writes", After: cfg.OutageAfter, Report: cfg.Health},
 	}, nil
 }
 
@@ -317,61 +317,23 @@ func (s *Sink) Run(ctx context.Context) error {
 			return fmt.Errorf("sink %s: %w", s.cfg.Name, err)
 		}
 		attempt++
-		d := s.backoff(attempt)
+		d := retry.Delay(s.cfg.BackoffMin, s.cfg.BackoffMax, attempt)
 		s.log.Warn("join consumer group failed, retrying", "attempt", attempt, "retry_in", d, "err", err)
-		if sleep(ctx, d) != nil {
+		if !retry.Sleep(ctx, d) {
 			return nil
 		}
 	}
 }
 
-// retry calls fn until it succeeds or ctx is done, with exponential
-// backoff and jitter, logging every failure with its attempt number. It
-// returns nil or ctx's error.
-func (s *Sink) retry(ctx context.Context, log *slog.Logger, what string, onFail func(), fn func(context.Context) error) error {
-	for attempt := 1; ; attempt++ {
+// retry calls fn until it succeeds or ctx is done (retry.Do, with the
+// backoff of BackoffMin and BackoffMax), calling onFail after every
+// failure. It returns nil, or an error once ctx is done.
+func (s *Sink) retry(ctx context.Context, log *slog.Logger, what string, onFail func(error), fn func(context.Context) error) error {
+	return retry.Do(ctx, log, what, retry.Backoff{Min: s.cfg.BackoffMin, Max: s.cfg.BackoffMax}, func(ctx context.Context) error {
 		err := fn(ctx)
-		if err == nil {
-			if attempt > 1 {
-				log.Info(what+" succeeded after retries", "attempts", attempt)
-			}
-			return nil
+		if err != nil && ctx.Err() == nil && onFail != nil {
+			onFail(err)
 		}
-		if ctx.Err() != nil {
-			return ctx.Err()
-		}
-		if onFail != nil {
-			onFail()
-		}
-		d := s.backoff(attempt)
-		log.Warn(what+" failed, retrying", "attempt", attempt, "retry_in", d, "err", err)
-		if err := sleep(ctx, d); err != nil {
-			return err
-		}
-	}
-}
-
-// backoff is the delay before retry number attempt (from 1): BackoffMin
-// doubled per attempt up to BackoffMax, then drawn uniformly from its
-// upper half so that sinks that failed together do not retry in lockstep.
-func (s *Sink) backoff(attempt int) time.Duration {
-	d := s.cfg.BackoffMax
-	if attempt < 32 {
-		if e := s.cfg.BackoffMin << (attempt - 1); e > 0 && e < d {
-			d = e
-		}
-	}
-	half := d / 2
-	return half + rand.N(d-half+1)
-}
-
-func sleep(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
-	}
+		return err
+	})
 }

@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -40,41 +39,6 @@ func NewRegistry() *prometheus.Registry {
 	r := prometheus.NewRegistry()
 	r.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return r
-}
-
-// Health collects the readiness of the parts of a process: /healthz answers
-// 200 only while every registered part reports healthy.
-type Health struct {
-	mu    sync.Mutex
-	parts map[string]error
-}
-
-// NewHealth returns an empty Health: healthy until a part says otherwise.
-func NewHealth() *Health { return &Health{parts: map[string]error{}} }
-
-// Set records the state of one part; a nil error means healthy.
-func (h *Health) Set(part string, err error) {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.parts[part] = err
-}
-
-// ServeHTTP writes "ok" or the failing parts, one per line.
-func (h *Health) ServeHTTP(w http.ResponseWriter, _ *http.Request) {
-	h.mu.Lock()
-	var bad []string
-	for part, err := range h.parts {
-		if err != nil {
-			bad = append(bad, part+": "+err.Error())
-		}
-	}
-	h.mu.Unlock()
-	if len(bad) > 0 {
-		w.WriteHeader(http.StatusServiceUnavailable)
-		fmt.Fprintln(w, strings.Join(bad, "\n"))
-		return
-	}
-	fmt.Fprintln(w, "ok")
 }
 
 // Serve runs the /metrics and /healthz server on addr until ctx ends. An
@@ -109,6 +73,25 @@ func ServeListener(ctx context.Context, ln net.Listener, g prometheus.Gatherer, 
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("metrics server shutdown: %w", err)
+	}
+	return nil
+}
+
+// Register registers every collector of one component on reg, all or none
+// (a failed registration unregisters the ones before it, so that the
+// component can be built again with the same registry). A nil reg
+// registers nowhere. Errors name what.
+func Register(reg prometheus.Registerer, what string, cs ...prometheus.Collector) error {
+	if reg == nil {
+		return nil
+	}
+	for i, c := range cs {
+		if err := reg.Register(c); err != nil {
+			for _, done := range cs[:i] {
+				reg.Unregister(done)
+			}
+			return fmt.Errorf("register %s metrics: %w", what, err)
+		}
 	}
 	return nil
 }

@@ -261,7 +261,8 @@ func startPipeline(ctx context.Context, o options, log *slog.Logger, keepResults
 	}
 	p := &pipeline{cluster: c, brokers: k.Brokers, keep: keepResults}
 	proc, err := urlchecker.New(urlchecker.Config{
-		Brokers: k.Brokers, Sarama: cfg, TopicManager: k.TopicManagerConfig(), Topics: topics,
+		Brokers: k.Brokers, Sarama: cfg, TopicManager: k.TopicManagerConfig(),
+		Topics:      urlchecker.Topics{Requests: topics.Requests, Succeeded: topics.Succeeded, Failed: topics.Failed, DeadLetters: topics.DeadLetters},
 		Concurrency: o.concurrency, InstanceID: "bench", Checker: checker.New(checker.Options{}), Logger: log,
 	})
 	if err != nil {
@@ -401,8 +402,8 @@ func benchThroughput(ctx context.Context, o options, log *slog.Logger) error {
 	chk := checker.New(checker.Options{})
 	direct := loop(urls, o.concurrency, func(u string) error {
 		r := chk.Check(context.Background(), checker.Target{URL: u, Method: "GET", Timeout: 10 * time.Second})
-		if !r.Up() {
-			return fmt.Errorf("%s down: %s", u, *r.ErrorMessage)
+		if !r.Up {
+			return fmt.Errorf("%s down: %s", u, r.ErrorMessage)
 		}
 		return nil
 	})

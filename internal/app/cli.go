@@ -86,6 +86,9 @@ type CommonFlags struct {
 	MetricsAddr string
 	LogLevel    string
 	LogFormat   string
+	// UnhealthyAfter is how long a store or Kafka delivery outage lasts
+	// before /healthz reports it.
+	UnhealthyAfter time.Duration
 }
 
 // RegisterCommon declares -metrics-addr, -log-level and -log-format.
@@ -94,6 +97,11 @@ func RegisterCommon(fs *flag.FlagSet) *CommonFlags {
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", os.Getenv("SITEWATCH_METRICS_ADDR"), "address for /metrics and /healthz, e.g. :9100 (env SITEWATCH_METRICS_ADDR; empty: off)")
 	fs.StringVar(&c.LogLevel, "log-level", envOr("SITEWATCH_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env SITEWATCH_LOG_LEVEL)")
 	fs.StringVar(&c.LogFormat, "log-format", envOr("SITEWATCH_LOG_FORMAT", "text"), "log format: text or json (env SITEWATCH_LOG_FORMAT)")
+	c.UnhealthyAfter = telemetry.DefaultOutageAfter
+	if v, err := time.ParseDuration(os.Getenv("SITEWATCH_UNHEALTHY_AFTER")); err == nil {
+		c.UnhealthyAfter = v
+	}
+	fs.DurationVar(&c.UnhealthyAfter, "unhealthy-after", c.UnhealthyAfter, "how long store writes or Kafka deliveries must fail before /healthz answers 503 (env SITEWATCH_UNHEALTHY_AFTER)")
 	return c
 }
 
@@ -212,7 +220,7 @@ func Main(parent context.Context, common *CommonFlags, stderr io.Writer, body fu
 		return &UsageError{err}
 	}
 	kafkaconn.RouteSaramaLogs(logger)
-	env := Env{Logger: logger, Registry: telemetry.NewRegistry(), Health: telemetry.NewHealth()}
+	env := Env{Logger: logger, Registry: telemetry.NewRegistry(), Health: telemetry.NewHealth(), OutageAfter: common.UnhealthyAfter}
 	ctx, cancel := SignalContext(parent, logger)
 	defer cancel()
 

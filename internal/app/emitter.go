@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
@@ -49,6 +50,10 @@ type Env struct {
 	Logger   *slog.Logger
 	Registry *prometheus.Registry
 	Health   *telemetry.Health
+	// OutageAfter is how long a store or Kafka delivery must fail before
+	// Health reports it (-unhealthy-after); telemetry.DefaultOutageAfter
+	// when zero.
+	OutageAfter time.Duration
 }
 
 // LoadSites loads the sites file, reporting a bad file as a usage error.
@@ -86,13 +91,15 @@ func RunEmitter(ctx context.Context, env Env, k *kafkaconn.Options, f *EmitterFl
 	}
 	topics := k.Topics()
 	log := env.Logger.With("component", "emitter")
+	// The url_checker reports on its own once it is built.
+	env.Health.Set("emitter", errors.New("starting: connecting to kafka"))
 	if err := k.EnsureTopics(ctx, saramaCfg, log, topics.All()...); err != nil {
 		return err
 	}
 
 	requests, err := urlchecker.NewRequestEmitter(urlchecker.RequestEmitterConfig{
 		Brokers: k.Brokers, Sarama: saramaCfg, Topic: topics.Requests, Buffer: f.Buffer,
-		Logger: log, Registerer: env.Registry,
+		Logger: log, Registerer: env.Registry, Health: env.Health.Part("request_emitter"), OutageAfter: env.OutageAfter,
 	})
 	if err != nil {
 		return fmt.Errorf("request emitter: %w", err)
@@ -106,15 +113,17 @@ func RunEmitter(ctx context.Context, env Env, k *kafkaconn.Options, f *EmitterFl
 	chk := checker.New(checker.Options{BodyLimit: f.BodyLimit, DenyPrivateTargets: f.DenyPrivateTargets})
 	proc, err := urlchecker.New(urlchecker.Config{
 		Brokers: k.Brokers, Sarama: saramaCfg, TopicManager: k.TopicManagerConfig(),
-		Topics: topics, Group: k.Group(string(urlchecker.DefaultGroup)),
+		Topics:      urlchecker.Topics{Requests: topics.Requests, Succeeded: topics.Succeeded, Failed: topics.Failed, DeadLetters: topics.DeadLetters},
+		Group:       k.Group(string(urlchecker.DefaultGroup)),
 		Concurrency: f.Concurrency, Buffer: f.Buffer, InstanceID: f.InstanceID,
-		Checker: chk, Logger: log, Registerer: env.Registry,
+		Checker: chk, Logger: log, Registerer: env.Registry, Health: env.Health.Part("url_checker"), OutageAfter: env.OutageAfter,
 	})
 	if err != nil {
 		return fmt.Errorf("url_checker: %w", err)
 	}
 	warned := map[string]bool{}
 	warnInsecureTLS(log, sites.Sites, warned)
+	env.Health.Set("emitter", nil)
 	log.Info("emitter starting", "sites", len(sites.Sites), "file", sites.Path, "brokers", k.Brokers, "concurrency", f.Concurrency)
 
 	// Shutdown order: the scheduler stops first, then the request emitter
@@ -129,18 +138,14 @@ func RunEmitter(ctx context.Context, env Env, k *kafkaconn.Options, f *EmitterFl
 	})
 	g.Go(func() error { return requests.Run(reqCtx) })
 	g.Go(func() error { return proc.Run(gctx) })
+	reloads, err := telemetry.NewReloads(env.Registry, time.Now())
+	if err != nil {
+		return err
+	}
 	g.Go(func() error {
-		reloadOnHUP(gctx, log, hup, f.Sites, sched, warned)
+		reloadOnHUP(gctx, log, hup, f.Sites, sched, reloads, warned)
 		return nil
 	})
-	env.Health.Set("url_checker", errors.New("joining the consumer group"))
-	go func() {
-		select {
-		case <-proc.Ready():
-			env.Health.Set("url_checker", nil)
-		case <-gctx.Done():
-		}
-	}()
 	err = g.Wait()
 	log.Info("emitter stopped")
 	if err != nil && !errors.Is(err, context.Canceled) {
@@ -164,7 +169,7 @@ func warnInsecureTLS(log *slog.Logger, sites []config.Site, warned map[string]bo
 
 // reloadOnHUP swaps the scheduler's sites on every SIGHUP. A file with an
 // error is refused whole: the old sites keep being checked.
-func reloadOnHUP(ctx context.Context, log *slog.Logger, hup <-chan os.Signal, path string, sched *scheduler.Scheduler, warned map[string]bool) {
+func reloadOnHUP(ctx context.Context, log *slog.Logger, hup <-chan os.Signal, path string, sched *scheduler.Scheduler, reloads *telemetry.Reloads, warned map[string]bool) {
 	for {
 		select {
 		case <-ctx.Done():
@@ -175,6 +180,7 @@ func reloadOnHUP(ctx context.Context, log *slog.Logger, hup <-chan os.Signal, pa
 		if err == nil {
 			err = sched.Replace(f.Sites)
 		}
+		reloads.Record(time.Now(), err)
 		if err != nil {
 			log.Error("sites reload refused; keeping the previous sites", "file", path, "err", err)
 			continue

@@ -297,6 +297,9 @@ func RunProcessor(ctx context.Context, env Env, k *kafkaconn.Options, f *Process
 	if needStore && f.DatabaseURL == "" {
 		return Usagef("-database-url: no database given (or set DATABASE_URL)")
 	}
+	// Unhealthy until every component is built; each then reports on
+	// its own.
+	env.Health.Set("processor", errors.New("starting: connecting to kafka and the database"))
 	topics := k.Topics()
 	if err := k.EnsureTopics(ctx, saramaCfg, log, topics.All()...); err != nil {
 		return err
@@ -323,7 +326,7 @@ func RunProcessor(ctx context.Context, env Env, k *kafkaconn.Options, f *Process
 			Topics: windows.Topics{Succeeded: topics.Succeeded, Failed: topics.Failed, Windows: topics.Windows, DeadLetters: topics.DeadLetters},
 			Group:  k.Group(string(windows.DefaultGroup)), WindowSize: f.WindowSize, Grace: f.WindowGrace,
 			StorageDir: f.StateDir, Logger: log, Registerer: env.Registry,
-			TopicManager: k.TopicManagerBuilder(saramaCfg),
+			TopicManager: k.TopicManagerBuilder(saramaCfg), Health: env.Health.Part(PartWindows),
 		})
 		if err != nil {
 			return &UsageError{fmt.Errorf("windows: %w", err)}
@@ -354,6 +357,7 @@ func RunProcessor(ctx context.Context, env Env, k *kafkaconn.Options, f *Process
 				Kind: sc.kind, DeadLetterTopic: string(topics.DeadLetters),
 				BatchSize: f.BatchSize, FlushInterval: f.FlushInterval,
 				Logger: log, Registerer: env.Registry, // the sink adds sink=<kind>
+				Health: env.Health.Part(sc.part), OutageAfter: env.OutageAfter,
 			}, store.Store) // the store itself: its metrics, if any, export with the sink's
 			if err != nil {
 				return &UsageError{fmt.Errorf("%s: %w", sc.part, err)}
@@ -376,17 +380,10 @@ func RunProcessor(ctx context.Context, env Env, k *kafkaconn.Options, f *Process
 		runs = append(runs, n.Run)
 	}
 
+	env.Health.Set("processor", nil)
 	g, gctx := errgroup.WithContext(ctx)
 	for _, run := range runs {
 		g.Go(func() error { return run(gctx) })
-	}
-	if wp != nil {
-		env.Health.Set("windows", errors.New("recovering its table"))
-		go func() {
-			if wp.WaitForReady(gctx) == nil {
-				env.Health.Set("windows", nil)
-			}
-		}()
 	}
 	log.Info("processor started", "run", f.Run, "brokers", k.Brokers)
 	err = g.Wait()

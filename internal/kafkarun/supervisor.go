@@ -52,9 +52,14 @@ type Supervisor struct {
 	once  sync.Once
 }
 
+// ErrStarting is the health reason of a processor that has not been ready
+// yet.
+var ErrStarting = errors.New("starting: joining the consumer group and recovering its table")
+
 // Start builds the first processor, so that a configuration goka refuses
 // fails at once; Serve would otherwise build it itself.
 func (s *Supervisor) Start() error {
+	s.health(ErrStarting)
 	proc, err := s.Build()
 	if err != nil {
 		return err
@@ -106,7 +111,7 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 		run = func(ctx context.Context, proc *goka.Processor) error { return proc.Run(ctx) }
 	}
 	backoff := retry.Backoff{Min: restartMin, Max: restartMax}
-	s.health(errors.New("starting: joining the consumer group and recovering its table"))
+	s.health(ErrStarting)
 	for {
 		started := time.Now()
 		proc := s.Current()

@@ -10,7 +10,9 @@
 //     with the reason, and consumption goes on;
 //   - a request for a slot not newer than the last one recorded for its URL
 //     in the group table is a duplicate (another emitter instance scheduled
-//     the same slot) and is counted and skipped;
+//     the same slot) and is counted and skipped, unless it is the very
+//     message recorded (same partition and offset): that is a redelivery
+//     after a crash, and is checked again;
 //   - a request received at or after its next_at is stale and is counted
 //     and skipped: a slot is never checked late;
 //   - otherwise the slot is recorded in the group table and the check runs
@@ -18,10 +20,33 @@
 //     when it is full the partition waits, which is the back-pressure. A
 //     slow or hanging site holds only its own slot until its timeout.
 //
-// The input offset is committed (goka's DeferCommit) only after the result
-// was handed to Kafka, or counted as dropped. Results go through a bounded
-// outbox that retries with backoff while the brokers are away and, when
-// full, drops the oldest result and counts it: nothing is dropped silently.
+// # Delivery
+//
+// The rule is internal/kafkarun's: at-least-once check, exactly-once row.
+// A request's offset is done (goka's DeferCommit) only after its result was
+// handed to Kafka and acknowledged, or counted as dropped or abandoned; and
+// offsets are committed in partition order (kafkarun.InOrderCommits), so a
+// fast check finishing after a slow one never commits past it. After a
+// kill -9, every request from the first one not done is delivered again to
+// the partition's next owner and checked again; its result carries the
+// same event_id (the request id), which the store and the windows
+// processor keep once.
+//
+// Results go through a bounded outbox that retries with backoff while the
+// brokers are away and, when full, drops the oldest result and counts it:
+// nothing is dropped silently. At shutdown, checks still running
+// DrainTimeout after the context ended are cancelled and counted as
+// abandoned (their slots are committed, not checked).
+//
+// checker.Check returns the checker's own Result; resultEvent maps it to
+// the wire codecs.Result, adding what only this group knows (event id,
+// scheduled_at, checker instance).
+//
+// # Health
+//
+// Config.Health hears why the group is not checking (joining, restarting
+// after a failure: kafkarun.Supervisor) or why its results do not reach
+// Kafka (failing for longer than OutageAfter), and nil once they do.
 //
 // RequestEmitter is the way in: the scheduler's Emit function, producing
 // requests keyed and partitioned exactly as this group's table expects,

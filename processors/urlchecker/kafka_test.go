@@ -22,7 +22,6 @@ import (
 	"github.com/sitewatch/sitewatch/codecs"
 	"github.com/sitewatch/sitewatch/config"
 	"github.com/sitewatch/sitewatch/internal/testkit"
-	"github.com/sitewatch/sitewatch/kafkaconn"
 	"github.com/sitewatch/sitewatch/processors/urlchecker"
 	"github.com/sitewatch/sitewatch/scheduler"
 )
@@ -54,7 +53,7 @@ func cluster(t *testing.T) (*kfake.Cluster, []string) {
 		t.Fatalf("topic manager: %v", err)
 	}
 	defer tm.Close()
-	for _, topic := range []string{kafkaconn.TopicRequests, kafkaconn.TopicSucceeded, kafkaconn.TopicFailed, kafkaconn.TopicDeadLetters} {
+	for _, topic := range []string{codecs.TopicRequests, codecs.TopicSucceeded, codecs.TopicFailed, codecs.TopicDeadLetters} {
 		if err := tm.EnsureStreamExists(topic, 3); err != nil {
 			t.Fatalf("create %s: %v", topic, err)
 		}
@@ -177,7 +176,7 @@ func (r *reader) results(t *testing.T) []*codecs.Result {
 	t.Helper()
 	var out []*codecs.Result
 	for _, rec := range r.records("") {
-		if rec.topic != kafkaconn.TopicSucceeded && rec.topic != kafkaconn.TopicFailed {
+		if rec.topic != codecs.TopicSucceeded && rec.topic != codecs.TopicFailed {
 			continue
 		}
 		res, err := codecs.DecodeResult(rec.value)
@@ -187,7 +186,7 @@ func (r *reader) results(t *testing.T) []*codecs.Result {
 		if rec.key != res.URL {
 			t.Fatalf("result keyed %q, url %q", rec.key, res.URL)
 		}
-		if (rec.topic == kafkaconn.TopicSucceeded) != res.Up() {
+		if (rec.topic == codecs.TopicSucceeded) != res.Up() {
 			t.Fatalf("%s result on %s", res.Outcome, rec.topic)
 		}
 		out = append(out, res)
@@ -203,6 +202,17 @@ func waitFor(t *testing.T, what string, timeout time.Duration, cond func() bool)
 			t.Fatalf("timed out after %v waiting for %s", timeout, what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// held holds a test server's answer to r until release receives or is
+// closed (true), or the client hangs up (false).
+func held(r *http.Request, release <-chan struct{}) bool {
+	select {
+	case <-release:
+		return true
+	case <-r.Context().Done():
+		return false
 	}
 }
 
@@ -264,7 +274,7 @@ func TestTwoEmittersCheckEachSlotOnce(t *testing.T) {
 		fmt.Fprintln(w, "all good")
 	}))
 	defer srv.Close()
-	results := readTopics(t, addrs, kafkaconn.TopicSucceeded, kafkaconn.TopicFailed)
+	results := readTopics(t, addrs, codecs.TopicSucceeded, codecs.TopicFailed)
 
 	var sites []config.Site
 	for i := range 20 {
@@ -419,18 +429,14 @@ func TestHangingSiteDoesNotDelayOthers(t *testing.T) {
 	release := make(chan struct{})
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h.add(r.URL.Path)
-		if r.URL.Path == "/hang" {
-			select {
-			case <-release:
-			case <-r.Context().Done():
-				return
-			}
+		if r.URL.Path == "/hang" && !held(r, release) {
+			return
 		}
 		fmt.Fprintln(w, "ok")
 	}))
 	defer srv.Close()
 	defer close(release)
-	results := readTopics(t, addrs, kafkaconn.TopicSucceeded, kafkaconn.TopicFailed, kafkaconn.TopicDeadLetters)
+	results := readTopics(t, addrs, codecs.TopicSucceeded, codecs.TopicFailed, codecs.TopicDeadLetters)
 	reg := prometheus.NewRegistry()
 	startProcessor(t, addrs, "solo", reg)
 	re, stop := startRequestEmitter(t, addrs, nil)
@@ -456,7 +462,7 @@ func TestHangingSiteDoesNotDelayOthers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: kafkaconn.TopicRequests, Key: []byte("junk"), Value: []byte("{not json")}).FirstErr(); err != nil {
+	if err := cl.ProduceSync(context.Background(), &kgo.Record{Topic: codecs.TopicRequests, Key: []byte("junk"), Value: []byte("{not json")}).FirstErr(); err != nil {
 		t.Fatal(err)
 	}
 	stop()
@@ -481,12 +487,12 @@ func TestHangingSiteDoesNotDelayOthers(t *testing.T) {
 		}
 	}
 
-	waitFor(t, "the dead letter", 30*time.Second, func() bool { return len(results.records(kafkaconn.TopicDeadLetters)) == 1 })
-	dl, err := codecs.DecodeDeadLetter(results.records(kafkaconn.TopicDeadLetters)[0].value)
+	waitFor(t, "the dead letter", 30*time.Second, func() bool { return len(results.records(codecs.TopicDeadLetters)) == 1 })
+	dl, err := codecs.DecodeDeadLetter(results.records(codecs.TopicDeadLetters)[0].value)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if string(dl.Value) != "{not json" || string(dl.Key) != "junk" || dl.Topic != kafkaconn.TopicRequests || !strings.Contains(dl.Reason, "invalid json") || dl.Consumer != "url_checker" {
+	if string(dl.Value) != "{not json" || string(dl.Key) != "junk" || dl.Topic != codecs.TopicRequests || !strings.Contains(dl.Reason, "invalid json") || dl.Consumer != "url_checker" {
 		t.Errorf("dead letter: %+v", dl)
 	}
 }
@@ -503,7 +509,7 @@ func TestShutdownFinishesInFlightChecks(t *testing.T) {
 		fmt.Fprintln(w, "finally")
 	}))
 	defer srv.Close()
-	results := readTopics(t, addrs, kafkaconn.TopicSucceeded, kafkaconn.TopicFailed)
+	results := readTopics(t, addrs, codecs.TopicSucceeded, codecs.TopicFailed)
 
 	p, err := urlchecker.New(urlchecker.Config{
 		Brokers: addrs, Sarama: saramaConfig(), TopicManager: topicManagerConfig(),

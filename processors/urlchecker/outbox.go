@@ -1,8 +1,6 @@
 package urlchecker
 
 import (
-	"github.com/sitewatch/sitewatch/internal/retry"
-
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +10,9 @@ import (
 
 	"github.com/lovoo/goka"
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sitewatch/sitewatch/internal/retry"
+	"github.com/sitewatch/sitewatch/telemetry"
 )
 
 // errClosed is returned by push after the outbox was closed.
@@ -29,12 +30,14 @@ type outbox struct {
 	limit  int // most items waiting to be handed to the producer
 	window int // most items handed to the producer and not yet acknowledged
 	m      outboxMetrics
+	// outage, when set, hears of every failed and successful delivery.
+	outage *telemetry.Outage
 
 	mu       sync.Mutex
 	queue    []*item // FIFO, oldest first, from head on
 	head     int
 	inflight int
-	backoff  time.Duration
+	backoff  retry.Backoff
 	retryAt  time.Time
 	closing  bool // no more pushes; the loop ends when everything is sent
 	aborted  bool // give up: drop what is left
@@ -93,6 +96,7 @@ func (m outboxMetrics) collectors() []prometheus.Collector {
 func newOutbox(name string, log *slog.Logger, limit, window int, m outboxMetrics, open func() (map[goka.Stream]*goka.Emitter, error)) *outbox {
 	return &outbox{
 		name: name, log: log, open: open, limit: limit, window: window, m: m,
+		backoff: retry.Backoff{Min: 100 * time.Millisecond, Max: 10 * time.Second},
 		errLog:  retry.RateLog{Every: 10 * time.Second},
 		dropLog: retry.RateLog{Every: 10 * time.Second},
 		wake:    make(chan struct{}, 1),
@@ -178,7 +182,7 @@ func (o *outbox) drop(it *item, reason string) {
 // sends queued items until the outbox is closed and empty, or aborted.
 func (o *outbox) loop() {
 	defer close(o.exited)
-	wait := 200 * time.Millisecond
+	backoff := retry.Backoff{Min: 200 * time.Millisecond, Max: 10 * time.Second}
 	for attempt := 1; ; attempt++ {
 		ems, err := o.open()
 		if err == nil {
@@ -190,13 +194,14 @@ func (o *outbox) loop() {
 			}
 			break
 		}
+		o.outage.Fail(err)
+		wait := backoff.Next()
 		o.log.Warn("kafka producer unavailable, buffering and retrying", "events", o.name, "attempt", attempt, "in", wait, "err", err)
 		select {
 		case <-time.After(wait):
 		case <-o.abort:
 			return
 		}
-		wait = min(wait*2, 10*time.Second)
 	}
 	for {
 		it := o.next()
@@ -253,17 +258,19 @@ func (o *outbox) ack(it *item, err error) {
 	o.mu.Lock()
 	o.inflight--
 	if err == nil {
-		o.backoff, o.retryAt = 0, time.Time{}
+		o.backoff.Reset()
+		o.retryAt = time.Time{}
 		o.setPending()
 		o.mu.Unlock()
+		o.outage.OK()
 		o.m.emitted.Inc()
 		it.done(nil)
 		o.signal()
 		return
 	}
 	o.m.emitErrors.Inc()
-	o.backoff = min(max(2*o.backoff, 100*time.Millisecond), 10*time.Second)
-	o.retryAt = time.Now().Add(o.backoff)
+	backoff := o.backoff.Next()
+	o.retryAt = time.Now().Add(backoff)
 	n, logIt := o.errLog.Allow(time.Now())
 	var dropReason string
 	switch {
@@ -276,8 +283,8 @@ func (o *outbox) ack(it *item, err error) {
 		o.pushFront(it)
 	}
 	o.setPending()
-	backoff := o.backoff
 	o.mu.Unlock()
+	o.outage.Fail(err)
 	if logIt {
 		o.log.Warn("kafka send failed, retrying", "events", o.name, "topic", string(it.topic), "in", backoff, "err", err, "errors_since_last_log", n)
 	}

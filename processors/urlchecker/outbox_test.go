@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -19,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sitewatch/sitewatch/internal/testkit"
+	"github.com/sitewatch/sitewatch/telemetry"
 )
 
 // fastFailing is a producer configuration that gives up on a failing
@@ -58,6 +60,14 @@ func TestOutboxRetriesBrokerErrorsAndDropsTheOldestWhenFull(t *testing.T) {
 	fault := c.Fault(kfake.Fault{Keys: []kmsg.Key{kmsg.Produce}, Topic: topic, Err: kerr.NotEnoughReplicas, Count: -1})
 
 	o, m, done := stringOutbox(addrs, topic, 3, 1)
+	// An emitter that cannot deliver says so to /healthz, and recovers.
+	var healthMu sync.Mutex
+	var health []error
+	o.outage = &telemetry.Outage{What: "delivery of test events to kafka", After: time.Nanosecond, Report: func(err error) {
+		healthMu.Lock()
+		defer healthMu.Unlock()
+		health = append(health, err)
+	}}
 	var values []string
 	for i := range 10 {
 		values = append(values, fmt.Sprintf("v%d", i))
@@ -86,6 +96,11 @@ func TestOutboxRetriesBrokerErrorsAndDropsTheOldestWhenFull(t *testing.T) {
 	}
 	if got := readValues(t, addrs, topic, 3); got != "v7 v8 v9" {
 		t.Errorf("topic holds %q, want the newest three in order", got)
+	}
+	healthMu.Lock()
+	defer healthMu.Unlock()
+	if len(health) < 2 || health[0] == nil || !strings.Contains(health[0].Error(), "delivery of test events to kafka failing since") || health[len(health)-1] != nil {
+		t.Errorf("health reports %v: want the failing delivery, then healthy again", health)
 	}
 }
 

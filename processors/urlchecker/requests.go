@@ -14,7 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sitewatch/sitewatch/codecs"
-	"github.com/sitewatch/sitewatch/kafkaconn"
+	"github.com/sitewatch/sitewatch/telemetry"
 )
 
 // RequestEmitterConfig configures a RequestEmitter.
@@ -34,6 +34,11 @@ type RequestEmitterConfig struct {
 	Logger *slog.Logger
 	// Registerer receives the metrics; nil registers nowhere.
 	Registerer prometheus.Registerer
+	// Health, when not nil, is told when requests cannot be delivered to
+	// Kafka for longer than OutageAfter (telemetry.DefaultOutageAfter when
+	// zero), and nil once they are again.
+	Health      func(error)
+	OutageAfter time.Duration
 	// EmitterOptions are appended to the ones built from Sarama.
 	EmitterOptions []goka.EmitterOption
 }
@@ -55,7 +60,7 @@ func NewRequestEmitter(cfg RequestEmitterConfig) (*RequestEmitter, error) {
 		return nil, errors.New("urlchecker: RequestEmitterConfig.Sarama is required")
 	}
 	if cfg.Topic == "" {
-		cfg.Topic = kafkaconn.TopicRequests
+		cfg.Topic = DefaultTopics.Requests
 	}
 	if cfg.Buffer <= 0 {
 		cfg.Buffer = DefaultBuffer
@@ -67,18 +72,15 @@ func NewRequestEmitter(cfg RequestEmitterConfig) (*RequestEmitter, error) {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	m := newOutboxMetrics("requests")
-	if cfg.Registerer != nil {
-		for _, c := range m.collectors() {
-			if err := cfg.Registerer.Register(c); err != nil {
-				return nil, fmt.Errorf("register request emitter metrics: %w", err)
-			}
-		}
+	if err := telemetry.Register(cfg.Registerer, "request emitter", m.collectors()...); err != nil {
+		return nil, err
 	}
 	e := &RequestEmitter{cfg: cfg}
 	log := cfg.Logger.With("component", "request_emitter")
 	e.box = newOutbox("requests", log, cfg.Buffer, 1000, m, func() (map[goka.Stream]*goka.Emitter, error) {
 		return openEmitters(cfg.Brokers, cfg.Sarama, log, cfg.EmitterOptions, emitterSpec{cfg.Topic, codecs.RequestCodec{}})
 	})
+	e.box.outage = &telemetry.Outage{What: "delivery of check requests to kafka", After: cfg.OutageAfter, Report: cfg.Health}
 	return e, nil
 }
 

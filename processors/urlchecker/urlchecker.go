@@ -1,8 +1,6 @@
 package urlchecker
 
 import (
-	"github.com/sitewatch/sitewatch/internal/retry"
-
 	"context"
 	"errors"
 	"fmt"
@@ -22,7 +20,8 @@ import (
 
 	"github.com/sitewatch/sitewatch/checker"
 	"github.com/sitewatch/sitewatch/codecs"
-	"github.com/sitewatch/sitewatch/kafkaconn"
+	"github.com/sitewatch/sitewatch/internal/kafkarun"
+	"github.com/sitewatch/sitewatch/telemetry"
 )
 
 // DefaultGroup is the consumer group (and goka table prefix) of the
@@ -43,10 +42,44 @@ const checkGrace = 5 * time.Second
 
 // Checker runs one HTTP check; *checker.Checker is the implementation.
 type Checker interface {
-	Check(ctx context.Context, t checker.Target) codecs.Result
+	Check(ctx context.Context, t checker.Target) checker.Result
 }
 
 var _ Checker = (*checker.Checker)(nil)
+
+// Topics names the streams the url_checker reads and writes.
+type Topics struct {
+	// Requests (status_request_created) is read.
+	Requests goka.Stream
+	// Succeeded and Failed receive the results, up and down.
+	Succeeded, Failed goka.Stream
+	// DeadLetters receives the requests that cannot be used.
+	DeadLetters goka.Stream
+}
+
+// DefaultTopics are the contract's names, without a prefix.
+var DefaultTopics = Topics{
+	Requests:    codecs.TopicRequests,
+	Succeeded:   codecs.TopicSucceeded,
+	Failed:      codecs.TopicFailed,
+	DeadLetters: codecs.TopicDeadLetters,
+}
+
+// withDefaults fills the empty names from DefaultTopics.
+func (t Topics) withDefaults() Topics {
+	for _, f := range []struct {
+		s   *goka.Stream
+		def goka.Stream
+	}{
+		{&t.Requests, DefaultTopics.Requests}, {&t.Succeeded, DefaultTopics.Succeeded},
+		{&t.Failed, DefaultTopics.Failed}, {&t.DeadLetters, DefaultTopics.DeadLetters},
+	} {
+		if *f.s == "" {
+			*f.s = f.def
+		}
+	}
+	return t
+}
 
 // Config configures a Processor.
 type Config struct {
@@ -58,9 +91,8 @@ type Config struct {
 	// TopicManager configures the group table's topic (replication); goka's
 	// defaults when nil.
 	TopicManager *goka.TopicManagerConfig
-	// Topics: Requests, Succeeded, Failed and DeadLetters are used; empty
-	// names default to the contract's.
-	Topics kafkaconn.Topics
+	// Topics: empty names default to DefaultTopics.
+	Topics Topics
 	// Group defaults to DefaultGroup.
 	Group goka.Group
 	// Concurrency is the most checks running at once; DefaultConcurrency
@@ -84,6 +116,14 @@ type Config struct {
 	Logger *slog.Logger
 	// Registerer receives the metrics; nil registers nowhere.
 	Registerer prometheus.Registerer
+	// Health, when not nil, is told why checks are not being consumed
+	// (joining the group, restarting after a failure) or their results
+	// cannot be delivered to Kafka for longer than OutageAfter, and nil
+	// once they are again.
+	Health func(error)
+	// OutageAfter is how long result deliveries must fail before Health
+	// hears of it; telemetry.DefaultOutageAfter when zero.
+	OutageAfter time.Duration
 	// Storage holds the group table locally; in memory when nil (it has
 	// one small row per URL and is rebuilt from Kafka at start).
 	Storage storage.Builder
@@ -104,8 +144,9 @@ type Processor struct {
 	regexps  regexpCache
 	checks   sync.WaitGroup
 	running  atomic.Bool
-	ready    chan struct{}
-	readyOne sync.Once
+	sup      *kafkarun.Supervisor
+	dead     kafkarun.DeadLetters
+	health   *combinedHealth
 	baseMu   sync.Mutex
 	checkCtx context.Context // parent of every check; outlives Run's ctx
 }
@@ -165,15 +206,8 @@ func newMetrics(reg prometheus.Registerer) (metrics, error) {
 		}),
 		outbox: newOutboxMetrics("results"),
 	}
-	if reg != nil {
-		cs := []prometheus.Collector{m.checks, m.duration, m.inFlight, m.startDelay, m.stale, m.duplicate, m.invalid, m.abandoned, m.restarts}
-		for _, c := range append(cs, m.outbox.collectors()...) {
-			if err := reg.Register(c); err != nil {
-				return m, fmt.Errorf("register url_checker metrics: %w", err)
-			}
-		}
-	}
-	return m, nil
+	cs := []prometheus.Collector{m.checks, m.duration, m.inFlight, m.startDelay, m.stale, m.duplicate, m.invalid, m.abandoned, m.restarts}
+	return m, telemetry.Register(reg, "url_checker", append(cs, m.outbox.collectors()...)...)
 }
 
 // New checks the configuration and returns a Processor. It connects to
@@ -188,7 +222,7 @@ func New(cfg Config) (*Processor, error) {
 	if cfg.Concurrency < 0 || cfg.Buffer < 0 {
 		return nil, errors.New("urlchecker: Concurrency and Buffer must not be negative")
 	}
-	cfg.Topics = withDefaultTopics(cfg.Topics)
+	cfg.Topics = cfg.Topics.withDefaults()
 	if cfg.Group == "" {
 		cfg.Group = DefaultGroup
 	}
@@ -218,14 +252,25 @@ func New(cfg Config) (*Processor, error) {
 		return nil, err
 	}
 	p := &Processor{
-		cfg:   cfg,
-		log:   cfg.Logger.With("component", "url_checker"),
-		m:     m,
-		sem:   make(chan struct{}, cfg.Concurrency),
-		ready: make(chan struct{}),
+		cfg:    cfg,
+		log:    cfg.Logger.With("component", "url_checker"),
+		m:      m,
+		sem:    make(chan struct{}, cfg.Concurrency),
+		health: &combinedHealth{report: cfg.Health},
 	}
 	p.regexps.limit = 10000
 	p.results = newOutbox("results", p.log, cfg.Buffer, 1000, m.outbox, p.openResultEmitters)
+	p.results.outage = &telemetry.Outage{What: "delivery of results to kafka", After: cfg.OutageAfter, Report: p.health.part("results")}
+	p.dead = kafkarun.DeadLetters{Topic: cfg.Topics.DeadLetters, Consumer: string(cfg.Group), Log: p.log, Count: m.invalid, Now: cfg.Now}
+	p.sup = &kafkarun.Supervisor{
+		Name: string(cfg.Group), Log: p.log,
+		Build: func() (*goka.Processor, error) {
+			return goka.NewProcessor(cfg.Brokers, p.Graph(), p.processorOptions()...)
+		},
+		Restarts: m.restarts,
+		Health:   p.health.part("consumer"),
+	}
+	p.sup.Health(kafkarun.ErrStarting)
 	return p, nil
 }
 
@@ -236,28 +281,6 @@ func DefaultInstanceID() string {
 		host = "unknown"
 	}
 	return fmt.Sprintf("%s-%d", host, os.Getpid())
-}
-
-func withDefaultTopics(t kafkaconn.Topics) kafkaconn.Topics {
-	def := func(s *goka.Stream, name string) {
-		if *s == "" {
-			*s = goka.Stream(name)
-		}
-	}
-	def(&t.Requests, kafkaconn.TopicRequests)
-	def(&t.Succeeded, kafkaconn.TopicSucceeded)
-	def(&t.Failed, kafkaconn.TopicFailed)
-	def(&t.Windows, kafkaconn.TopicWindows)
-	def(&t.DeadLetters, kafkaconn.TopicDeadLetters)
-	return t
-}
-
-// saramaCopy returns a private copy of the sarama configuration, with the
-// rebalance strategy goka needs for a group with a table.
-func saramaCopy(cfg *sarama.Config) *sarama.Config {
-	c := *cfg
-	c.Consumer.Group.Rebalance.GroupStrategies = []sarama.BalanceStrategy{goka.CopartitioningStrategy}
-	return &c
 }
 
 // Graph is the goka group graph: requests in, dead letters out, and the
@@ -273,26 +296,24 @@ func (p *Processor) Graph() *goka.GroupGraph {
 }
 
 func (p *Processor) processorOptions() []goka.ProcessorOption {
-	opts := []goka.ProcessorOption{
+	var opts []goka.ProcessorOption
+	if p.cfg.Sarama != nil {
+		var tm goka.TopicManagerBuilder
+		if p.cfg.TopicManager != nil {
+			tm = goka.TopicManagerBuilderWithConfig(kafkarun.GokaConfig(p.cfg.Sarama), p.cfg.TopicManager)
+		}
+		// Offsets are committed in order: see the delivery rule in
+		// internal/kafkarun.
+		opts = kafkarun.ProcessorOptions(p.cfg.Brokers, p.cfg.Sarama, tm, nil)
+	}
+	opts = append(opts,
 		goka.WithStorageBuilder(p.cfg.Storage),
-		goka.WithLogger(kafkaconn.GokaLogger(p.log)),
-		goka.WithClientID(string(p.cfg.Group) + "-" + p.cfg.InstanceID),
+		goka.WithLogger(kafkarun.Logger(p.log, "goka")),
+		goka.WithClientID(string(p.cfg.Group)+"-"+p.cfg.InstanceID),
 		// A tombstone is not a request either: dead-letter it, do not
 		// drop it silently.
 		goka.WithNilHandling(goka.NilProcess),
-	}
-	if p.cfg.Sarama != nil {
-		tm := p.cfg.TopicManager
-		if tm == nil {
-			tm = goka.NewTopicManagerConfig()
-		}
-		opts = append(opts,
-			goka.WithConsumerGroupBuilder(goka.ConsumerGroupBuilderWithConfig(saramaCopy(p.cfg.Sarama))),
-			goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(saramaCopy(p.cfg.Sarama))),
-			goka.WithProducerBuilder(goka.ProducerBuilderWithConfig(saramaCopy(p.cfg.Sarama))),
-			goka.WithTopicManagerBuilder(goka.TopicManagerBuilderWithConfig(saramaCopy(p.cfg.Sarama), tm)),
-		)
-	}
+	)
 	return append(opts, p.cfg.ProcessorOptions...)
 }
 
@@ -312,9 +333,9 @@ type emitterSpec struct {
 func openEmitters(brokers []string, cfg *sarama.Config, log *slog.Logger, extra []goka.EmitterOption, specs ...emitterSpec) (map[goka.Stream]*goka.Emitter, error) {
 	ems := map[goka.Stream]*goka.Emitter{}
 	for _, s := range specs {
-		opts := []goka.EmitterOption{goka.WithEmitterLogger(kafkaconn.GokaLogger(log))}
+		opts := []goka.EmitterOption{goka.WithEmitterLogger(kafkarun.Logger(log, "goka"))}
 		if cfg != nil {
-			opts = append(opts, goka.WithEmitterProducerBuilder(goka.ProducerBuilderWithConfig(saramaCopy(cfg))))
+			opts = append(opts, goka.WithEmitterProducerBuilder(goka.ProducerBuilderWithConfig(kafkarun.Config(cfg))))
 		}
 		em, err := goka.NewEmitter(brokers, s.topic, s.codec, append(opts, extra...)...)
 		if err != nil {
@@ -330,9 +351,11 @@ func openEmitters(brokers []string, cfg *sarama.Config, log *slog.Logger, extra 
 
 // Run consumes requests and checks sites until ctx ends. Then it stops
 // taking requests, lets running checks finish or time out, hands their
-// results to Kafka and flushes the producer, all within DrainTimeout. A
-// consumer that fails (brokers away, rebalance errors) is restarted with
-// backoff and logged; Run returns an error only for a failed drain.
+// results to Kafka and flushes the producer, all within DrainTimeout of
+// ctx's end: checks still running then are cancelled and counted as
+// abandoned. A consumer that fails (brokers away, rebalance errors) is
+// restarted with backoff and logged; Run returns an error only for a
+// failed drain.
 func (p *Processor) Run(ctx context.Context) error {
 	if !p.running.CompareAndSwap(false, true) {
 		return errors.New("urlchecker: Run called twice")
@@ -344,24 +367,31 @@ func (p *Processor) Run(ctx context.Context) error {
 	p.baseMu.Unlock()
 	go p.results.loop()
 
+	// The drain clock starts when ctx ends, not when goka has stopped:
+	// goka waits (up to a minute) for the deferred commits of the checks
+	// in flight, which only the end of the drain cuts short.
+	drainCtx, cancelDrain := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelDrain()
+	stopDrainClock := context.AfterFunc(ctx, func() {
+		t := time.NewTimer(p.cfg.DrainTimeout)
+		defer t.Stop()
+		select {
+		case <-t.C:
+			p.log.Warn("checks still running at the end of the drain; cancelling them", "in_flight", len(p.sem))
+			stopChecks()
+			cancelDrain()
+		case <-drainCtx.Done():
+		}
+	})
+	defer stopDrainClock()
+
 	p.log.Info("url_checker started", "group", p.cfg.Group, "instance", p.cfg.InstanceID, "concurrency", p.cfg.Concurrency)
-	p.consume(ctx)
+	if err := p.sup.Serve(ctx); err != nil {
+		p.log.Debug("url_checker consumer stopped", "err", err)
+	}
 
 	p.log.Info("url_checker draining", "in_flight", len(p.sem))
-	drainCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.DrainTimeout)
-	defer cancel()
-	checksDone := make(chan struct{})
-	go func() {
-		p.checks.Wait()
-		close(checksDone)
-	}()
-	select {
-	case <-checksDone:
-	case <-drainCtx.Done():
-		p.log.Warn("checks still running at the end of the drain; cancelling them", "in_flight", len(p.sem))
-		stopChecks()
-		<-checksDone
-	}
+	p.checks.Wait() // ends by the drain deadline at the latest
 	err := p.results.close(drainCtx)
 	if err != nil {
 		err = fmt.Errorf("url_checker drain: %w", err)
@@ -372,60 +402,7 @@ func (p *Processor) Run(ctx context.Context) error {
 
 // Ready is closed once the consumer has joined its group and recovered
 // its table for the first time, that is once requests are being checked.
-func (p *Processor) Ready() <-chan struct{} { return p.ready }
-
-// watchReady closes p.ready once proc is running. goka's WaitForReady
-// waits on the partitions assigned when it is called, which a rebalance
-// may stop for good, so it is asked again with a fresh assignment until it
-// answers.
-func (p *Processor) watchReady(ctx context.Context, proc *goka.Processor) {
-	for ctx.Err() == nil {
-		wctx, cancel := context.WithTimeout(ctx, time.Second)
-		err := proc.WaitForReadyContext(wctx)
-		cancel()
-		select {
-		case <-proc.Done():
-			return
-		default:
-		}
-		if err == nil {
-			p.readyOne.Do(func() { close(p.ready) })
-			return
-		}
-	}
-}
-
-// consume runs the goka processor, rebuilding it after a failure, until
-// ctx ends.
-func (p *Processor) consume(ctx context.Context) {
-	backoff := retry.Backoff{Min: 500 * time.Millisecond, Max: 30 * time.Second}
-	for {
-		started := time.Now()
-		proc, err := goka.NewProcessor(p.cfg.Brokers, p.Graph(), p.processorOptions()...)
-		if err == nil {
-			go p.watchReady(ctx, proc)
-			err = proc.Run(ctx)
-		}
-		if ctx.Err() != nil {
-			if err != nil {
-				p.log.Debug("url_checker consumer stopped", "err", err)
-			}
-			return
-		}
-		if err == nil {
-			err = errors.New("consumer stopped unexpectedly")
-		}
-		p.m.restarts.Inc()
-		if time.Since(started) > time.Minute {
-			backoff.Reset()
-		}
-		wait := backoff.Next()
-		p.log.Error("url_checker consumer failed; restarting", "in", wait, "err", err)
-		if !retry.Sleep(ctx, wait) {
-			return
-		}
-	}
-}
+func (p *Processor) Ready() <-chan struct{} { return p.sup.Ready() }
 
 // handle is the goka callback for one message on the requests topic.
 func (p *Processor) handle(gctx goka.Context, msg any) {
@@ -492,18 +469,7 @@ func (p *Processor) decode(key string, data []byte) (*codecs.Request, *regexp.Re
 }
 
 func (p *Processor) deadLetter(gctx goka.Context, data []byte, reason error) {
-	p.m.invalid.Inc()
-	p.log.Warn("invalid check request sent to dead letters", "partition", gctx.Partition(), "offset", gctx.Offset(), "key", gctx.Key(), "reason", reason)
-	gctx.Emit(p.cfg.Topics.DeadLetters, gctx.Key(), &codecs.DeadLetter{
-		Topic:     string(gctx.Topic()),
-		Partition: gctx.Partition(),
-		Offset:    gctx.Offset(),
-		Key:       []byte(gctx.Key()),
-		Value:     data,
-		Reason:    reason.Error(),
-		Consumer:  string(p.cfg.Group),
-		FailedAt:  p.cfg.Now().UTC(),
-	})
+	p.dead.Send(gctx, data, reason)
 }
 
 // check runs one check and hands its result to the outbox, whose
@@ -516,7 +482,7 @@ func (p *Processor) check(req *codecs.Request, re *regexp.Regexp, commit func(er
 	ctx, cancel := context.WithTimeout(base, req.Timeout()+checkGrace)
 	started := p.cfg.Now()
 	p.m.startDelay.Observe(started.Sub(req.ScheduledAt).Seconds())
-	res := p.cfg.Checker.Check(ctx, checker.Target{
+	chk := p.cfg.Checker.Check(ctx, checker.Target{
 		URL:          req.URL,
 		Method:       req.Method,
 		Headers:      req.Headers,
@@ -536,11 +502,7 @@ func (p *Processor) check(req *codecs.Request, re *regexp.Regexp, commit func(er
 		commit(nil)
 		return
 	}
-	// The event id is the request id: every check of a slot gets the
-	// same id, so a check repeated after a crash is stored once.
-	res.EventID = req.RequestID
-	res.ScheduledAt = req.ScheduledAt
-	res.Checker = p.cfg.InstanceID
+	res := resultEvent(req, chk, p.cfg.InstanceID)
 	kind := ""
 	if res.ErrorKind != nil {
 		kind = *res.ErrorKind
@@ -551,7 +513,7 @@ func (p *Processor) check(req *codecs.Request, re *regexp.Regexp, commit func(er
 	if res.Up() {
 		topic = p.cfg.Topics.Succeeded
 	}
-	_ = p.results.push(&item{topic: topic, key: req.URL, value: &res, done: commit}) // a refused push is counted and committed
+	_ = p.results.push(&item{topic: topic, key: req.URL, value: res, done: commit}) // a refused push is counted and committed
 }
 
 // regexpCache compiles each regexp source once. It is bounded: when full
@@ -585,4 +547,33 @@ func (c *regexpCache) get(src string) (*regexp.Regexp, error) {
 	}
 	c.m[src] = re
 	return re, nil
+}
+
+// combinedHealth merges the reports of the consumer and the result
+// outbox into the processor's one Health.
+type combinedHealth struct {
+	report func(error)
+	mu     sync.Mutex
+	parts  map[string]error
+}
+
+func (h *combinedHealth) part(name string) func(error) {
+	return func(err error) {
+		if h.report == nil {
+			return
+		}
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		if h.parts == nil {
+			h.parts = map[string]error{}
+		}
+		h.parts[name] = err
+		var errs []error
+		for _, n := range []string{"consumer", "results"} {
+			if e := h.parts[n]; e != nil {
+				errs = append(errs, e)
+			}
+		}
+		h.report(errors.Join(errs...))
+	}
 }

@@ -18,7 +18,6 @@ import (
 
 	"github.com/sitewatch/sitewatch/checker"
 	"github.com/sitewatch/sitewatch/codecs"
-	"github.com/sitewatch/sitewatch/kafkaconn"
 )
 
 // t0 is the start of the slots the tests request.
@@ -96,9 +95,9 @@ func newHarness(t *testing.T, cfg Config) *harness {
 		t.Fatalf("New: %v", err)
 	}
 	h.p = p
-	h.succeeded = h.tt.NewQueueTracker(kafkaconn.TopicSucceeded)
-	h.failed = h.tt.NewQueueTracker(kafkaconn.TopicFailed)
-	h.dead = h.tt.NewQueueTracker(kafkaconn.TopicDeadLetters)
+	h.succeeded = h.tt.NewQueueTracker(codecs.TopicSucceeded)
+	h.failed = h.tt.NewQueueTracker(codecs.TopicFailed)
+	h.dead = h.tt.NewQueueTracker(codecs.TopicDeadLetters)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- p.Run(ctx) }()
@@ -153,7 +152,7 @@ func encode(t *testing.T, r *codecs.Request) []byte {
 // send consumes one request; it returns once the request was fully
 // handled (its offset committed, so its result, if any, emitted).
 func (h *harness) send(r *codecs.Request) {
-	h.tt.Consume(kafkaconn.TopicRequests, r.URL, encode(h.t, r))
+	h.tt.Consume(codecs.TopicRequests, r.URL, encode(h.t, r))
 }
 
 func (h *harness) results(tr *tester.QueueTracker) []*codecs.Result {
@@ -334,16 +333,16 @@ func TestInvalidRequestsGoToDeadLettersAndConsumptionGoesOn(t *testing.T) {
 	}
 	for _, tc := range cases {
 		if tc.value == nil {
-			h.tt.Consume(kafkaconn.TopicRequests, tc.key, nil)
+			h.tt.Consume(codecs.TopicRequests, tc.key, nil)
 		} else {
-			h.tt.Consume(kafkaconn.TopicRequests, tc.key, tc.value)
+			h.tt.Consume(codecs.TopicRequests, tc.key, tc.value)
 		}
 		key, v, ok := h.dead.Next()
 		if !ok {
 			t.Fatalf("%s: no dead letter", tc.name)
 		}
 		dl := v.(*codecs.DeadLetter)
-		if key != tc.key || dl.Topic != kafkaconn.TopicRequests || dl.Consumer != string(DefaultGroup) ||
+		if key != tc.key || dl.Topic != codecs.TopicRequests || dl.Consumer != string(DefaultGroup) ||
 			string(dl.Value) != string(tc.value) || string(dl.Key) != tc.key || !strings.Contains(dl.Reason, tc.reason) || dl.FailedAt.IsZero() {
 			t.Errorf("%s: dead letter %+v (value %q), want reason containing %q", tc.name, dl, dl.Value, tc.reason)
 		}

@@ -64,10 +64,11 @@
 // and the processor is built so that every window still ends complete in
 // status_windows, with the highest revision:
 //
-//   - Input offsets are committed in order (see inOrderCommits): goka alone
-//     marks each message when its own writes are acknowledged and Kafka
-//     keeps the highest mark, so a crash could skip an earlier message
-//     whose writes were still in flight.
+//   - Input offsets are committed in order (kafkarun.InOrderCommits, and
+//     the delivery rule stated in internal/kafkarun): goka alone marks
+//     each message when its own writes are acknowledged and Kafka keeps
+//     the highest mark, so a crash could skip an earlier message whose
+//     writes were still in flight.
 //   - An event delivered twice (read again after a crash or rebalance,
 //     which the table may already reflect, or a producer retry) is
 //     recognised by its event_id and not counted again; the windows
@@ -96,9 +97,13 @@
 // as too late (and logged) although they were counted before the crash.
 //
 // A message that cannot be decoded, or whose key is not its url, goes to
-// the dead-letter topic and processing goes on: the inputs use a
-// pass-through bytes codec, since a goka codec error would stop the
-// processor.
+// the dead-letter topic, naming the group (with its -topic-prefix) as the
+// consumer, and processing goes on: the inputs use a pass-through bytes
+// codec, since a goka codec error would stop the processor.
+//
+// A goka processor that fails is rebuilt with backoff by a
+// kafkarun.Supervisor, which also tells Config.Health (and so /healthz)
+// while the group is starting or restarting.
 //
 // # Partitioning
 //

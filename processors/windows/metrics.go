@@ -1,9 +1,9 @@
 package windows
 
 import (
-	"fmt"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/sitewatch/sitewatch/telemetry"
 )
 
 // metrics are the processor's Prometheus counters.
@@ -51,14 +51,5 @@ func newMetrics() *metrics {
 
 // register adds the metrics to reg, all or none.
 func (m *metrics) register(reg prometheus.Registerer) error {
-	cs := []prometheus.Collector{m.consumed, m.emitted, m.tooLate, m.duplicates, m.deadLetters, m.restarts}
-	for i, c := range cs {
-		if err := reg.Register(c); err != nil {
-			for _, done := range cs[:i] {
-				reg.Unregister(done)
-			}
-			return fmt.Errorf("register windows metrics: %w", err)
-		}
-	}
-	return nil
+	return telemetry.Register(reg, "windows", m.consumed, m.emitted, m.tooLate, m.duplicates, m.deadLetters, m.restarts)
 }

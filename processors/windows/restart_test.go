@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -35,10 +37,17 @@ func TestConsumerGroupFailureRestartsTheProcessor(t *testing.T) {
 		Err: kerr.GroupAuthorizationFailed, Count: 1})
 
 	reg := prometheus.NewRegistry()
+	var healthMu sync.Mutex
+	var health []error // every report, in order
 	p, err := New(Config{
 		Brokers: k.brokers, Sarama: k.sarama(), Topics: testTopics, Now: clock.Now,
 		Registerer: reg, Logger: testLogger(t, slog.LevelWarn), IdleCheck: 100 * time.Millisecond,
 		TopicManager: k.topicManager(),
+		Health: func(err error) {
+			healthMu.Lock()
+			defer healthMu.Unlock()
+			health = append(health, err)
+		},
 	})
 	if err != nil {
 		t.Fatalf("new: %v", err)
@@ -76,6 +85,18 @@ func TestConsumerGroupFailureRestartsTheProcessor(t *testing.T) {
 	if err := p.WaitForReady(ctx); err != nil {
 		t.Errorf("WaitForReady after the restart: %v", err)
 	}
+	// /healthz followed it: unhealthy while restarting, healthy after.
+	eventually(t, 20*time.Second, "healthy again after the restart", func() (bool, string) {
+		healthMu.Lock()
+		defer healthMu.Unlock()
+		restarting := false
+		for _, err := range health {
+			if err != nil && strings.Contains(err.Error(), "restarting after a failure") {
+				restarting = true
+			}
+		}
+		return restarting && health[len(health)-1] == nil, fmt.Sprintf("health reports %v", health)
+	})
 	clock.Set(at(12, 40, 0))
 	want := expectedWindows(rs, DefaultWindowSize)
 	eventually(t, 20*time.Second, "windows equal raw aggregates", func() (bool, string) {

@@ -71,6 +71,12 @@ func (d *destination) deliver(ctx context.Context, c *codecs.StatusChange) (stri
 	}
 	bo := retry.Backoff{Min: d.cfg.BackoffMin, Max: d.cfg.BackoffMax}
 	first := time.Now()
+	gaveUp := func(attempts int, err error) string {
+		d.m.failed("expired").Inc()
+		return fmt.Sprintf("%s %s: gave up after %d attempts over %s (-alert-max-age %s from changed_at %s): %v",
+			d.kind, d.label, attempts, time.Since(first).Round(time.Millisecond), d.cfg.MaxAge,
+			c.ChangedAt.UTC().Format(time.RFC3339), err)
+	}
 	for attempt := 1; ; attempt++ {
 		a := d.post(ctx, c.ChangeID, body)
 		if ctx.Err() != nil {
@@ -91,15 +97,17 @@ func (d *destination) deliver(ctx context.Context, c *codecs.StatusChange) (stri
 		}
 		wait := max(bo.Next(), a.retryAfter)
 		if time.Now().Add(wait).After(deadline) {
-			d.m.failed("expired").Inc()
-			return fmt.Sprintf("%s %s: gave up after %d attempts over %s (-alert-max-age %s from changed_at %s): %v",
-				d.kind, d.label, attempt, time.Since(first).Round(time.Millisecond), d.cfg.MaxAge,
-				c.ChangedAt.UTC().Format(time.RFC3339), a.err), nil
+			return gaveUp(attempt, a.err), nil
 		}
 		d.m.retried.Inc()
 		d.logRetry(c, attempt, wait, a.err)
 		if !retry.Sleep(ctx, wait) {
 			return "", ctx.Err()
+		}
+		// The sleep may end later than asked (a busy machine): never
+		// send past the deadline.
+		if !time.Now().Before(deadline) {
+			return gaveUp(attempt, a.err), nil
 		}
 	}
 }

@@ -235,12 +235,20 @@ func TestSitesReloadWithErrorKeepsOldSites(t *testing.T) {
 	if em.exited() {
 		t.Fatalf("emitter exited after a bad reload")
 	}
+	// The refused reload is visible to monitoring, as blackbox_exporter's.
+	loadedAt := em.metric("sitewatch_config_last_reload_success_timestamp_seconds")
+	if ok := em.metric("sitewatch_config_last_reload_successful"); ok != 0 || loadedAt <= 0 {
+		t.Errorf("after a refused reload: last_reload_successful %v, success timestamp %v; want 0 and the start", ok, loadedAt)
+	}
 	// A good file is taken on the next SIGHUP: one site removed.
 	st.write(t, st.urls[:2], "")
 	if err := em.cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
 	em.waitLog("sites reloaded", 20*time.Second)
+	if ok, at := em.metric("sitewatch_config_last_reload_successful"), em.metric("sitewatch_config_last_reload_success_timestamp_seconds"); ok != 1 || at <= loadedAt {
+		t.Errorf("after a good reload: last_reload_successful %v, success timestamp %v (before %v); want 1 and later", ok, at, loadedAt)
+	}
 	time.Sleep(2 * time.Second)
 	removedHits := st.hits[2].Load()
 	time.Sleep(3 * time.Second)
