@@ -16,17 +16,21 @@ import (
 )
 
 func main() {
-	os.Exit(run(context.Background(), os.Args[1:], os.Stderr))
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// run is the whole program; tests call it with their own context and args.
-func run(ctx context.Context, args []string, stderr io.Writer) int {
+// run is the whole program; tests call it with their own context, args
+// and writers.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("emitter", flag.ContinueOnError)
 	kafka := kafkaconn.RegisterFlags(fs)
 	common := app.RegisterCommon(fs)
 	flags := app.RegisterEmitter(fs)
 	if err := app.ParseFlags(fs, args, stderr); err != nil {
 		return app.ExitCode("emitter", err, stderr)
+	}
+	if common.PrintVersion("emitter", stdout) {
+		return app.ExitOK
 	}
 	kafka.ClientID = "sitewatch-emitter"
 	return app.ExitCode("emitter", app.Main(ctx, common, stderr, func(ctx context.Context, env app.Env) error {

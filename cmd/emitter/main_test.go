@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -70,7 +71,7 @@ func startEmitter(t *testing.T, args ...string) (stop func() int, logs *syncBuff
 	ctx, cancel := context.WithCancel(context.Background())
 	logs = &syncBuffer{}
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, args, logs) }()
+	go func() { done <- run(ctx, args, logs, logs) }()
 	var once sync.Once
 	var code int
 	stop = func() int {
@@ -294,7 +295,7 @@ func TestBadConfigExitsTwo(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Setenv("KAFKA_BROKERS", "")
 			var stderr syncBuffer
-			code := run(context.Background(), tc.args, &stderr)
+			code := run(context.Background(), tc.args, io.Discard, &stderr)
 			if code != 2 {
 				t.Errorf("exit status %d, want 2", code)
 			}
@@ -369,5 +370,19 @@ func TestEmitterOverTLSAndSASL(t *testing.T) {
 				t.Error("the SASL password appears in the logs")
 			}
 		})
+	}
+}
+
+// TestVersion: -version prints one line on stdout and exits 0 without a
+// sites file or brokers, so it works on a machine with nothing set up.
+func TestVersion(t *testing.T) {
+	t.Setenv("KAFKA_BROKERS", "")
+	var stdout, stderr syncBuffer
+	if code := run(context.Background(), []string{"-version"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit status %d, want 0; stderr %q", code, stderr.String())
+	}
+	out := stdout.String()
+	if !strings.HasPrefix(out, "emitter ") || strings.Count(out, "\n") != 1 || stderr.String() != "" {
+		t.Errorf("stdout %q, stderr %q: want one line \"emitter <version>\" on stdout only", out, stderr.String())
 	}
 }

@@ -37,7 +37,7 @@ const (
 
 func TestMain(m *testing.M) {
 	if args := os.Getenv(childArgsEnv); args != "" {
-		os.Exit(run(context.Background(), strings.Split(args, childArgsSep), os.Stderr))
+		os.Exit(run(context.Background(), strings.Split(args, childArgsSep), os.Stdout, os.Stderr))
 	}
 	// The program points sarama's package-level logger at its own once
 	// per process; doing it before any test starts a Kafka client keeps
@@ -221,7 +221,7 @@ func startProcessor(t *testing.T, args []string) *processor {
 	ctx, cancel := context.WithCancel(context.Background())
 	logs := &testkit.SyncBuffer{}
 	done := make(chan int, 1)
-	go func() { done <- run(ctx, args, logs) }()
+	go func() { done <- run(ctx, args, logs, logs) }()
 	var once sync.Once
 	var code int
 	stop := func() int {

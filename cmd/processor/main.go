@@ -16,13 +16,14 @@ import (
 )
 
 func main() {
-	os.Exit(run(context.Background(), os.Args[1:], os.Stderr))
+	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }
 
-// run is the whole program; tests call it with their own context and args.
-func run(ctx context.Context, args []string, stderr io.Writer) int {
+// run is the whole program; tests call it with their own context, args
+// and writers.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "migrate" {
-		return migrate(ctx, args[1:], stderr)
+		return migrate(ctx, args[1:], stdout, stderr)
 	}
 	fs := flag.NewFlagSet("processor", flag.ContinueOnError)
 	kafka := kafkaconn.RegisterFlags(fs)
@@ -31,6 +32,9 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 	if err := app.ParseFlags(fs, args, stderr); err != nil {
 		return app.ExitCode("processor", err, stderr)
 	}
+	if common.PrintVersion("processor", stdout) {
+		return app.ExitOK
+	}
 	kafka.ClientID = "sitewatch-processor"
 	return app.ExitCode("processor", app.Main(ctx, common, stderr, func(ctx context.Context, env app.Env) error {
 		return app.RunProcessor(ctx, env, kafka, flags)
@@ -38,13 +42,16 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 }
 
 // migrate is `processor migrate`: apply the migrations and exit.
-func migrate(ctx context.Context, args []string, stderr io.Writer) int {
+func migrate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("processor migrate", flag.ContinueOnError)
 	common := app.RegisterCommon(fs)
 	var databaseURL string
 	app.RegisterDatabase(fs, &databaseURL)
 	if err := app.ParseFlags(fs, args, stderr); err != nil {
 		return app.ExitCode("processor migrate", err, stderr)
+	}
+	if common.PrintVersion("processor", stdout) {
+		return app.ExitOK
 	}
 	return app.ExitCode("processor migrate", app.Main(ctx, common, stderr, func(ctx context.Context, env app.Env) error {
 		return app.RunMigrate(ctx, env, databaseURL)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/url"
 	"strings"
 	"sync"
@@ -352,7 +353,7 @@ func TestMigrateCommand(t *testing.T) {
 	dbURL := testkit.Postgres(t)
 	for i := range 2 {
 		var stderr testkit.SyncBuffer
-		if code := run(context.Background(), []string{"migrate", "-database-url", dbURL}, &stderr); code != 0 {
+		if code := run(context.Background(), []string{"migrate", "-database-url", dbURL}, io.Discard, &stderr); code != 0 {
 			t.Fatalf("run %d: exit status %d: %s", i+1, code, stderr.String())
 		}
 	}
@@ -402,7 +403,7 @@ func TestUsageErrors(t *testing.T) {
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			var stderr testkit.SyncBuffer
-			code := run(context.Background(), tc.args, &stderr)
+			code := run(context.Background(), tc.args, io.Discard, &stderr)
 			out := stderr.String()
 			if code != 2 {
 				t.Errorf("exit status %d, want 2; stderr: %s", code, out)
@@ -435,7 +436,7 @@ func TestUnreachableDatabase(t *testing.T) {
 	} {
 		t.Run(name, func(t *testing.T) {
 			var stderr testkit.SyncBuffer
-			code := run(context.Background(), args, &stderr)
+			code := run(context.Background(), args, io.Discard, &stderr)
 			out := stderr.String()
 			if code != 1 {
 				t.Errorf("exit status %d, want 1; stderr: %s", code, out)
@@ -450,5 +451,22 @@ func TestUnreachableDatabase(t *testing.T) {
 				t.Errorf("stderr shows the password: %q", out)
 			}
 		})
+	}
+}
+
+// TestVersion: -version prints one line on stdout and exits 0 without
+// brokers or a database, for the processor and `processor migrate` alike.
+func TestVersion(t *testing.T) {
+	t.Setenv("KAFKA_BROKERS", "")
+	t.Setenv("DATABASE_URL", "")
+	for _, args := range [][]string{{"-version"}, {"migrate", "-version"}} {
+		var stdout, stderr testkit.SyncBuffer
+		if code := run(context.Background(), args, &stdout, &stderr); code != 0 {
+			t.Fatalf("%q: exit status %d, want 0; stderr %q", args, code, stderr.String())
+		}
+		out := stdout.String()
+		if !strings.HasPrefix(out, "processor ") || strings.Count(out, "\n") != 1 || stderr.String() != "" {
+			t.Errorf("%q: stdout %q, stderr %q: want one line \"processor <version>\" on stdout only", args, out, stderr.String())
+		}
 	}
 }

@@ -36,6 +36,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err := app.ParseFlags(fs, args, stderr); err != nil {
 		return app.ExitCode("sitewatch", err, stderr)
 	}
+	if common.PrintVersion("sitewatch", stdout) {
+		return app.ExitOK
+	}
 	kafka.ClientID = "sitewatch"
 	a := &app.AllInOne{
 		Flags: fs, Common: common, Kafka: kafka, Emitter: emitter, Processor: processor, Local: local,

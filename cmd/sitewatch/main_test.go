@@ -406,3 +406,21 @@ func TestBadInput(t *testing.T) {
 		t.Errorf("data directory created for a bad sites file (stat: %v)", err)
 	}
 }
+
+// TestVersion: -version prints one line on stdout and exits 0 without a
+// sites file and without touching the data directory.
+func TestVersion(t *testing.T) {
+	t.Setenv("SITEWATCH_SITES", "")
+	dataDir := filepath.Join(t.TempDir(), "data")
+	var stdout, stderr syncBuffer
+	if code := run(context.Background(), []string{"-version", "-data-dir", dataDir}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit status %d, want 0; stderr %q", code, stderr.String())
+	}
+	out := stdout.String()
+	if !strings.HasPrefix(out, "sitewatch ") || strings.Count(out, "\n") != 1 || stderr.String() != "" {
+		t.Errorf("stdout %q, stderr %q: want one line \"sitewatch <version>\" on stdout only", out, stderr.String())
+	}
+	if _, err := os.Stat(dataDir); !os.IsNotExist(err) {
+		t.Errorf("-version created the data directory (stat: %v)", err)
+	}
+}

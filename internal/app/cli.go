@@ -13,6 +13,7 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/sitewatch/sitewatch/internal/version"
 	"github.com/sitewatch/sitewatch/kafkaconn"
 	"github.com/sitewatch/sitewatch/telemetry"
 )
@@ -82,15 +83,28 @@ type CommonFlags struct {
 	MetricsAddr string
 	LogLevel    string
 	LogFormat   string
+	Version     bool
 }
 
-// RegisterCommon declares -metrics-addr, -log-level and -log-format.
+// RegisterCommon declares -metrics-addr, -log-level, -log-format and -version.
 func RegisterCommon(fs *flag.FlagSet) *CommonFlags {
 	c := &CommonFlags{}
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", os.Getenv("SITEWATCH_METRICS_ADDR"), "address for /metrics and /healthz, e.g. :9100 (env SITEWATCH_METRICS_ADDR; empty: off)")
 	fs.StringVar(&c.LogLevel, "log-level", envOr("SITEWATCH_LOG_LEVEL", "info"), "log level: debug, info, warn, error")
 	fs.StringVar(&c.LogFormat, "log-format", envOr("SITEWATCH_LOG_FORMAT", "text"), "log format: text or json")
+	fs.BoolVar(&c.Version, "version", false, "print the version (module version and VCS revision) and exit")
 	return c
+}
+
+// PrintVersion writes prog's version line to stdout when -version was
+// given and reports whether it did; the program then exits 0 before it
+// connects to anything or checks its other flags' values.
+func (c *CommonFlags) PrintVersion(prog string, stdout io.Writer) bool {
+	if !c.Version {
+		return false
+	}
+	fmt.Fprintln(stdout, version.Line(prog))
+	return true
 }
 
 func envOr(name, def string) string {
