@@ -27,4 +27,6 @@ LABEL org.opencontainers.image.title="sitewatch" \
 COPY --from=build /out/ /usr/local/bin/
 COPY examples/sites.yaml /etc/sitewatch/sites.yaml
 USER nonroot:nonroot
+# The all-in-one writes ./sitewatch-data; the nonroot home is writable.
+WORKDIR /home/nonroot
 ENTRYPOINT ["/usr/local/bin/sitewatch"]
