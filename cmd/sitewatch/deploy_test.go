@@ -194,14 +194,7 @@ func readYAML(t *testing.T, path string, v any) {
 // TestPromtoolChecksRules: the rules file and every PromQL expression of
 // the dashboard (as recording rules) pass `promtool check rules`.
 func TestPromtoolChecksRules(t *testing.T) {
-	promtool, err := exec.LookPath("promtool")
-	if err != nil {
-		msg := "NO PROMTOOL: deploy/prometheus/sitewatch-rules.yml and the dashboard's PromQL are not checked (apt-get install prometheus)"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	promtool := testkit.Tool(t, "promtool", "deploy/prometheus/sitewatch-rules.yml and the dashboard's PromQL are not checked", "apt-get install prometheus")
 	var b strings.Builder
 	b.WriteString("groups:\n  - name: dashboard\n    rules:\n")
 	n := 0

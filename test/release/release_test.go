@@ -14,6 +14,8 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+
+	"github.com/sitewatch/sitewatch/internal/testkit"
 )
 
 var commands = []string{"emitter", "processor", "sitewatch"}
@@ -30,14 +32,7 @@ func TestMakeRelease(t *testing.T) {
 	if runtime.GOOS != "linux" || runtime.GOARCH != "amd64" {
 		t.Skipf("runs the linux/amd64 binaries; this is %s/%s", runtime.GOOS, runtime.GOARCH)
 	}
-	mk, err := exec.LookPath("make")
-	if err != nil {
-		msg := "NO MAKE: `make release` is not tested"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	mk := testkit.Tool(t, "make", "`make release` is not tested", "apt-get install make")
 	root, err := filepath.Abs("../..")
 	if err != nil {
 		t.Fatal(err)
