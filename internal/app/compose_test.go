@@ -166,3 +166,41 @@ func TestComposeFileValidates(t *testing.T) {
 		t.Fatalf("%s: %v\n%s", strings.Join(cmd.Args, " "), err, out)
 	}
 }
+
+// TestDockerImageHygiene: the image is built in stages into a static
+// binary that runs as a non-root user and carries OCI labels, and the
+// build context leaves out history, local data and build output.
+func TestDockerImageHygiene(t *testing.T) {
+	data, err := os.ReadFile("../../Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	df := string(data)
+	stages := regexp.MustCompile(`(?m)^FROM `).FindAllStringIndex(df, -1)
+	if len(stages) < 2 {
+		t.Fatalf("Dockerfile has %d stages, want a build stage and a runtime stage", len(stages))
+	}
+	final := df[stages[len(stages)-1][0]:]
+	user := regexp.MustCompile(`(?m)^USER\s+(\S+)`).FindStringSubmatch(final)
+	if user == nil || strings.HasPrefix(user[1], "root") || strings.HasPrefix(user[1], "0") {
+		t.Errorf("final stage runs as %v, want a non-root USER", user)
+	}
+	if !strings.Contains(df, "CGO_ENABLED=0 go build") {
+		t.Error("the binaries are not built with CGO_ENABLED=0 (static)")
+	}
+	for _, label := range []string{"title", "source", "licenses", "version", "revision"} {
+		if !strings.Contains(final, "org.opencontainers.image."+label+"=") {
+			t.Errorf("final stage lacks the OCI label org.opencontainers.image.%s", label)
+		}
+	}
+	ignore, err := os.ReadFile("../../.dockerignore")
+	if err != nil {
+		t.Fatalf(".dockerignore: %v", err)
+	}
+	lines := strings.Split(string(ignore), "\n")
+	for _, want := range []string{".git", "sitewatch-data", "bin", "dist"} {
+		if !slices.Contains(lines, want) {
+			t.Errorf(".dockerignore does not exclude %s", want)
+		}
+	}
+}
