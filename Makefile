@@ -63,6 +63,7 @@ run:
 # -buildvcs=auto overrides a GOFLAGS=-buildvcs=false so that -version
 # reports the commit; CGO_ENABLED=0 makes every binary static.
 release:
+	@test -n "$(DIST)" || { echo "DIST is empty"; exit 1; }
 	rm -rf $(DIST) && mkdir -p $(DIST)
 	@set -e; for p in $(PLATFORMS); do \
 		os=$${p%/*}; arch=$${p#*/}; \
@@ -72,8 +73,9 @@ release:
 				-o $(DIST)/$$c-$$os-$$arch ./cmd/$$c; \
 		done; \
 	done
-	cd $(DIST) && sha256sum $$(ls | grep -v SHA256SUMS) > SHA256SUMS
+	cd $(DIST) && files=$$(ls | grep -v SHA256SUMS) && \
+		if command -v sha256sum >/dev/null; then sha256sum $$files; else shasum -a 256 $$files; fi > SHA256SUMS
 	@cat $(DIST)/SHA256SUMS
 
 clean:
-	rm -rf bin/ $(DIST)/
+	rm -rf bin/ $(if $(DIST),$(DIST)/)
