@@ -271,6 +271,9 @@ func TestDashboardAndRulesAgainstARunningPipeline(t *testing.T) {
 	})
 	families := parseMetrics(t, scrape(t, metricsAddr))
 	to := time.Now().UTC().Add(time.Hour)
+	// The queries get their own time, whatever the waits took.
+	ctx, cancel = context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
 
 	t.Run("PromQL names exported metrics", func(t *testing.T) {
 		for name, expr := range promExprs(t, d) {
