@@ -429,13 +429,14 @@ func checkPromQL(expr string, fams map[string]*dto.MetricFamily) []string {
 
 // grafanaSQL expands the Grafana macros and variables a query uses, as
 // Grafana's PostgreSQL datasource does: $__timeFilter(col) to a BETWEEN on
-// the dashboard's range, $__timeGroupAlias(col, $__interval) to epoch
+// the dashboard's range, $__timeFrom() and $__timeTo() to its ends, $__timeGroupAlias(col, $__interval) to epoch
 // buckets named "time", and $site to the quoted list of the selected
 // sites ("All" selects every value).
 func grafanaSQL(q string, from, to time.Time, sites []string) string {
 	const interval = 5 * time.Second
 	q = regexp.MustCompile(`\$__timeFilter\(([a-z_]+)\)`).ReplaceAllString(q,
 		fmt.Sprintf("$1 BETWEEN '%s' AND '%s'", from.Format(time.RFC3339), to.Format(time.RFC3339)))
+	q = strings.NewReplacer("$__timeFrom()", "'"+from.Format(time.RFC3339)+"'", "$__timeTo()", "'"+to.Format(time.RFC3339)+"'").Replace(q)
 	secs := strconv.Itoa(int(interval.Seconds()))
 	q = regexp.MustCompile(`\$__timeGroupAlias\(([a-z_]+),\s*\$__interval\)`).ReplaceAllString(q,
 		`floor(extract(epoch from $1)/`+secs+`)*`+secs+` AS "time"`)
