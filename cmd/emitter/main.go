@@ -36,6 +36,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err := app.ParseFlags(fs, args, help, stdout); err != nil {
 		return app.ExitCode("emitter", err, stderr)
 	}
+	if common.PrintVersion("emitter", stdout) {
+		return app.ExitOK
+	}
 	kafka.ClientID = "sitewatch-emitter"
 	return app.ExitCode("emitter", app.Main(ctx, common, stderr, func(ctx context.Context, env app.Env) error {
 		return app.RunEmitter(ctx, env, kafka, flags)

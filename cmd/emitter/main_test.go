@@ -372,3 +372,17 @@ func TestEmitterOverTLSAndSASL(t *testing.T) {
 		})
 	}
 }
+
+// TestVersion: -version prints one line on stdout and exits 0 without a
+// sites file or brokers, so it works on a machine with nothing set up.
+func TestVersion(t *testing.T) {
+	t.Setenv("KAFKA_BROKERS", "")
+	var stdout, stderr syncBuffer
+	if code := run(context.Background(), []string{"-version"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit status %d, want 0; stderr %q", code, stderr.String())
+	}
+	out := stdout.String()
+	if !strings.HasPrefix(out, "emitter ") || strings.Count(out, "\n") != 1 || stderr.String() != "" {
+		t.Errorf("stdout %q, stderr %q: want one line \"emitter <version>\" on stdout only", out, stderr.String())
+	}
+}

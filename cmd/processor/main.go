@@ -49,6 +49,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err := app.ParseFlags(fs, args, help, stdout); err != nil {
 		return app.ExitCode("processor", err, stderr)
 	}
+	if common.PrintVersion("processor", stdout) {
+		return app.ExitOK
+	}
 	kafka.ClientID = "sitewatch-processor"
 	return app.ExitCode("processor", app.Main(ctx, common, stderr, func(ctx context.Context, env app.Env) error {
 		return app.RunProcessor(ctx, env, kafka, flags)
@@ -63,6 +66,9 @@ func migrate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	app.RegisterDatabase(fs, &databaseURL)
 	if err := app.ParseFlags(fs, args, migrateHelp, stdout); err != nil {
 		return app.ExitCode("processor migrate", err, stderr)
+	}
+	if common.PrintVersion("processor", stdout) {
+		return app.ExitOK
 	}
 	return app.ExitCode("processor migrate", app.Main(ctx, common, stderr, func(ctx context.Context, env app.Env) error {
 		return app.RunMigrate(ctx, env, databaseURL)

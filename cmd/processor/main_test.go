@@ -480,3 +480,20 @@ func TestHelp(t *testing.T) {
 		t.Errorf("processor -h lacks the migrate subcommand or the partitions default:\n%s", stdout.String())
 	}
 }
+
+// TestVersion: -version prints one line on stdout and exits 0 without
+// brokers or a database, for the processor and `processor migrate` alike.
+func TestVersion(t *testing.T) {
+	t.Setenv("KAFKA_BROKERS", "")
+	t.Setenv("DATABASE_URL", "")
+	for _, args := range [][]string{{"-version"}, {"migrate", "-version"}} {
+		var stdout, stderr testkit.SyncBuffer
+		if code := run(context.Background(), args, &stdout, &stderr); code != 0 {
+			t.Fatalf("%q: exit status %d, want 0; stderr %q", args, code, stderr.String())
+		}
+		out := stdout.String()
+		if !strings.HasPrefix(out, "processor ") || strings.Count(out, "\n") != 1 || stderr.String() != "" {
+			t.Errorf("%q: stdout %q, stderr %q: want one line \"processor <version>\" on stdout only", args, out, stderr.String())
+		}
+	}
+}

@@ -66,6 +66,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if err := app.ParseFlags(fs, args, help, stdout); err != nil {
 		return app.ExitCode("sitewatch", err, stderr)
 	}
+	if a.Common.PrintVersion("sitewatch", stdout) {
+		return app.ExitOK
+	}
 	a.Kafka.ClientID = "sitewatch"
 	a.Stdout, a.Stderr = stdout, stderr
 	return app.ExitCode("sitewatch", a.Run(ctx), stderr)

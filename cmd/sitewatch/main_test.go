@@ -3,10 +3,8 @@ package main
 import (
 	"context"
 	"fmt"
-	"io"
 	"math"
 	"net"
-	"net/http"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -307,22 +305,31 @@ func TestTableModeLogsToFile(t *testing.T) {
 			t.Errorf("table lacks %q:\n%s", want, frame)
 		}
 	}
-	// The emitter's and the processor's metrics share one registry.
-	resp, err := http.Get("http://" + metricsAddr + "/metrics")
-	if err != nil {
-		t.Fatalf("GET /metrics: %v", err)
-	}
-	body, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	for _, name := range []string{"sitewatch_checks_total", "sitewatch_schedule_sites", "sitewatch_windows_events_consumed_total", "sitewatch_sink_rows_written_total",
-		`sitewatch_sink_dead_letters_total{reason="decode",sink="results"} 0`} {
-		if !strings.Contains(string(body), "\n"+name) {
-			t.Errorf("/metrics lacks %s", name)
+	// The emitter's and the processor's metrics share one registry. The
+	// processor's parts register theirs as they start, which on a loaded
+	// machine can be after the table shows every site: poll, bounded.
+	names := []string{"sitewatch_checks_total", "sitewatch_schedule_sites", "sitewatch_windows_events_consumed_total", "sitewatch_sink_rows_written_total",
+		`sitewatch_sink_dead_letters_total{reason="decode",sink="results"} 0`}
+	var lacking []string
+	var body string
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		body = scrape(t, metricsAddr)
+		lacking = lacking[:0]
+		for _, name := range names {
+			if !strings.Contains(body, "\n"+name) {
+				lacking = append(lacking, name)
+			}
 		}
+		if len(lacking) == 0 || time.Now().After(deadline) {
+			break
+		}
+	}
+	if len(lacking) > 0 {
+		t.Errorf("/metrics lacks %v", lacking)
 	}
 	// Every metric says what it counts in its own words.
 	helps := map[string]string{}
-	for _, l := range strings.Split(string(body), "\n") {
+	for _, l := range strings.Split(body, "\n") {
 		if h, ok := strings.CutPrefix(l, "# HELP "); ok {
 			name, text, _ := strings.Cut(h, " ")
 			if other, dup := helps[text]; dup {
@@ -442,5 +449,23 @@ func TestBadInput(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(dir, d, "kafka")); !os.IsNotExist(err) {
 			t.Errorf("embedded Kafka started although the store was unusable (%s; stat: %v)", d, err)
 		}
+	}
+}
+
+// TestVersion: -version prints one line on stdout and exits 0 without a
+// sites file and without touching the data directory.
+func TestVersion(t *testing.T) {
+	t.Setenv("SITEWATCH_SITES", "")
+	dataDir := filepath.Join(t.TempDir(), "data")
+	var stdout, stderr syncBuffer
+	if code := run(context.Background(), []string{"-version", "-data-dir", dataDir}, &stdout, &stderr); code != 0 {
+		t.Fatalf("exit status %d, want 0; stderr %q", code, stderr.String())
+	}
+	out := stdout.String()
+	if !strings.HasPrefix(out, "sitewatch ") || strings.Count(out, "\n") != 1 || stderr.String() != "" {
+		t.Errorf("stdout %q, stderr %q: want one line \"sitewatch <version>\" on stdout only", out, stderr.String())
+	}
+	if _, err := os.Stat(dataDir); !os.IsNotExist(err) {
+		t.Errorf("-version created the data directory (stat: %v)", err)
 	}
 }

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/sitewatch/sitewatch/internal/typo"
+	"github.com/sitewatch/sitewatch/internal/version"
 	"github.com/sitewatch/sitewatch/kafkaconn"
 	"github.com/sitewatch/sitewatch/telemetry"
 )
@@ -89,9 +90,10 @@ type CommonFlags struct {
 	// UnhealthyAfter is how long a store or Kafka delivery outage lasts
 	// before /healthz reports it.
 	UnhealthyAfter time.Duration
+	Version        bool
 }
 
-// RegisterCommon declares -metrics-addr, -log-level and -log-format.
+// RegisterCommon declares -metrics-addr, -log-level, -log-format and -version.
 func RegisterCommon(fs *flag.FlagSet) *CommonFlags {
 	c := &CommonFlags{}
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", os.Getenv("SITEWATCH_METRICS_ADDR"), "address for /metrics and /healthz, e.g. :9100 (env SITEWATCH_METRICS_ADDR; empty: off)")
@@ -102,7 +104,19 @@ func RegisterCommon(fs *flag.FlagSet) *CommonFlags {
 		c.UnhealthyAfter = v
 	}
 	fs.DurationVar(&c.UnhealthyAfter, "unhealthy-after", c.UnhealthyAfter, "how long store writes or Kafka deliveries must fail before /healthz answers 503 (env SITEWATCH_UNHEALTHY_AFTER)")
+	fs.BoolVar(&c.Version, "version", false, "print the version (module version and VCS revision) and exit")
 	return c
+}
+
+// PrintVersion writes prog's version line to stdout when -version was
+// given and reports whether it did; the program then exits 0 before it
+// connects to anything or checks its other flags' values.
+func (c *CommonFlags) PrintVersion(prog string, stdout io.Writer) bool {
+	if !c.Version {
+		return false
+	}
+	fmt.Fprintln(stdout, version.Line(prog))
+	return true
 }
 
 func envOr(name, def string) string {

@@ -338,9 +338,7 @@ func TestIntegrationKfakeWindowsEqualRawAggregatesAndSurviveRestart(t *testing.T
 	for i := 0; i < len(rs); i += 15 {
 		again = append(again, rs[i])
 	}
-	for _, r := range rs[len(rs)-10:] {
-		again = append(again, r)
-	}
+	again = append(again, rs[len(rs)-10:]...)
 	fresh := result("https://site0.example/", "0-new", at(12, 29, 59), failed(codecs.ErrTimeout, 0, nil))
 	reg2 := prometheus.NewRegistry()
 	start(reg2)

@@ -8,7 +8,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -81,9 +80,10 @@ func TestMain(m *testing.M) {
 // build compiles the emitter and the processor into dir, with the race
 // detector when the suite itself runs under it.
 func build(dir string) error {
+	// go test puts its own GOROOT/bin first on the test's PATH.
 	gobin, err := exec.LookPath("go")
 	if err != nil {
-		gobin = filepath.Join(runtime.GOROOT(), "bin", "go")
+		return fmt.Errorf("find the go command: %w", err)
 	}
 	args := []string{"build", "-o", dir + string(filepath.Separator)}
 	if raceEnabled {
