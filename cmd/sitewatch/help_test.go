@@ -59,7 +59,7 @@ func TestREADMEEnvTable(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			before, _ := newFlags()
 			changed := false
-			for _, v := range []string{"/tmp/7", "true"} { // any string; a bool
+			for _, v := range []string{"/tmp/7", "true", "7s"} { // any string; a bool; a duration
 				t.Setenv(env, v)
 				after, _ := newFlags()
 				changed = changed || before.Lookup(name).Value.String() != after.Lookup(name).Value.String()

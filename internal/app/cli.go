@@ -91,6 +91,9 @@ type CommonFlags struct {
 	// before /healthz reports it.
 	UnhealthyAfter time.Duration
 	Version        bool
+	// envErr is a variable that does not parse as its flag's type; Main
+	// refuses to start with it rather than silently use the default.
+	envErr error
 }
 
 // RegisterCommon declares -metrics-addr, -log-level, -log-format and -version.
@@ -99,11 +102,15 @@ func RegisterCommon(fs *flag.FlagSet) *CommonFlags {
 	fs.StringVar(&c.MetricsAddr, "metrics-addr", os.Getenv("SITEWATCH_METRICS_ADDR"), "address for /metrics and /healthz, e.g. :9100 (env SITEWATCH_METRICS_ADDR; empty: off)")
 	fs.StringVar(&c.LogLevel, "log-level", envOr("SITEWATCH_LOG_LEVEL", "info"), "log level: debug, info, warn, error (env SITEWATCH_LOG_LEVEL)")
 	fs.StringVar(&c.LogFormat, "log-format", envOr("SITEWATCH_LOG_FORMAT", "text"), "log format: text or json (env SITEWATCH_LOG_FORMAT)")
-	c.UnhealthyAfter = telemetry.DefaultOutageAfter
-	if v, err := time.ParseDuration(os.Getenv("SITEWATCH_UNHEALTHY_AFTER")); err == nil {
-		c.UnhealthyAfter = v
+	fs.DurationVar(&c.UnhealthyAfter, "unhealthy-after", telemetry.DefaultOutageAfter, "how long store writes or Kafka deliveries must fail before /healthz answers 503 (env SITEWATCH_UNHEALTHY_AFTER)")
+	if v := os.Getenv("SITEWATCH_UNHEALTHY_AFTER"); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			c.envErr = fmt.Errorf("SITEWATCH_UNHEALTHY_AFTER: %q is not a duration (e.g. 30s, 2m)", v)
+		}
+		c.UnhealthyAfter = d
+		fs.Lookup("unhealthy-after").DefValue = d.String()
 	}
-	fs.DurationVar(&c.UnhealthyAfter, "unhealthy-after", c.UnhealthyAfter, "how long store writes or Kafka deliveries must fail before /healthz answers 503 (env SITEWATCH_UNHEALTHY_AFTER)")
 	fs.BoolVar(&c.Version, "version", false, "print the version (module version and VCS revision) and exit")
 	return c
 }
@@ -229,6 +236,9 @@ func nearestFlag(fs *flag.FlagSet, name string) string {
 // -metrics-addr, installs the signal handling and runs body until it
 // returns or a signal arrives.
 func Main(parent context.Context, common *CommonFlags, stderr io.Writer, body func(context.Context, Env) error) error {
+	if common.envErr != nil {
+		return &UsageError{common.envErr}
+	}
 	logger, err := telemetry.NewLogger(stderr, common.LogFormat, common.LogLevel)
 	if err != nil {
 		return &UsageError{err}
