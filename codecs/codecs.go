@@ -82,7 +82,19 @@ func (jsonCodec[T, P]) Encode(value any) ([]byte, error) {
 		return nil, fmt.Errorf("encode: got %T, want %T", value, zero)
 	}
 	p.setVersion()
+	if f, ok := any(p).(fastEncoder); ok {
+		if b, ok := f.appendJSON(make([]byte, 0, 384)); ok {
+			return b, nil
+		}
+	}
 	return json.Marshal(p)
+}
+
+// fastEncoder is implemented by payloads with a hand-written encoder that
+// writes exactly what json.Marshal writes, for the values it handles; on
+// any other it reports false and json.Marshal encodes.
+type fastEncoder interface {
+	appendJSON(b []byte) ([]byte, bool)
 }
 
 func (jsonCodec[T, P]) Decode(data []byte) (any, error) {

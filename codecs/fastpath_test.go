@@ -7,6 +7,7 @@ import (
 	"io"
 	"reflect"
 	"testing"
+	"time"
 )
 
 // FuzzResultFastPath checks that decodeFast accepts only what the strict
@@ -38,4 +39,86 @@ func FuzzResultFastPath(f *testing.F) {
 			t.Fatalf("fast path decoded differently:\nfast %+v\nslow %+v\n%q", fast, slow, data)
 		}
 	})
+}
+
+// FuzzRequestFastPath checks the request's decodeFast as
+// FuzzResultFastPath checks the result's.
+func FuzzRequestFastPath(f *testing.F) {
+	f.Add([]byte(`{"v":1,"request_id":"r1","url":"https://a.example/?i=1","scheduled_at":"2026-11-29T12:05:00.123456789Z","next_at":"2026-11-29T12:06:00Z","method":"GET","timeout_ms":1000,"regexp":"all good"}`))
+	f.Add([]byte(`{"v":1,"request_id":"r","url":"u","scheduled_at":"2026-01-01T00:00:00+01:00","next_at":"2026-01-01T00:01:00Z","method":"HEAD","headers":{"Accept":"x","Accept":"y","A\u00e9":"\n"},"timeout_ms":5,"regexp":null,"expect_status":[200,-0,404]}`))
+	f.Add([]byte(`{"v":1,"headers":{},"expect_status":[]}`))
+	f.Add([]byte(`{"v":1,"headers":null,"expect_status":null,"timeout_ms":1e3}`))
+	f.Add([]byte(`{"v":1,"expect_status":[9223372036854775808]}`))
+	f.Add([]byte(`{"v":1,"url":"a","url":"b"}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		fast := new(Request)
+		if !fast.decodeFast(data) {
+			return
+		}
+		slow := new(Request)
+		dec := json.NewDecoder(bytes.NewReader(data))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(slow); err != nil {
+			t.Fatalf("fast path accepted what encoding/json refuses (%v): %q", err, data)
+		}
+		if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+			t.Fatalf("fast path accepted trailing data: %q", data)
+		}
+		if !reflect.DeepEqual(fast, slow) {
+			t.Fatalf("fast path decoded differently:\nfast %+v\nslow %+v\n%q", fast, slow, data)
+		}
+	})
+}
+
+// FuzzRequestEncode checks that the request's fast encoder writes exactly
+// the bytes json.Marshal writes, whenever it accepts a value.
+func FuzzRequestEncode(f *testing.F) {
+	f.Add("r1", "https://a.example/ok?i=1", "GET", "all good", true, int64(1764417900123456789), int64(1764417960000000000), 0, int64(1000), []byte{200, 1})
+	f.Add("r<", "u&", "HEAD", "\xff", false, int64(-62135596800000000000/10), int64(253402300800000000), 3600, int64(-1), []byte{})
+	f.Add("", "", "", "é", true, int64(0), int64(1), -37, int64(0), []byte{0})
+	f.Fuzz(func(t *testing.T, id, url, method, re string, hasRE bool, at, next int64, offsetMin int, timeout int64, codes []byte) {
+		zone := time.FixedZone("z", offsetMin*60)
+		r := &Request{V: 1, RequestID: id, URL: url, Method: method, ScheduledAt: time.Unix(0, at).In(zone), NextAt: time.Unix(0, next).UTC(), TimeoutMS: timeout}
+		if hasRE {
+			r.Regexp = &re
+		}
+		for _, c := range codes {
+			r.ExpectStatus = append(r.ExpectStatus, int(c)*3-100)
+		}
+		fast, ok := r.appendJSON(nil)
+		if !ok {
+			return
+		}
+		slow, err := json.Marshal(r)
+		if err != nil {
+			t.Fatalf("fast encoder accepted what json.Marshal refuses (%v): %+v", err, r)
+		}
+		if !bytes.Equal(fast, slow) {
+			t.Fatalf("fast encoder wrote differently:\nfast %s\nslow %s", fast, slow)
+		}
+	})
+}
+
+// TestRequestFastPathsTaken guards the speed-up itself: the requests the
+// scheduler makes take both hand-written paths, and round-trip.
+func TestRequestFastPathsTaken(t *testing.T) {
+	re := "all good"
+	at := time.Date(2026, 11, 29, 12, 5, 0, 123456789, time.UTC)
+	r := &Request{V: 1, RequestID: "0123456789abcdef", URL: "https://a.example/ok?i=1&b=<2>", ScheduledAt: at, NextAt: at.Add(time.Minute),
+		Method: "GET", TimeoutMS: 1000, Regexp: &re, ExpectStatus: []int{200, 301}}
+	b, ok := r.appendJSON(nil)
+	if !ok {
+		t.Fatal("fast encoder declined a scheduler's request")
+	}
+	want, _ := json.Marshal(r)
+	if !bytes.Equal(b, want) {
+		t.Fatalf("fast encoder wrote\n%s\nwant\n%s", b, want)
+	}
+	got := new(Request)
+	if !got.decodeFast(b) {
+		t.Fatalf("fast decoder declined %s", b)
+	}
+	if !reflect.DeepEqual(got, r) {
+		t.Fatalf("round trip: got %+v, want %+v", got, r)
+	}
 }

@@ -1,0 +1,285 @@
+package codecs
+
+import (
+	"strconv"
+	"time"
+)
+
+// The emitter encodes one request per site and slot and its url_checker
+// decodes each of them, most of them only to find them stale under
+// overload: both directions have a hand-written path for the canonical
+// form, several times faster than encoding/json's reflection. The wire
+// format is unchanged (the contract's JSON); the fuzz tests hold both
+// paths to byte-for-byte (encode) and value-for-value (decode) equality
+// with encoding/json.
+
+// requestField indexes the fields of Request for decodeFast.
+const (
+	qfV = iota
+	qfRequestID
+	qfURL
+	qfScheduledAt
+	qfNextAt
+	qfMethod
+	qfHeaders
+	qfTimeoutMS
+	qfRegexp
+	qfExpectStatus
+)
+
+func requestField(key []byte) int {
+	switch string(key) {
+	case "v":
+		return qfV
+	case "request_id":
+		return qfRequestID
+	case "url":
+		return qfURL
+	case "scheduled_at":
+		return qfScheduledAt
+	case "next_at":
+		return qfNextAt
+	case "method":
+		return qfMethod
+	case "headers":
+		return qfHeaders
+	case "timeout_ms":
+		return qfTimeoutMS
+	case "regexp":
+		return qfRegexp
+	case "expect_status":
+		return qfExpectStatus
+	}
+	return -1
+}
+
+// decodeFast decodes the requests this build writes; see fastDecoder.
+func (r *Request) decodeFast(data []byte) bool {
+	p := fastParser{data: data}
+	p.ws()
+	if !p.byte('{') {
+		return false
+	}
+	var seen uint32
+	p.ws()
+	if p.byte('}') {
+		return p.end()
+	}
+	for {
+		p.ws()
+		key, ok := p.plainString()
+		if !ok {
+			return false
+		}
+		f := requestField(key)
+		if f < 0 || seen&(1<<f) != 0 {
+			return false
+		}
+		seen |= 1 << f
+		p.ws()
+		if !p.byte(':') {
+			return false
+		}
+		p.ws()
+		switch f {
+		case qfV:
+			ok = p.int(func(n int64) bool { r.V = int(n); return int64(r.V) == n })
+		case qfTimeoutMS:
+			ok = p.int(func(n int64) bool { r.TimeoutMS = n; return true })
+		case qfRequestID:
+			ok = p.str(&r.RequestID)
+		case qfURL:
+			ok = p.str(&r.URL)
+		case qfMethod:
+			ok = p.str(&r.Method)
+		case qfScheduledAt:
+			ok = p.time(&r.ScheduledAt)
+		case qfNextAt:
+			ok = p.time(&r.NextAt)
+		case qfRegexp:
+			ok = p.strPtr(&r.Regexp)
+		case qfHeaders:
+			ok = p.stringMap(&r.Headers)
+		case qfExpectStatus:
+			ok = p.intSlice(&r.ExpectStatus)
+		}
+		if !ok {
+			return false
+		}
+		p.ws()
+		if p.byte(',') {
+			continue
+		}
+		if p.byte('}') {
+			return p.end()
+		}
+		return false
+	}
+}
+
+// stringMap reads null or an object of strings into a fresh map, as
+// encoding/json does for a nil map field; a repeated key keeps its last
+// value, as there. Keys with escapes are left to encoding/json.
+func (p *fastParser) stringMap(dst *map[string]string) bool {
+	if p.literal("null") {
+		*dst = nil
+		return true
+	}
+	if !p.byte('{') {
+		return false
+	}
+	m := map[string]string{}
+	p.ws()
+	if p.byte('}') {
+		*dst = m
+		return true
+	}
+	for {
+		p.ws()
+		k, ok := p.plainString()
+		if !ok {
+			return false
+		}
+		p.ws()
+		if !p.byte(':') {
+			return false
+		}
+		p.ws()
+		var v string
+		if !p.str(&v) {
+			return false
+		}
+		m[string(k)] = v
+		p.ws()
+		if p.byte(',') {
+			continue
+		}
+		if p.byte('}') {
+			*dst = m
+			return true
+		}
+		return false
+	}
+}
+
+// intSlice reads null or an array of integers, as encoding/json does for
+// an []int field ([] is an empty, non-nil slice).
+func (p *fastParser) intSlice(dst *[]int) bool {
+	if p.literal("null") {
+		*dst = nil
+		return true
+	}
+	if !p.byte('[') {
+		return false
+	}
+	s := []int{}
+	p.ws()
+	if p.byte(']') {
+		*dst = s
+		return true
+	}
+	for {
+		p.ws()
+		if !p.int(func(n int64) bool { s = append(s, int(n)); return int64(int(n)) == n }) {
+			return false
+		}
+		p.ws()
+		if p.byte(',') {
+			continue
+		}
+		if p.byte(']') {
+			*dst = s
+			return true
+		}
+		return false
+	}
+}
+
+// appendJSON appends the request as json.Marshal writes it, or reports
+// false when a value needs encoding/json's own handling (a string to
+// escape, a time outside RFC 3339's years).
+func (r *Request) appendJSON(b []byte) ([]byte, bool) {
+	ok := true
+	b = append(b, `{"v":`...)
+	b = strconv.AppendInt(b, int64(r.V), 10)
+	b = append(b, `,"request_id":`...)
+	b, ok = appendPlainString(b, r.RequestID, ok)
+	b = append(b, `,"url":`...)
+	b, ok = appendPlainString(b, r.URL, ok)
+	b = append(b, `,"scheduled_at":`...)
+	b, ok = appendTime(b, r.ScheduledAt, ok)
+	b = append(b, `,"next_at":`...)
+	b, ok = appendTime(b, r.NextAt, ok)
+	b = append(b, `,"method":`...)
+	b, ok = appendPlainString(b, r.Method, ok)
+	if len(r.Headers) > 0 {
+		// encoding/json sorts map keys; a map is rare and small here.
+		return b, false
+	}
+	b = append(b, `,"timeout_ms":`...)
+	b = strconv.AppendInt(b, r.TimeoutMS, 10)
+	b = append(b, `,"regexp":`...)
+	if r.Regexp == nil {
+		b = append(b, "null"...)
+	} else {
+		b, ok = appendPlainString(b, *r.Regexp, ok)
+	}
+	if len(r.ExpectStatus) > 0 {
+		b = append(b, `,"expect_status":[`...)
+		for i, c := range r.ExpectStatus {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = strconv.AppendInt(b, int64(c), 10)
+		}
+		b = append(b, ']')
+	}
+	return append(b, '}'), ok
+}
+
+// appendPlainString appends s quoted as encoding/json quotes it (which
+// escapes <, > and & too) when s is printable ASCII; otherwise it reports
+// false, for encoding/json to handle control characters and UTF-8.
+func appendPlainString(b []byte, s string, ok bool) ([]byte, bool) {
+	b = append(b, '"')
+	start := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c >= 0x7f {
+			return b, false
+		}
+		var esc string
+		switch c {
+		case '"':
+			esc = `\"`
+		case '\\':
+			esc = `\\`
+		case '<':
+			esc = `\u003c`
+		case '>':
+			esc = `\u003e`
+		case '&':
+			esc = `\u0026`
+		default:
+			continue
+		}
+		b = append(b, s[start:i]...)
+		b = append(b, esc...)
+		start = i + 1
+	}
+	b = append(b, s[start:]...)
+	return append(b, '"'), ok
+}
+
+// appendTime appends t as time.Time's MarshalJSON does.
+func appendTime(b []byte, t time.Time, ok bool) ([]byte, bool) {
+	if y := t.Year(); y < 0 || y > 9999 {
+		return b, false
+	}
+	if _, off := t.Zone(); off%60 != 0 || off/60 <= -24*60 || off/60 >= 24*60 {
+		return b, false
+	}
+	b = append(b, '"')
+	b = t.AppendFormat(b, time.RFC3339Nano)
+	return append(b, '"'), ok
+}
