@@ -412,16 +412,19 @@ func (p *Processor) handle(gctx goka.Context, msg any) {
 		p.deadLetter(gctx, data, err)
 		return
 	}
+	// Staleness first: it needs only the request, and under overload most
+	// requests are stale, so they skip the table lookup (and its decode).
+	// A stale request is never checked, duplicate or not.
+	if !p.cfg.Now().Before(req.NextAt) {
+		p.m.stale.Inc()
+		return
+	}
 	if st, _ := gctx.Value().(*slotState); st != nil && !req.ScheduledAt.After(st.ScheduledAt) {
 		redelivery := st.ScheduledAt.Equal(req.ScheduledAt) && st.Partition == gctx.Partition() && st.Offset == gctx.Offset()
 		if !redelivery {
 			p.m.duplicate.Inc()
 			return
 		}
-	}
-	if !p.cfg.Now().Before(req.NextAt) {
-		p.m.stale.Inc()
-		return
 	}
 	gctx.SetValue(&slotState{ScheduledAt: req.ScheduledAt, Partition: gctx.Partition(), Offset: gctx.Offset()})
 
