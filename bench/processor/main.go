@@ -72,6 +72,7 @@ type options struct {
 	sinkEvents    int
 	sinkURLs      int
 	poll          time.Duration
+	perf          string
 	results       int
 	urls          int
 	interval      time.Duration
@@ -88,6 +89,7 @@ func run() int {
 	flag.IntVar(&o.sinkEvents, "sink-events", 300000, "result events of a sink run")
 	flag.IntVar(&o.sinkURLs, "sink-urls", 100, "URLs of a sink run")
 	flag.DurationVar(&o.poll, "poll", 100*time.Millisecond, "how often a sink run counts check_results")
+	flag.StringVar(&o.perf, "perf", "", "record cmd/processor with perf during the last sink run into this file")
 	flag.IntVar(&o.results, "results", 100000, "result events produced")
 	flag.IntVar(&o.urls, "urls", 1000, "URLs the results are spread over")
 	flag.DurationVar(&o.interval, "interval", 30*time.Second, "event-time interval between two checks of one URL")

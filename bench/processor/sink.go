@@ -194,6 +194,13 @@ func sinkOnce(ctx context.Context, o options, log *slog.Logger, bin, logPath str
 	}
 	defer child.Stop(30 * time.Second)
 	started := time.Now()
+	var perf *benchkit.Child
+	if o.perf != "" && run == o.runs-1 {
+		if perf, err = benchkit.Start("perf", []string{"record", "-F", "499", "-g", "-o", o.perf, "-p", fmt.Sprint(child.Cmd.Process.Pid)}, logPath+".perf"); err != nil {
+			return r, err
+		}
+		defer perf.StopWith(os.Interrupt, 10*time.Second)
+	}
 	var firstAt time.Time
 	deadline := started.Add(5 * time.Minute)
 	for {
@@ -213,6 +220,10 @@ func sinkOnce(ctx context.Context, o options, log *slog.Logger, bin, logPath str
 			break
 		}
 		time.Sleep(o.poll)
+	}
+	if perf != nil {
+		// perf writes its file on SIGINT and exits with the signal.
+		_ = perf.StopWith(os.Interrupt, 10*time.Second)
 	}
 	pid := child.Cmd.Process.Pid
 	r.processorRSS, _ = benchkit.PeakRSS(pid)

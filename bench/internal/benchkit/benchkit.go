@@ -86,8 +86,11 @@ func (c *Child) Exited() (error, bool) {
 }
 
 // Stop asks the child to shut down (SIGTERM) and kills it after grace.
-func (c *Child) Stop(grace time.Duration) error {
-	_ = c.Cmd.Process.Signal(syscall.SIGTERM)
+func (c *Child) Stop(grace time.Duration) error { return c.StopWith(syscall.SIGTERM, grace) }
+
+// StopWith sends sig to the child and kills it after grace.
+func (c *Child) StopWith(sig os.Signal, grace time.Duration) error {
+	_ = c.Cmd.Process.Signal(sig)
 	select {
 	case err := <-c.done:
 		c.done <- err
