@@ -21,24 +21,28 @@ func FuzzResultFastPath(f *testing.F) {
 	f.Add([]byte(`{"v":1}{}`))
 	f.Add([]byte(`{"v":1,"regexp_matched":true,"checked_at":"2026-01-01T00:00:00+01:00","error_message":"\xff"}`))
 	f.Add([]byte(`{"v":1,"error_message":"a\\b\n\t\/"}`))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		fast := new(Result)
-		if !fast.decodeFast(data) {
-			return
-		}
-		slow := new(Result)
-		dec := json.NewDecoder(bytes.NewReader(data))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(slow); err != nil {
-			t.Fatalf("fast path accepted what encoding/json refuses (%v): %q", err, data)
-		}
-		if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-			t.Fatalf("fast path accepted trailing data: %q", data)
-		}
-		if !reflect.DeepEqual(fast, slow) {
-			t.Fatalf("fast path decoded differently:\nfast %+v\nslow %+v\n%q", fast, slow, data)
-		}
-	})
+	f.Fuzz(func(t *testing.T, data []byte) { checkFastPath(t, data, (*Result).decodeFast) })
+}
+
+// checkFastPath fails when decodeFast accepts data that encoding/json, as
+// decodeStrict runs it, refuses or decodes to another value.
+func checkFastPath[T any](t *testing.T, data []byte, decodeFast func(*T, []byte) bool) {
+	fast := new(T)
+	if !decodeFast(fast, data) {
+		return
+	}
+	slow := new(T)
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(slow); err != nil {
+		t.Fatalf("fast path accepted what encoding/json refuses (%v): %q", err, data)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		t.Fatalf("fast path accepted trailing data: %q", data)
+	}
+	if !reflect.DeepEqual(fast, slow) {
+		t.Fatalf("fast path decoded differently:\nfast %+v\nslow %+v\n%q", fast, slow, data)
+	}
 }
 
 // FuzzRequestFastPath checks the request's decodeFast as
@@ -50,24 +54,7 @@ func FuzzRequestFastPath(f *testing.F) {
 	f.Add([]byte(`{"v":1,"headers":null,"expect_status":null,"timeout_ms":1e3}`))
 	f.Add([]byte(`{"v":1,"expect_status":[9223372036854775808]}`))
 	f.Add([]byte(`{"v":1,"url":"a","url":"b"}`))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		fast := new(Request)
-		if !fast.decodeFast(data) {
-			return
-		}
-		slow := new(Request)
-		dec := json.NewDecoder(bytes.NewReader(data))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(slow); err != nil {
-			t.Fatalf("fast path accepted what encoding/json refuses (%v): %q", err, data)
-		}
-		if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-			t.Fatalf("fast path accepted trailing data: %q", data)
-		}
-		if !reflect.DeepEqual(fast, slow) {
-			t.Fatalf("fast path decoded differently:\nfast %+v\nslow %+v\n%q", fast, slow, data)
-		}
-	})
+	f.Fuzz(func(t *testing.T, data []byte) { checkFastPath(t, data, (*Request).decodeFast) })
 }
 
 // FuzzRequestEncode checks that the request's fast encoder writes exactly

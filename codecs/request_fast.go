@@ -56,65 +56,31 @@ func requestField(key []byte) int {
 // decodeFast decodes the requests this build writes; see fastDecoder.
 func (r *Request) decodeFast(data []byte) bool {
 	p := fastParser{data: data}
-	p.ws()
-	if !p.byte('{') {
-		return false
-	}
-	var seen uint32
-	p.ws()
-	if p.byte('}') {
-		return p.end()
-	}
-	for {
-		p.ws()
-		key, ok := p.plainString()
-		if !ok {
-			return false
-		}
-		f := requestField(key)
-		if f < 0 || seen&(1<<f) != 0 {
-			return false
-		}
-		seen |= 1 << f
-		p.ws()
-		if !p.byte(':') {
-			return false
-		}
-		p.ws()
+	return p.object(requestField, func(f int) bool {
 		switch f {
 		case qfV:
-			ok = p.int(func(n int64) bool { r.V = int(n); return int64(r.V) == n })
+			return p.int(func(n int64) bool { r.V = int(n); return int64(r.V) == n })
 		case qfTimeoutMS:
-			ok = p.int(func(n int64) bool { r.TimeoutMS = n; return true })
+			return p.int(func(n int64) bool { r.TimeoutMS = n; return true })
 		case qfRequestID:
-			ok = p.str(&r.RequestID)
+			return p.str(&r.RequestID)
 		case qfURL:
-			ok = p.str(&r.URL)
+			return p.str(&r.URL)
 		case qfMethod:
-			ok = p.str(&r.Method)
+			return p.str(&r.Method)
 		case qfScheduledAt:
-			ok = p.time(&r.ScheduledAt)
+			return p.time(&r.ScheduledAt)
 		case qfNextAt:
-			ok = p.time(&r.NextAt)
+			return p.time(&r.NextAt)
 		case qfRegexp:
-			ok = p.strPtr(&r.Regexp)
+			return p.strPtr(&r.Regexp)
 		case qfHeaders:
-			ok = p.stringMap(&r.Headers)
+			return p.stringMap(&r.Headers)
 		case qfExpectStatus:
-			ok = p.intSlice(&r.ExpectStatus)
-		}
-		if !ok {
-			return false
-		}
-		p.ws()
-		if p.byte(',') {
-			continue
-		}
-		if p.byte('}') {
-			return p.end()
+			return p.intSlice(&r.ExpectStatus)
 		}
 		return false
-	}
+	})
 }
 
 // stringMap reads null or an object of strings into a fresh map, as
