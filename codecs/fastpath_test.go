@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
 	"reflect"
 	"testing"
 	"time"
@@ -108,4 +109,38 @@ func TestRequestFastPathsTaken(t *testing.T) {
 	if !reflect.DeepEqual(got, r) {
 		t.Fatalf("round trip: got %+v, want %+v", got, r)
 	}
+}
+
+// FuzzResultEncode checks the result's fast encoder as FuzzRequestEncode
+// checks the request's.
+func FuzzResultEncode(f *testing.F) {
+	f.Add("e1", "https://a.example/ok?i=1", "up", "host-1", "all good", int64(1764417900123456789), 200, 12.5, 1e-7, 1e21, -0.0, int64(5120), uint8(7))
+	f.Add("e<", "u&\n", "down", "é", "\"x\"", int64(0), -3, math.Inf(1), math.NaN(), 123456789.125, 5e-324, int64(-1), uint8(0))
+	f.Fuzz(func(t *testing.T, id, url, outcome, chk, s string, at int64, code int, f1, f2, f3, f4 float64, body int64, mask uint8) {
+		r := &Result{V: 1, EventID: id, URL: url, Outcome: outcome, Checker: chk, ScheduledAt: time.Unix(0, at).UTC(),
+			CheckedAt: time.Unix(0, at+int64(mask)).UTC(), StatusCode: code, BodyBytes: body}
+		fs := []*float64{&f1, &f2, &f3, &f4, &f1, nil}
+		r.ResponseTimeMS, r.DNSMS, r.ConnectMS, r.TLSMS, r.TTFBMS, r.TransferMS = fs[mask%6], fs[(mask/2)%6], fs[(mask/3)%6], fs[(mask/5)%6], fs[(mask/7)%6], fs[5]
+		if mask&1 != 0 {
+			r.Regexp = &s
+		}
+		if mask&2 != 0 {
+			m := mask&4 != 0
+			r.RegexpMatched = &m
+		}
+		if mask&8 != 0 {
+			r.ErrorKind, r.ErrorMessage = &outcome, &s
+		}
+		fast, ok := r.appendJSON(nil)
+		if !ok {
+			return
+		}
+		slow, err := json.Marshal(r)
+		if err != nil {
+			t.Fatalf("fast encoder accepted what json.Marshal refuses (%v): %+v", err, r)
+		}
+		if !bytes.Equal(fast, slow) {
+			t.Fatalf("fast encoder wrote differently:\nfast %s\nslow %s", fast, slow)
+		}
+	})
 }

@@ -1,12 +1,13 @@
 package codecs
 
 import (
+	"math"
 	"strconv"
 	"time"
 )
 
-// The emitter encodes one request per site and slot and its url_checker
-// decodes each of them, most of them only to find them stale under
+// The emitter encodes one request per site and slot (and a result per
+// check) and its url_checker decodes each request, most of them only to find them stale under
 // overload: both directions have a hand-written path for the canonical
 // form, several times faster than encoding/json's reflection. The wire
 // format is unchanged (the contract's JSON); the fuzz tests hold both
@@ -248,4 +249,85 @@ func appendTime(b []byte, t time.Time, ok bool) ([]byte, bool) {
 	b = append(b, '"')
 	b = t.AppendFormat(b, time.RFC3339Nano)
 	return append(b, '"'), ok
+}
+
+// appendJSON appends the result as json.Marshal writes it (the url_checker
+// encodes one per check), or reports false for encoding/json to handle.
+func (r *Result) appendJSON(b []byte) ([]byte, bool) {
+	ok := true
+	b = append(b, `{"v":`...)
+	b = strconv.AppendInt(b, int64(r.V), 10)
+	b = append(b, `,"event_id":`...)
+	b, ok = appendPlainString(b, r.EventID, ok)
+	b = append(b, `,"url":`...)
+	b, ok = appendPlainString(b, r.URL, ok)
+	b = append(b, `,"scheduled_at":`...)
+	b, ok = appendTime(b, r.ScheduledAt, ok)
+	b = append(b, `,"checked_at":`...)
+	b, ok = appendTime(b, r.CheckedAt, ok)
+	b = append(b, `,"outcome":`...)
+	b, ok = appendPlainString(b, r.Outcome, ok)
+	b = append(b, `,"status_code":`...)
+	b = strconv.AppendInt(b, int64(r.StatusCode), 10)
+	for _, f := range [...]struct {
+		key string
+		v   *float64
+	}{{`,"response_time_ms":`, r.ResponseTimeMS}, {`,"dns_ms":`, r.DNSMS}, {`,"connect_ms":`, r.ConnectMS},
+		{`,"tls_ms":`, r.TLSMS}, {`,"ttfb_ms":`, r.TTFBMS}, {`,"transfer_ms":`, r.TransferMS}} {
+		b = append(b, f.key...)
+		b, ok = appendFloatPtr(b, f.v, ok)
+	}
+	b = append(b, `,"body_bytes":`...)
+	b = strconv.AppendInt(b, r.BodyBytes, 10)
+	b = append(b, `,"regexp":`...)
+	b, ok = appendStringPtr(b, r.Regexp, ok)
+	b = append(b, `,"regexp_matched":`...)
+	switch {
+	case r.RegexpMatched == nil:
+		b = append(b, "null"...)
+	case *r.RegexpMatched:
+		b = append(b, "true"...)
+	default:
+		b = append(b, "false"...)
+	}
+	b = append(b, `,"error_kind":`...)
+	b, ok = appendStringPtr(b, r.ErrorKind, ok)
+	b = append(b, `,"error_message":`...)
+	b, ok = appendStringPtr(b, r.ErrorMessage, ok)
+	b = append(b, `,"checker":`...)
+	b, ok = appendPlainString(b, r.Checker, ok)
+	return append(b, '}'), ok
+}
+
+func appendStringPtr(b []byte, s *string, ok bool) ([]byte, bool) {
+	if s == nil {
+		return append(b, "null"...), ok
+	}
+	return appendPlainString(b, *s, ok)
+}
+
+// appendFloatPtr appends a float as encoding/json's float64 encoder does
+// (shortest repr; exponent form below 1e-6 and from 1e21, with a one-digit
+// negative exponent unpadded); NaN and infinities are declined.
+func appendFloatPtr(b []byte, f *float64, ok bool) ([]byte, bool) {
+	if f == nil {
+		return append(b, "null"...), ok
+	}
+	v := *f
+	if math.IsNaN(v) || math.IsInf(v, 0) {
+		return b, false
+	}
+	format := byte('f')
+	if abs := math.Abs(v); abs != 0 && (abs < 1e-6 || abs >= 1e21) {
+		format = 'e'
+	}
+	b = strconv.AppendFloat(b, v, format, -1, 64)
+	if format == 'e' {
+		// e-09 to e-9, as encoding/json writes it.
+		if n := len(b); n >= 4 && b[n-4] == 'e' && b[n-3] == '-' && b[n-2] == '0' {
+			b[n-2] = b[n-1]
+			b = b[:n-1]
+		}
+	}
+	return b, ok
 }
