@@ -68,6 +68,7 @@ type options struct {
 	lateInterval time.Duration
 	lateFor      time.Duration
 	emitterArgs  string
+	other        string
 	perf         string
 	keep         bool
 }
@@ -91,6 +92,7 @@ func run() int {
 	flag.DurationVar(&o.lateInterval, "late-interval", 60*time.Second, "interval of the lateness run")
 	flag.DurationVar(&o.lateFor, "late-duration", 60*time.Second, "slots of the lateness run measured")
 	flag.StringVar(&o.emitterArgs, "emitter-args", "", "extra flags for the emitter child, space separated")
+	flag.StringVar(&o.other, "other-emitter", "", "an emitter binary of another build (say main's) to run after this build's in every throughput run, for a same-run comparison")
 	flag.StringVar(&o.perf, "perf", "", "record the emitter child with perf over the counting window of the last throughput run into this file")
 	flag.BoolVar(&o.keep, "keep", false, "keep the work directory (sites files, child logs)")
 	flag.Parse()
@@ -128,6 +130,7 @@ func bench(ctx context.Context, o options) error {
 
 	var (
 		bareRate, emRate, ratio, bareCPU, emCPU, cpuRatio, rss20 []float64
+		vsRate, vsCPU                                            []float64
 	)
 	if o.only == "" || o.only == "throughput" {
 		for i := range o.runs {
@@ -150,6 +153,16 @@ func bench(ctx context.Context, o options) error {
 			cpuRatio = append(cpuRatio, em.cpuPerCheck()/bare.cpuPerCheck())
 			rss20 = append(rss20, benchkit.MiB(em.peakRSS))
 			fmt.Printf("  ratio emitter / bare loop: %.2f checks/s, %.2f CPU per check\n", ratio[i], cpuRatio[i])
+			if o.other != "" {
+				other, err := b.emitterOf(ctx, o.other, o.sites, false)
+				if err != nil {
+					return fmt.Errorf("other emitter: %w", err)
+				}
+				other.print("other build")
+				fmt.Printf("  ratio this build / other build: %.2f checks/s, %.2f CPU per check\n", em.rate()/other.rate(), em.cpuPerCheck()/other.cpuPerCheck())
+				vsRate = append(vsRate, em.rate()/other.rate())
+				vsCPU = append(vsCPU, em.cpuPerCheck()/other.cpuPerCheck())
+			}
 		}
 	}
 	var big *emitterRun
@@ -176,6 +189,9 @@ func bench(ctx context.Context, o options) error {
 		fmt.Printf("  CPU µs per check, bare loop          : %s\n", benchkit.Spread(bareCPU, "%.0f"))
 		fmt.Printf("  ratio of CPU per check               : %s   (goal ≤ 1.5)\n", benchkit.Spread(cpuRatio, "%.2f"))
 		fmt.Printf("  peak RSS, %d sites                : %s MiB\n", o.sites, benchkit.Spread(rss20, "%.0f"))
+	}
+	if len(vsRate) > 0 {
+		fmt.Printf("  this build / %s: checks/s %s, CPU per check %s\n", o.other, benchkit.Spread(vsRate, "%.2f"), benchkit.Spread(vsCPU, "%.2f"))
 	}
 	if big != nil {
 		fmt.Printf("  peak RSS, %d sites               : %.0f MiB (%.0f up checks/s, %.0f requests skipped as stale)\n", o.bigSites, benchkit.MiB(big.peakRSS), big.rate(), big.metrics["sitewatch_requests_stale_total"])
@@ -355,28 +371,65 @@ func (c *cluster) close() {
 	c.c.Close()
 }
 
-// read hands every result event to fn until ctx ends.
-func (c *cluster) read(ctx context.Context, fn func(*codecs.Result)) error {
-	for ctx.Err() == nil {
-		fs := c.reader.PollFetches(ctx)
+// reader reads the result topics in the background.
+type reader struct {
+	mu    sync.Mutex
+	first time.Time
+	stop  context.CancelFunc
+	err   chan error
+	done  bool
+	last  error
+}
+
+// startReading hands every result event to fn, one at a time, until
+// close; after close fn is not called again.
+func (c *cluster) startReading(ctx context.Context, fn func(*codecs.Result)) *reader {
+	rctx, stop := context.WithCancel(ctx)
+	rd := &reader{stop: stop, err: make(chan error, 1)}
+	go func() {
 		var bad error
-		fs.EachRecord(func(r *kgo.Record) {
-			res, err := codecs.DecodeResult(r.Value)
-			if err != nil {
-				bad = fmt.Errorf("bad result event: %w", err)
-				return
-			}
-			fn(res)
-		})
-		if bad != nil {
-			return bad
+		for rctx.Err() == nil && bad == nil {
+			c.reader.PollFetches(rctx).EachRecord(func(rec *kgo.Record) {
+				res, err := codecs.DecodeResult(rec.Value)
+				if err != nil {
+					bad = fmt.Errorf("bad result event: %w", err)
+					return
+				}
+				rd.mu.Lock()
+				if rd.first.IsZero() {
+					rd.first = time.Now()
+				}
+				fn(res)
+				rd.mu.Unlock()
+			})
 		}
+		rd.err <- bad
+	}()
+	return rd
+}
+
+// firstAt is when the first result arrived (zero: none yet).
+func (rd *reader) firstAt() time.Time {
+	rd.mu.Lock()
+	defer rd.mu.Unlock()
+	return rd.first
+}
+
+// close stops reading and returns what went wrong; it may be called again.
+func (rd *reader) close() error {
+	if !rd.done {
+		rd.stop()
+		rd.last, rd.done = <-rd.err, true
 	}
-	return nil
+	return rd.last
 }
 
 // startEmitter runs the emitter child on sites against c.
 func (b *bencher) startEmitter(c *cluster, sites string) (*benchkit.Child, string, error) {
+	return b.startBinary(b.bin, c, sites)
+}
+
+func (b *bencher) startBinary(bin string, c *cluster, sites string) (*benchkit.Child, string, error) {
 	addr, err := benchkit.FreeAddr()
 	if err != nil {
 		return nil, "", err
@@ -384,7 +437,7 @@ func (b *bencher) startEmitter(c *cluster, sites string) (*benchkit.Child, strin
 	args := []string{"-sites", sites, "-brokers", c.brokers, "-metrics-addr", addr, "-log-level", "warn"}
 	args = append(args, strings.Fields(b.o.emitterArgs)...)
 	b.runs++
-	child, err := benchkit.Start(b.bin, args, filepath.Join(b.dir, fmt.Sprintf("emitter-%d.log", b.runs)))
+	child, err := benchkit.Start(bin, args, filepath.Join(b.dir, fmt.Sprintf("emitter-%d.log", b.runs)))
 	return child, "http://" + addr + "/metrics", err
 }
 
@@ -393,6 +446,11 @@ var emitterMetrics = []string{"sitewatch_requests_stale_total", "sitewatch_check
 
 // emitter runs the child on n sites at 1 s and counts as the issue says.
 func (b *bencher) emitter(ctx context.Context, n int, perf bool) (*emitterRun, error) {
+	return b.emitterOf(ctx, b.bin, n, perf)
+}
+
+// emitterOf runs the emitter binary bin.
+func (b *bencher) emitterOf(ctx context.Context, bin string, n int, perf bool) (*emitterRun, error) {
 	sites, err := b.writeSites(n, time.Second, time.Second)
 	if err != nil {
 		return nil, err
@@ -402,7 +460,7 @@ func (b *bencher) emitter(ctx context.Context, n int, perf bool) (*emitterRun, e
 		return nil, err
 	}
 	defer c.close()
-	child, metricsURL, err := b.startEmitter(c, sites)
+	child, metricsURL, err := b.startBinary(bin, c, sites)
 	if err != nil {
 		return nil, err
 	}
@@ -410,30 +468,17 @@ func (b *bencher) emitter(ctx context.Context, n int, perf bool) (*emitterRun, e
 	defer child.Stop(30 * time.Second)
 	r := &emitterRun{sites: n, window: b.o.window}
 	from, to := start.Add(b.o.warmup), start.Add(b.o.warmup+b.o.window)
-	var (
-		mu    sync.Mutex
-		first time.Time
-	)
-	rctx, stopReading := context.WithCancel(ctx)
-	defer stopReading()
-	readErr := make(chan error, 1)
-	go func() {
-		readErr <- c.read(rctx, func(res *codecs.Result) {
-			mu.Lock()
-			defer mu.Unlock()
-			if first.IsZero() {
-				first = time.Now()
-			}
-			if res.CheckedAt.Before(from) || !res.CheckedAt.Before(to) {
-				return
-			}
-			if res.Up() {
-				r.up++
-			} else {
-				r.down++
-			}
-		})
-	}()
+	rd := c.startReading(ctx, func(res *codecs.Result) {
+		if res.CheckedAt.Before(from) || !res.CheckedAt.Before(to) {
+			return
+		}
+		if res.Up() {
+			r.up++
+		} else {
+			r.down++
+		}
+	})
+	defer rd.close()
 	pid := child.Cmd.Process.Pid
 	if !sleepUntil(ctx, from, child) {
 		return nil, fmt.Errorf("emitter exited during warm-up:\n%s", child.Tail())
@@ -478,12 +523,10 @@ func (b *bencher) emitter(ctx context.Context, n int, perf bool) (*emitterRun, e
 			return nil, err
 		}
 	}
-	stopReading()
-	if err := <-readErr; err != nil {
+	if err := rd.close(); err != nil {
 		return nil, err
 	}
-	mu.Lock()
-	defer mu.Unlock()
+	first := rd.firstAt()
 	if first.IsZero() {
 		return nil, fmt.Errorf("no result from the emitter:\n%s", child.Tail())
 	}
@@ -519,54 +562,28 @@ func (b *bencher) lateness(ctx context.Context) (*lateness, error) {
 	}
 	defer child.Stop(30 * time.Second)
 	fmt.Printf("\nlateness: %d sites at %s, slots of %s measured...\n", b.o.lateSites, b.o.lateInterval, b.o.lateFor)
-	var (
-		mu    sync.Mutex
-		first time.Time
-		all   []*codecs.Result
-	)
-	rctx, stopReading := context.WithCancel(ctx)
-	defer stopReading()
-	readErr := make(chan error, 1)
-	go func() {
-		readErr <- c.read(rctx, func(res *codecs.Result) {
-			mu.Lock()
-			defer mu.Unlock()
-			if first.IsZero() {
-				first = time.Now()
-			}
-			all = append(all, res)
-		})
-	}()
-	for {
-		mu.Lock()
-		f := first
-		mu.Unlock()
-		if !f.IsZero() {
-			break
-		}
+	var all []*codecs.Result
+	rd := c.startReading(ctx, func(res *codecs.Result) { all = append(all, res) })
+	defer rd.close()
+	for rd.firstAt().IsZero() {
 		if _, done := child.Exited(); done || !sleepUntil(ctx, time.Now().Add(100*time.Millisecond), child) {
 			return nil, fmt.Errorf("emitter exited before its first result:\n%s", child.Tail())
 		}
 	}
-	mu.Lock()
-	from := first.Add(time.Second)
-	mu.Unlock()
+	from := rd.firstAt().Add(time.Second)
 	to := from.Add(b.o.lateFor)
 	if !sleepUntil(ctx, to.Add(3*time.Second), child) {
 		return nil, fmt.Errorf("emitter exited during the lateness run:\n%s", child.Tail())
 	}
-	stopReading()
-	if err := <-readErr; err != nil {
+	if err := rd.close(); err != nil {
 		return nil, err
 	}
 	var ds []time.Duration
-	mu.Lock()
 	for _, r := range all {
 		if !r.ScheduledAt.Before(from) && r.ScheduledAt.Before(to) {
 			ds = append(ds, r.CheckedAt.Sub(r.ScheduledAt))
 		}
 	}
-	mu.Unlock()
 	if len(ds) == 0 {
 		return nil, errors.New("lateness: no checks measured")
 	}
