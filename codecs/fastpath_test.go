@@ -120,7 +120,7 @@ func TestRequestFastPathsTaken(t *testing.T) {
 // FuzzResultEncode checks the result's fast encoder as FuzzRequestEncode
 // checks the request's.
 func FuzzResultEncode(f *testing.F) {
-	f.Add("e1", "https://a.example/ok?i=1", "up", "host-1", "all good", int64(1764417900123456789), 200, 12.5, 1e-7, 1e21, -0.0, int64(5120), uint8(7))
+	f.Add("e1", "https://a.example/ok?i=1", "up", "host-1", "all good", int64(1764417900123456789), 200, 12.5, 1e-7, 1e21, math.Copysign(0, -1), int64(5120), uint8(7))
 	f.Add("e<", "u&\n", "down", "é", "\"x\"", int64(0), -3, math.Inf(1), math.NaN(), 123456789.125, 5e-324, int64(-1), uint8(0))
 	f.Fuzz(func(t *testing.T, id, url, outcome, chk, s string, at int64, code int, f1, f2, f3, f4 float64, body int64, mask uint8) {
 		r := &Result{V: 1, EventID: id, URL: url, Outcome: outcome, Checker: chk, ScheduledAt: time.Unix(0, at).UTC(),
