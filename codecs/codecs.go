@@ -82,7 +82,19 @@ func (jsonCodec[T, P]) Encode(value any) ([]byte, error) {
 		return nil, fmt.Errorf("encode: got %T, want %T", value, zero)
 	}
 	p.setVersion()
+	if f, ok := any(p).(fastEncoder); ok {
+		if b, ok := f.appendJSON(make([]byte, 0, 384)); ok {
+			return b, nil
+		}
+	}
 	return json.Marshal(p)
+}
+
+// fastEncoder is implemented by payloads with a hand-written encoder that
+// writes exactly what json.Marshal writes, for the values it handles; on
+// any other it reports false and json.Marshal encodes.
+type fastEncoder interface {
+	appendJSON(b []byte) ([]byte, bool)
 }
 
 func (jsonCodec[T, P]) Decode(data []byte) (any, error) {
@@ -258,6 +270,55 @@ func resultField(key []byte) int {
 // faster than encoding/json's reflection; see fastDecoder.
 func (r *Result) decodeFast(data []byte) bool {
 	p := fastParser{data: data}
+	return p.object(resultField, func(f int) bool {
+		switch f {
+		case rfV:
+			return p.int(func(n int64) bool { r.V = int(n); return int64(r.V) == n })
+		case rfStatusCode:
+			return p.int(func(n int64) bool { r.StatusCode = int(n); return int64(r.StatusCode) == n })
+		case rfBodyBytes:
+			return p.int(func(n int64) bool { r.BodyBytes = n; return true })
+		case rfEventID:
+			return p.str(&r.EventID)
+		case rfURL:
+			return p.str(&r.URL)
+		case rfOutcome:
+			return p.str(&r.Outcome)
+		case rfChecker:
+			return p.str(&r.Checker)
+		case rfScheduledAt:
+			return p.time(&r.ScheduledAt)
+		case rfCheckedAt:
+			return p.time(&r.CheckedAt)
+		case rfResponseTimeMS:
+			return p.floatPtr(&r.ResponseTimeMS)
+		case rfDNSMS:
+			return p.floatPtr(&r.DNSMS)
+		case rfConnectMS:
+			return p.floatPtr(&r.ConnectMS)
+		case rfTLSMS:
+			return p.floatPtr(&r.TLSMS)
+		case rfTTFBMS:
+			return p.floatPtr(&r.TTFBMS)
+		case rfTransferMS:
+			return p.floatPtr(&r.TransferMS)
+		case rfRegexp:
+			return p.strPtr(&r.Regexp)
+		case rfErrorKind:
+			return p.strPtr(&r.ErrorKind)
+		case rfErrorMessage:
+			return p.strPtr(&r.ErrorMessage)
+		case rfRegexpMatched:
+			return p.boolPtr(&r.RegexpMatched)
+		}
+		return false
+	})
+}
+
+// object reads one top-level object and nothing after it: each key must
+// name one field (its index, below 32) and appear once; value
+// reads that field's value.
+func (p *fastParser) object(field func(key []byte) int, value func(f int) bool) bool {
 	p.ws()
 	if !p.byte('{') {
 		return false
@@ -273,7 +334,7 @@ func (r *Result) decodeFast(data []byte) bool {
 		if !ok {
 			return false
 		}
-		f := resultField(key)
+		f := field(key)
 		if f < 0 || seen&(1<<f) != 0 {
 			return false
 		}
@@ -283,47 +344,7 @@ func (r *Result) decodeFast(data []byte) bool {
 			return false
 		}
 		p.ws()
-		switch f {
-		case rfV:
-			ok = p.int(func(n int64) bool { r.V = int(n); return int64(r.V) == n })
-		case rfStatusCode:
-			ok = p.int(func(n int64) bool { r.StatusCode = int(n); return int64(r.StatusCode) == n })
-		case rfBodyBytes:
-			ok = p.int(func(n int64) bool { r.BodyBytes = n; return true })
-		case rfEventID:
-			ok = p.str(&r.EventID)
-		case rfURL:
-			ok = p.str(&r.URL)
-		case rfOutcome:
-			ok = p.str(&r.Outcome)
-		case rfChecker:
-			ok = p.str(&r.Checker)
-		case rfScheduledAt:
-			ok = p.time(&r.ScheduledAt)
-		case rfCheckedAt:
-			ok = p.time(&r.CheckedAt)
-		case rfResponseTimeMS:
-			ok = p.floatPtr(&r.ResponseTimeMS)
-		case rfDNSMS:
-			ok = p.floatPtr(&r.DNSMS)
-		case rfConnectMS:
-			ok = p.floatPtr(&r.ConnectMS)
-		case rfTLSMS:
-			ok = p.floatPtr(&r.TLSMS)
-		case rfTTFBMS:
-			ok = p.floatPtr(&r.TTFBMS)
-		case rfTransferMS:
-			ok = p.floatPtr(&r.TransferMS)
-		case rfRegexp:
-			ok = p.strPtr(&r.Regexp)
-		case rfErrorKind:
-			ok = p.strPtr(&r.ErrorKind)
-		case rfErrorMessage:
-			ok = p.strPtr(&r.ErrorMessage)
-		case rfRegexpMatched:
-			ok = p.boolPtr(&r.RegexpMatched)
-		}
-		if !ok {
+		if !value(f) {
 			return false
 		}
 		p.ws()

@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
 	"reflect"
 	"testing"
+	"time"
 )
 
 // FuzzResultFastPath checks that decodeFast accepts only what the strict
@@ -20,22 +22,121 @@ func FuzzResultFastPath(f *testing.F) {
 	f.Add([]byte(`{"v":1}{}`))
 	f.Add([]byte(`{"v":1,"regexp_matched":true,"checked_at":"2026-01-01T00:00:00+01:00","error_message":"\xff"}`))
 	f.Add([]byte(`{"v":1,"error_message":"a\\b\n\t\/"}`))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		fast := new(Result)
-		if !fast.decodeFast(data) {
-			return
+	f.Fuzz(func(t *testing.T, data []byte) { checkFastPath(t, data, (*Result).decodeFast) })
+}
+
+// checkFastPath fails when decodeFast accepts data that encoding/json, as
+// decodeStrict runs it, refuses or decodes to another value.
+func checkFastPath[T any](t *testing.T, data []byte, decodeFast func(*T, []byte) bool) {
+	fast := new(T)
+	if !decodeFast(fast, data) {
+		return
+	}
+	slow := new(T)
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(slow); err != nil {
+		t.Fatalf("fast path accepted what encoding/json refuses (%v): %q", err, data)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		t.Fatalf("fast path accepted trailing data: %q", data)
+	}
+	if !reflect.DeepEqual(fast, slow) {
+		t.Fatalf("fast path decoded differently:\nfast %+v\nslow %+v\n%q", fast, slow, data)
+	}
+}
+
+// FuzzRequestFastPath checks the request's decodeFast as
+// FuzzResultFastPath checks the result's.
+func FuzzRequestFastPath(f *testing.F) {
+	f.Add([]byte(`{"v":1,"request_id":"r1","url":"https://a.example/?i=1","scheduled_at":"2026-11-29T12:05:00.123456789Z","next_at":"2026-11-29T12:06:00Z","method":"GET","timeout_ms":1000,"regexp":"all good"}`))
+	f.Add([]byte(`{"v":1,"request_id":"r","url":"u","scheduled_at":"2026-01-01T00:00:00+01:00","next_at":"2026-01-01T00:01:00Z","method":"HEAD","headers":{"Accept":"x","Accept":"y","A\u00e9":"\n"},"timeout_ms":5,"regexp":null,"expect_status":[200,-0,404]}`))
+	f.Add([]byte(`{"v":1,"headers":{},"expect_status":[]}`))
+	f.Add([]byte(`{"v":1,"headers":null,"expect_status":null,"timeout_ms":1e3}`))
+	f.Add([]byte(`{"v":1,"expect_status":[9223372036854775808]}`))
+	f.Add([]byte(`{"v":1,"url":"a","url":"b"}`))
+	f.Fuzz(func(t *testing.T, data []byte) { checkFastPath(t, data, (*Request).decodeFast) })
+}
+
+// FuzzRequestEncode checks that the request's fast encoder writes exactly
+// the bytes json.Marshal writes, whenever it accepts a value.
+func FuzzRequestEncode(f *testing.F) {
+	f.Add("r1", "https://a.example/ok?i=1", "GET", "all good", true, int64(1764417900123456789), int64(1764417960000000000), 0, int64(1000), []byte{200, 1})
+	f.Add("r<", "u&", "HEAD", "\xff", false, int64(-62135596800000000000/10), int64(253402300800000000), 3600, int64(-1), []byte{})
+	f.Add("", "", "", "é", true, int64(0), int64(1), -37, int64(0), []byte{0})
+	f.Fuzz(func(t *testing.T, id, url, method, re string, hasRE bool, at, next int64, offsetMin int, timeout int64, codes []byte) {
+		zone := time.FixedZone("z", offsetMin*60)
+		r := &Request{V: 1, RequestID: id, URL: url, Method: method, ScheduledAt: time.Unix(0, at).In(zone), NextAt: time.Unix(0, next).UTC(), TimeoutMS: timeout}
+		if hasRE {
+			r.Regexp = &re
 		}
-		slow := new(Result)
-		dec := json.NewDecoder(bytes.NewReader(data))
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(slow); err != nil {
-			t.Fatalf("fast path accepted what encoding/json refuses (%v): %q", err, data)
+		for _, c := range codes {
+			r.ExpectStatus = append(r.ExpectStatus, int(c)*3-100)
 		}
-		if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-			t.Fatalf("fast path accepted trailing data: %q", data)
+		checkEncoder(t, r, r.appendJSON)
+	})
+}
+
+// checkEncoder fails when appendJSON accepts v and writes other bytes than
+// json.Marshal, or accepts what json.Marshal refuses.
+func checkEncoder(t *testing.T, v any, appendJSON func([]byte) ([]byte, bool)) {
+	fast, ok := appendJSON(nil)
+	if !ok {
+		return
+	}
+	slow, err := json.Marshal(v)
+	if err != nil {
+		t.Fatalf("fast encoder accepted what json.Marshal refuses (%v): %+v", err, v)
+	}
+	if !bytes.Equal(fast, slow) {
+		t.Fatalf("fast encoder wrote differently:\nfast %s\nslow %s", fast, slow)
+	}
+}
+
+// TestRequestFastPathsTaken guards the speed-up itself: the requests the
+// scheduler makes take both hand-written paths, and round-trip.
+func TestRequestFastPathsTaken(t *testing.T) {
+	re := "all good"
+	at := time.Date(2026, 11, 29, 12, 5, 0, 123456789, time.UTC)
+	r := &Request{V: 1, RequestID: "0123456789abcdef", URL: "https://a.example/ok?i=1&b=<2>", ScheduledAt: at, NextAt: at.Add(time.Minute),
+		Method: "GET", TimeoutMS: 1000, Regexp: &re, ExpectStatus: []int{200, 301}}
+	b, ok := r.appendJSON(nil)
+	if !ok {
+		t.Fatal("fast encoder declined a scheduler's request")
+	}
+	want, _ := json.Marshal(r)
+	if !bytes.Equal(b, want) {
+		t.Fatalf("fast encoder wrote\n%s\nwant\n%s", b, want)
+	}
+	got := new(Request)
+	if !got.decodeFast(b) {
+		t.Fatalf("fast decoder declined %s", b)
+	}
+	if !reflect.DeepEqual(got, r) {
+		t.Fatalf("round trip: got %+v, want %+v", got, r)
+	}
+}
+
+// FuzzResultEncode checks the result's fast encoder as FuzzRequestEncode
+// checks the request's.
+func FuzzResultEncode(f *testing.F) {
+	f.Add("e1", "https://a.example/ok?i=1", "up", "host-1", "all good", int64(1764417900123456789), 200, 12.5, 1e-7, 1e21, math.Copysign(0, -1), int64(5120), uint8(7))
+	f.Add("e<", "u&\n", "down", "é", "\"x\"", int64(0), -3, math.Inf(1), math.NaN(), 123456789.125, 5e-324, int64(-1), uint8(0))
+	f.Fuzz(func(t *testing.T, id, url, outcome, chk, s string, at int64, code int, f1, f2, f3, f4 float64, body int64, mask uint8) {
+		r := &Result{V: 1, EventID: id, URL: url, Outcome: outcome, Checker: chk, ScheduledAt: time.Unix(0, at).UTC(),
+			CheckedAt: time.Unix(0, at+int64(mask)).UTC(), StatusCode: code, BodyBytes: body}
+		fs := []*float64{&f1, &f2, &f3, &f4, &f1, nil}
+		r.ResponseTimeMS, r.DNSMS, r.ConnectMS, r.TLSMS, r.TTFBMS, r.TransferMS = fs[mask%6], fs[(mask/2)%6], fs[(mask/3)%6], fs[(mask/5)%6], fs[(mask/7)%6], fs[5]
+		if mask&1 != 0 {
+			r.Regexp = &s
 		}
-		if !reflect.DeepEqual(fast, slow) {
-			t.Fatalf("fast path decoded differently:\nfast %+v\nslow %+v\n%q", fast, slow, data)
+		if mask&2 != 0 {
+			m := mask&4 != 0
+			r.RegexpMatched = &m
 		}
+		if mask&8 != 0 {
+			r.ErrorKind, r.ErrorMessage = &outcome, &s
+		}
+		checkEncoder(t, r, r.appendJSON)
 	})
 }

@@ -37,7 +37,8 @@ func (h *handler) Cleanup(sess sarama.ConsumerGroupSession) error {
 }
 
 // ConsumeClaim batches one partition's messages and flushes the batch when
-// it reaches BatchSize or its first message is FlushInterval old. While a
+// it reaches BatchSize, when the partition has caught up (see caughtUp) or
+// when its first message is FlushInterval old. While a
 // flush retries a store outage it reads nothing more, so the backlog stays
 // in Kafka.
 func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
@@ -75,7 +76,7 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 				timer.Reset(s.cfg.FlushInterval)
 				due = timer.C
 			}
-			if len(c.b.msgs) < s.cfg.BatchSize {
+			if len(c.b.msgs) < s.cfg.BatchSize && !c.caughtUp(msg, claim) {
 				continue
 			}
 		case <-due:
@@ -89,6 +90,17 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 			return c.drain()
 		}
 	}
+}
+
+// caughtUp reports whether the batch should be flushed before it is full
+// because the partition has nothing more to give: no message is waiting
+// and msg is the last one Kafka has. Waiting out the flush interval would
+// only delay those rows (the tail of a backlog above all). Below a
+// quarter of a batch it waits all the same, so that a trickle of live
+// events does not become a transaction each.
+func (c *claimState) caughtUp(msg *sarama.ConsumerMessage, claim sarama.ConsumerGroupClaim) bool {
+	return len(c.b.msgs) >= max(1, c.h.s.cfg.BatchSize/4) &&
+		len(claim.Messages()) == 0 && msg.Offset+1 >= claim.HighWaterMarkOffset()
 }
 
 // claimState is one partition claim's batch and what flushing it needs.

@@ -313,6 +313,32 @@ func TestShutdownFlushesBatchInHand(t *testing.T) {
 	}
 }
 
+// TestCaughtUpPartitionFlushesEarly: a partition whose backlog is read to
+// its end writes the partial batch at once rather than after the flush
+// interval (an hour here), provided it holds a quarter of a batch; the
+// shutdown test above shows that a smaller one still waits.
+func TestCaughtUpPartitionFlushesEarly(t *testing.T) {
+	t.Parallel()
+	k := newKafka(t, 1, topicUp, topicDown, topicDLQ)
+	store := openStore(t)
+	const group = "sink-caught-up"
+	want := map[string]bool{}
+	for i := range 300 {
+		rec, id := resultRecord(t, 2*i)
+		want[id] = true
+		k.produce(rec)
+	}
+	r := startSink(t, k, sinks.Config{Group: group, Topics: []string{topicUp, topicDown}, Kind: sinks.Results,
+		BatchSize: 1000, FlushInterval: time.Hour}, store)
+	defer r.stop(t)
+	waitFor(t, "300 rows written", func() bool { return len(storedEventIDs(t, store)) == 300 })
+	assertExactlyOnce(t, store, want)
+	ends := k.endOffsets(topicUp, topicDown)
+	waitFor(t, "offsets committed", func() bool {
+		return equalOffsets(k.committed(group, ends), map[tp]int64{{topicUp, 0}: 300, {topicDown, 0}: -1})
+	})
+}
+
 func TestNewRejectsBadConfig(t *testing.T) {
 	store := &flakyStore{}
 	ok := sinks.Config{Brokers: []string{"localhost:9092"}, Group: "g", Topics: []string{"t"}, Kind: sinks.Results, DeadLetterTopic: "dlq"}

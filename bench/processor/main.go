@@ -1,14 +1,22 @@
 // Command processor is the load benchmark of the processor half of
 // sitewatch, against an in-process Kafka (kfake) and the local PostgreSQL
-// (a fresh database that it creates and drops). It prints three figures:
+// (a fresh database that it creates and drops).
+//
+// By default (-mode sink, sink.go) it measures the results sink the way an
+// outsider does (issue 8): the real cmd/processor as a child process over a
+// backlog of 300,000 result events, beside pgx CopyFrom of the same rows
+// into an indexed twin of check_results in the same run, median of 3.
+//
+// -mode inprocess prints, in this process, three figures that tell where
+// the time goes:
 //
 //   - results sink: rows per second from Kafka into check_results through
 //     the sink (N results produced first, then the sink timed until all
 //     are stored), beside a plain pgx CopyFrom of the same rows into the
-//     same, truncated, table in the same run, and their ratio; and, to
-//     tell where the time goes, each half of the sink alone (Kafka read
-//     and decode with a store that writes nothing; the store's writes in
-//     the sink's batches without Kafka);
+//     same, truncated, table in the same run, and their ratio; and each
+//     half of the sink alone (Kafka read and decode with a store that
+//     writes nothing; the store's writes in the sink's batches without
+//     Kafka);
 //   - windows processor: result events per second through the windows goka
 //     processor, from the same backlog;
 //   - window writes: status_windows emissions and check_windows upserts by
@@ -20,8 +28,8 @@
 //
 // Everything runs on loopback and stops by itself:
 //
-//	go run ./bench/processor                      # 100,000 results
-//	go run ./bench/processor -results 20000 -urls 200
+//	go run ./bench/processor                      # the sink, 3 runs
+//	go run ./bench/processor -mode inprocess -results 20000 -urls 200
 //
 // The database server is SITEWATCH_TEST_DATABASE_URL, or
 // postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable.
@@ -29,14 +37,11 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
 	mrand "math/rand/v2"
-	"net/url"
 	"os"
 	"runtime"
 	"slices"
@@ -62,6 +67,12 @@ import (
 func main() { os.Exit(run()) }
 
 type options struct {
+	mode          string
+	runs          int
+	sinkEvents    int
+	sinkURLs      int
+	poll          time.Duration
+	perf          string
 	results       int
 	urls          int
 	interval      time.Duration
@@ -73,6 +84,12 @@ type options struct {
 
 func run() int {
 	var o options
+	flag.StringVar(&o.mode, "mode", "sink", "sink: the results sink measured as an outsider does (cmd/processor as a child, COPY baseline); inprocess: the sink's halves, the windows processor and window writes, in this process")
+	flag.IntVar(&o.runs, "runs", 3, "sink runs; the summary is their median")
+	flag.IntVar(&o.sinkEvents, "sink-events", 300000, "result events of a sink run")
+	flag.IntVar(&o.sinkURLs, "sink-urls", 100, "URLs of a sink run")
+	flag.DurationVar(&o.poll, "poll", 100*time.Millisecond, "how often a sink run counts check_results")
+	flag.StringVar(&o.perf, "perf", "", "record cmd/processor with perf during the last sink run into this file")
 	flag.IntVar(&o.results, "results", 100000, "result events produced")
 	flag.IntVar(&o.urls, "urls", 1000, "URLs the results are spread over")
 	flag.DurationVar(&o.interval, "interval", 30*time.Second, "event-time interval between two checks of one URL")
@@ -86,11 +103,19 @@ func run() int {
 	kafkaconn.RouteSaramaLogs(log)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
 	defer cancel()
-	if err := bench(ctx, o, log); err != nil {
+	do := bench
+	if o.mode == "sink" {
+		do = benchSinkRuns
+	}
+	if err := do(ctx, o, log); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		return 1
 	}
 	return 0
+}
+
+func runtimeLine() string {
+	return fmt.Sprintf("%s, GOMAXPROCS=%d", runtime.Version(), runtime.GOMAXPROCS(0))
 }
 
 func bench(ctx context.Context, o options, log *slog.Logger) error {
@@ -154,37 +179,15 @@ func bench(ctx context.Context, o options, log *slog.Logger) error {
 // freshDatabase creates a database for this run and returns its URL and
 // a function that drops it.
 func freshDatabase(ctx context.Context) (string, func(), error) {
-	admin := testkit.AdminURL()
-	conn, err := pgx.Connect(ctx, admin)
-	if err != nil {
-		return "", nil, fmt.Errorf("connect to PostgreSQL (set SITEWATCH_TEST_DATABASE_URL): %w", err)
-	}
-	defer conn.Close(ctx)
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	name := "sw_bench_" + hex.EncodeToString(b[:])
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		return "", nil, fmt.Errorf("create database: %w", err)
-	}
-	u, err := url.Parse(admin)
+	dsn, drop, err := testkit.CreateDatabase(ctx, "sw_bench_")
 	if err != nil {
 		return "", nil, err
 	}
-	u.Path = "/" + name
-	drop := func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		c, err := pgx.Connect(ctx, admin)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "bench: drop database:", err)
-			return
+	return dsn, func() {
+		if err := drop(); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
 		}
-		defer c.Close(ctx)
-		if _, err := c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			fmt.Fprintln(os.Stderr, "bench: drop database:", err)
-		}
-	}
-	return u.String(), drop, nil
+	}, nil
 }
 
 // generate makes the results in production order: every URL checked every
@@ -312,21 +315,9 @@ func benchSink(ctx context.Context, o options, k *kafkaconn.Options, topics kafk
 		if err := truncate(); err != nil {
 			return 0, err
 		}
-		cols := []string{"event_id", "url", "scheduled_at", "checked_at", "outcome", "status_code",
-			"response_time_ms", "dns_ms", "connect_ms", "tls_ms", "ttfb_ms", "transfer_ms",
-			"body_bytes", "regexp", "regexp_matched", "error_kind", "error_message", "checker"}
 		start := time.Now()
-		n, err := db.CopyFrom(ctx, pgx.Identifier{"check_results"}, cols, pgx.CopyFromSlice(len(rs), func(i int) ([]any, error) {
-			r := rs[i]
-			return []any{r.EventID, r.URL, r.ScheduledAt, r.CheckedAt, r.Outcome, int16(r.StatusCode),
-				r.ResponseTimeMS, r.DNSMS, r.ConnectMS, r.TLSMS, r.TTFBMS, r.TransferMS,
-				r.BodyBytes, r.Regexp, r.RegexpMatched, r.ErrorKind, r.ErrorMessage, r.Checker}, nil
-		}))
-		if err != nil {
-			return 0, fmt.Errorf("copy: %w", err)
-		}
-		if int(n) != len(rs) {
-			return 0, fmt.Errorf("copy stored %d of %d rows", n, len(rs))
+		if err := copyResults(ctx, db, "check_results", rs); err != nil {
+			return 0, err
 		}
 		return time.Since(start), nil
 	}

@@ -22,6 +22,7 @@ import (
 )
 
 func main() {
+	kafkaconn.DisableSaramaMetrics() // nothing reads them; they cost CPU per message
 	os.Exit(run(context.Background(), os.Args[1:], os.Stdout, os.Stderr))
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"net/url"
 	"os"
 	"testing"
@@ -39,32 +40,54 @@ func Postgres(t testing.TB) string {
 		}
 		t.Skipf("SKIPPING: no PostgreSQL at %s (%v); set SITEWATCH_TEST_DATABASE_URL to run this test", redact(admin), err)
 	}
+	conn.Close(ctx)
+	dsn, drop, err := CreateDatabase(ctx, "sw_test_")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := drop(); err != nil {
+			t.Log(err)
+		}
+	})
+	return dsn
+}
+
+// CreateDatabase creates a database with a random name starting with
+// prefix on the test server (AdminURL) and returns its URL and a function
+// that drops it. The load programs use it as the tests use Postgres.
+func CreateDatabase(ctx context.Context, prefix string) (string, func() error, error) {
+	admin := AdminURL()
+	u, err := url.Parse(admin)
+	if err != nil {
+		return "", nil, fmt.Errorf("parse %s: %w", redact(admin), err)
+	}
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		return "", nil, fmt.Errorf("connect to PostgreSQL at %s (set SITEWATCH_TEST_DATABASE_URL): %w", redact(admin), err)
+	}
 	defer conn.Close(ctx)
 	var b [6]byte
 	_, _ = rand.Read(b[:])
-	name := "sw_test_" + hex.EncodeToString(b[:])
+	name := prefix + hex.EncodeToString(b[:])
 	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("create test database: %v", err)
+		return "", nil, fmt.Errorf("create database %s: %w", name, err)
 	}
-	t.Cleanup(func() {
+	drop := func() error {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		c, err := pgx.Connect(ctx, admin)
 		if err != nil {
-			t.Logf("drop test database %s: %v", name, err)
-			return
+			return fmt.Errorf("drop database %s: %w", name, err)
 		}
 		defer c.Close(ctx)
 		if _, err := c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			t.Logf("drop test database %s: %v", name, err)
+			return fmt.Errorf("drop database %s: %w", name, err)
 		}
-	})
-	u, err := url.Parse(admin)
-	if err != nil {
-		t.Fatalf("parse %s: %v", redact(admin), err)
+		return nil
 	}
 	u.Path = "/" + name
-	return u.String()
+	return u.String(), drop, nil
 }
 
 func redact(dsn string) string {

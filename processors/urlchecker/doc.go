@@ -8,15 +8,17 @@
 //   - a message that does not decode strictly (or whose key is not its
 //     URL, or whose regexp does not compile) goes to the dead-letter topic
 //     with the reason, and consumption goes on;
+//   - a request received at or after its next_at is stale and is counted
+//     and skipped: a slot is never checked late (tested first, from the
+//     request alone: under overload most requests are stale);
 //   - a request for a slot not newer than the last one recorded for its URL
 //     in the group table is a duplicate (another emitter instance scheduled
 //     the same slot) and is counted and skipped, unless it is the very
 //     message recorded (same partition and offset): that is a redelivery
 //     after a crash, and is checked again;
-//   - a request received at or after its next_at is stale and is counted
-//     and skipped: a slot is never checked late;
-//   - otherwise the slot is recorded in the group table and the check runs
-//     in its own goroutine. A bounded semaphore limits concurrent checks;
+//   - otherwise the slot is recorded in the group table (a 25-byte binary
+//     record, see table.go) and the check runs on a worker goroutine. A
+//     bounded semaphore limits concurrent checks;
 //     when it is full the partition waits, which is the back-pressure. A
 //     slow or hanging site holds only its own slot until its timeout.
 //

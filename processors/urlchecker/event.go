@@ -20,6 +20,12 @@ var errorKinds = map[checker.ErrorKind]string{
 	checker.KindOther:        codecs.ErrOther,
 }
 
+// ResultEvent is the event the url_checker emits for check r of req by
+// instance; the load programs make their events with it.
+func ResultEvent(req *codecs.Request, r checker.Result, instance string) *codecs.Result {
+	return resultEvent(req, r, instance)
+}
+
 // resultEvent is the wire event of one check of req: the check's findings,
 // plus what only the processor knows. The event id is the request id:
 // every check of a slot gets the same id, so a check repeated after a

@@ -149,6 +149,8 @@ type Processor struct {
 	health   *combinedHealth
 	baseMu   sync.Mutex
 	checkCtx context.Context // parent of every check; outlives Run's ctx
+	jobs     chan checkJob   // to an idle worker (unbuffered)
+	stopped  chan struct{}   // closed when Run returns: idle workers end
 }
 
 type metrics struct {
@@ -252,11 +254,13 @@ func New(cfg Config) (*Processor, error) {
 		return nil, err
 	}
 	p := &Processor{
-		cfg:    cfg,
-		log:    cfg.Logger.With("component", "url_checker"),
-		m:      m,
-		sem:    make(chan struct{}, cfg.Concurrency),
-		health: &combinedHealth{report: cfg.Health},
+		cfg:     cfg,
+		log:     cfg.Logger.With("component", "url_checker"),
+		m:       m,
+		sem:     make(chan struct{}, cfg.Concurrency),
+		health:  &combinedHealth{report: cfg.Health},
+		jobs:    make(chan checkJob),
+		stopped: make(chan struct{}),
 	}
 	p.regexps.limit = 10000
 	p.results = newOutbox("results", p.log, cfg.Buffer, 1000, m.outbox, p.openResultEmitters)
@@ -362,6 +366,7 @@ func (p *Processor) Run(ctx context.Context) error {
 	}
 	checkCtx, stopChecks := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopChecks()
+	defer close(p.stopped)
 	p.baseMu.Lock()
 	p.checkCtx = checkCtx
 	p.baseMu.Unlock()
@@ -412,16 +417,19 @@ func (p *Processor) handle(gctx goka.Context, msg any) {
 		p.deadLetter(gctx, data, err)
 		return
 	}
+	// Staleness first: it needs only the request, and under overload most
+	// requests are stale, so they skip the table lookup (and its decode).
+	// A stale request is never checked, duplicate or not.
+	if !p.cfg.Now().Before(req.NextAt) {
+		p.m.stale.Inc()
+		return
+	}
 	if st, _ := gctx.Value().(*slotState); st != nil && !req.ScheduledAt.After(st.ScheduledAt) {
 		redelivery := st.ScheduledAt.Equal(req.ScheduledAt) && st.Partition == gctx.Partition() && st.Offset == gctx.Offset()
 		if !redelivery {
 			p.m.duplicate.Inc()
 			return
 		}
-	}
-	if !p.cfg.Now().Before(req.NextAt) {
-		p.m.stale.Inc()
-		return
 	}
 	gctx.SetValue(&slotState{ScheduledAt: req.ScheduledAt, Partition: gctx.Partition(), Offset: gctx.Offset()})
 
@@ -441,7 +449,47 @@ func (p *Processor) handle(gctx goka.Context, msg any) {
 	commit := gctx.DeferCommit()
 	p.m.inFlight.Inc()
 	p.checks.Add(1)
-	go p.check(req, re, commit)
+	p.dispatch(checkJob{req, re, commit})
+}
+
+// checkJob is one accepted request on its way to a worker.
+type checkJob struct {
+	req    *codecs.Request
+	re     *regexp.Regexp
+	commit func(error)
+}
+
+// workerIdle is how long a worker without a check waits for the next one.
+const workerIdle = 30 * time.Second
+
+// dispatch hands a check to an idle worker, or starts a worker for it.
+// Workers outlive their check, so that a check runs on a goroutine whose
+// stack already grew through net/http rather than growing a fresh one
+// each time (that and the goroutine start showed in the profile). The
+// semaphore bounds the checks, so the workers number about Concurrency at
+// most; one idle for workerIdle ends.
+func (p *Processor) dispatch(j checkJob) {
+	select {
+	case p.jobs <- j:
+	default:
+		go p.worker(j)
+	}
+}
+
+func (p *Processor) worker(j checkJob) {
+	idle := time.NewTimer(workerIdle)
+	defer idle.Stop()
+	for {
+		p.check(j.req, j.re, j.commit)
+		idle.Reset(workerIdle)
+		select {
+		case j = <-p.jobs:
+		case <-idle.C:
+			return
+		case <-p.stopped:
+			return
+		}
+	}
 }
 
 // decode turns a message into a usable request, or says why it is not.

@@ -16,6 +16,11 @@
 // written. Any other error fails the whole batch with nothing committed, and
 // the caller retries it.
 //
+// A results batch is first written by one plain COPY into check_results,
+// the cost of COPY itself; a batch that COPY refuses (a redelivered row
+// meets the unique key, a row is invalid) rolls back whole and is written
+// again through a staging table with INSERT ... ON CONFLICT DO NOTHING.
+//
 // Every statement is parameterized, except the partition DDL, whose names
 // and bounds are built from a time.Time and checked against a fixed pattern.
 package postgres

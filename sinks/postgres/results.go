@@ -100,7 +100,13 @@ func (s *Store) WriteResults(ctx context.Context, rs []*codecs.Result) ([]Reject
 		return rejected, nil
 	}
 
-	// Fast path: the whole batch in one COPY and one INSERT.
+	// The common case: new rows only, one plain COPY (results_copy.go).
+	if st, ok := s.copyResults(ctx, rs, idx); ok {
+		s.reportInsert(st)
+		return rejected, nil
+	}
+
+	// Deduplicating path: the whole batch in one COPY and one INSERT.
 	var st insertStats
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		st = insertStats{}

@@ -53,6 +53,7 @@ type Store struct {
 type storeMetrics struct {
 	alreadyStored prometheus.Counter
 	toDefault     prometheus.Counter
+	copyFallbacks prometheus.Counter
 }
 
 func newStoreMetrics() storeMetrics {
@@ -65,6 +66,10 @@ func newStoreMetrics() storeMetrics {
 			Name: "sitewatch_store_results_default_partition_total",
 			Help: "Results stored in check_results_default because no daily partition covers their scheduled_at (late, replayed or clock-skewed events).",
 		}),
+		copyFallbacks: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sitewatch_store_results_copy_fallbacks_total",
+			Help: "Result batches the plain COPY into check_results refused (a redelivered or invalid row, or the database away), written again by the deduplicating path.",
+		}),
 	}
 }
 
@@ -74,12 +79,14 @@ var _ prometheus.Collector = (*Store)(nil)
 func (s *Store) Describe(ch chan<- *prometheus.Desc) {
 	s.m.alreadyStored.Describe(ch)
 	s.m.toDefault.Describe(ch)
+	s.m.copyFallbacks.Describe(ch)
 }
 
 // Collect implements prometheus.Collector.
 func (s *Store) Collect(ch chan<- prometheus.Metric) {
 	s.m.alreadyStored.Collect(ch)
 	s.m.toDefault.Collect(ch)
+	s.m.copyFallbacks.Collect(ch)
 }
 
 // Rejected is a row PostgreSQL refused as invalid: Index is its position in

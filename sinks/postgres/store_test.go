@@ -86,6 +86,12 @@ func TestWriteResultsReportsAlreadyStoredAndDefaultPartition(t *testing.T) {
 	if v := got["sitewatch_store_results_default_partition_total"]; v != 2 {
 		t.Errorf("default partition counter %v, want 2", v)
 	}
+	// The first write went in by the plain COPY (its default-partition
+	// rows counted all the same), the second, a redelivery, by the
+	// deduplicating path.
+	if v := got["sitewatch_store_results_copy_fallbacks_total"]; v != 1 {
+		t.Errorf("copy fallbacks %v, want 1", v)
+	}
 	var inDefault, total int
 	if err := s.pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM check_results_default), (SELECT count(*) FROM check_results)`).Scan(&inDefault, &total); err != nil {
 		t.Fatal(err)
@@ -132,5 +138,32 @@ func TestPoolMaxConnsFromURL(t *testing.T) {
 		if got != tc.want {
 			t.Errorf("%s: pool of %d connections, want %d", tc.name, got, tc.want)
 		}
+	}
+}
+
+// TestWriteResultsMixedRedelivery: a batch of rows partly stored already
+// (a redelivery overlapping new events) is refused by the plain COPY and
+// written by the deduplicating path: every event once, none lost.
+func TestWriteResultsMixedRedelivery(t *testing.T) {
+	t.Parallel()
+	_, s := migratedStore(t, Options{})
+	ctx := testCtx(t)
+	now := time.Now().UTC()
+	if err := s.MaintainPartitions(ctx, now, 1, 0); err != nil {
+		t.Fatal(err)
+	}
+	rs := results("mixed", 6, now.Truncate(time.Hour))
+	if rej, err := s.WriteResults(ctx, rs[:4]); err != nil || len(rej) > 0 {
+		t.Fatalf("first write: %v %v", rej, err)
+	}
+	if rej, err := s.WriteResults(ctx, rs[2:]); err != nil || len(rej) > 0 {
+		t.Fatalf("overlapping write: %v %v", rej, err)
+	}
+	var n, distinct int
+	if err := s.pool.QueryRow(ctx, `SELECT count(*), count(DISTINCT event_id) FROM check_results`).Scan(&n, &distinct); err != nil {
+		t.Fatal(err)
+	}
+	if n != 6 || distinct != 6 {
+		t.Fatalf("%d rows, %d distinct events; want 6 and 6", n, distinct)
 	}
 }
