@@ -480,13 +480,6 @@ func checkTimings(t *testing.T, res Result, want string) {
 	}
 }
 
-func deref(s *string) string {
-	if s == nil {
-		return ""
-	}
-	return *s
-}
-
 func fmtBool(b *bool) string {
 	if b == nil {
 		return "null"
