@@ -140,3 +140,26 @@ func FuzzResultEncode(f *testing.F) {
 		checkEncoder(t, r, r.appendJSON)
 	})
 }
+
+// TestRequestTLSSurvivesTheCodec: a site's own TLS settings reach the
+// checker. The hand-written encoder knows no "tls" key, so a request that
+// carries one must be left to encoding/json, not encoded without it.
+func TestRequestTLSSurvivesTheCodec(t *testing.T) {
+	r := &Request{
+		RequestID: "https://internal.test/|1", URL: "https://internal.test/",
+		ScheduledAt: time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC), NextAt: time.Date(2026, 12, 1, 10, 1, 0, 0, time.UTC),
+		Method: "GET", TimeoutMS: 5000,
+		TLS: &RequestTLS{CAPEM: "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n", ServerName: "internal.test", InsecureSkipVerify: true},
+	}
+	data, err := RequestCodec{}.Encode(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := DecodeRequest(data)
+	if err != nil {
+		t.Fatalf("decode %s: %v", data, err)
+	}
+	if got.TLS == nil || *got.TLS != *r.TLS {
+		t.Fatalf("tls settings lost on the way: sent %+v, got %+v (%s)", r.TLS, got.TLS, data)
+	}
+}

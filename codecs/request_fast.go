@@ -179,8 +179,9 @@ func (r *Request) appendJSON(b []byte) ([]byte, bool) {
 	b, ok = appendTime(b, r.NextAt, ok)
 	b = append(b, `,"method":`...)
 	b, ok = appendPlainString(b, r.Method, ok)
-	if len(r.Headers) > 0 {
-		// encoding/json sorts map keys; a map is rare and small here.
+	if len(r.Headers) > 0 || r.TLS != nil {
+		// encoding/json sorts map keys; a map is rare and small here. A
+		// site's own TLS settings are rarer still: leave both to it.
 		return b, false
 	}
 	b = append(b, `,"timeout_ms":`...)
