@@ -169,6 +169,16 @@ func RunEmitter(ctx context.Context, env Env, k *kafkaconn.Options, f *EmitterFl
 		return err
 	}
 	g.Go(func() error { return reg.Run(gctx) })
+	// Not ready until the registry is read: before that the emitter checks
+	// nothing, or only part of the sites.
+	env.Health.Set("sites_registry", errors.New("reading the sites registry"))
+	go func() {
+		select {
+		case <-reg.Ready():
+			env.Health.Set("sites_registry", nil)
+		case <-gctx.Done():
+		}
+	}()
 	g.Go(func() error {
 		if sites == nil {
 			return nil
