@@ -59,3 +59,24 @@ func TestDecodeSiteBad(t *testing.T) {
 		t.Error("EncodeSite accepted an unknown owner")
 	}
 }
+
+// TestSiteTLSRoundTrip: a site's CA certificates travel in the value, so an
+// emitter without the sites file's ca_file can check the site.
+func TestSiteTLSRoundTrip(t *testing.T) {
+	t.Parallel()
+	f, err := config.Parse("../config/sites.yaml", []byte("sites:\n  - url: https://a.example/\n    tls: {ca_file: testdata/tls_ca.pem, server_name: internal}\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	value, err := EncodeSite(f.Sites[0], OwnerAPI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, _, err := DecodeSite("https://a.example/", value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.TLS == nil || string(back.TLS.CAPEM) != string(f.Sites[0].TLS.CAPEM) || back.TLS.ServerName != "internal" || strings.Contains(string(value), "ca_file") {
+		t.Errorf("tls after the round trip: %+v (value %s)", back.TLS, value)
+	}
+}
