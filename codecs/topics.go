@@ -13,4 +13,7 @@ const (
 	TopicWindows = "status_windows"
 	// TopicDeadLetters carries DeadLetter.
 	TopicDeadLetters = "sitewatch_dead_letters"
+	// TopicSites is the sites registry, compacted: SiteValue, a tombstone
+	// removing the site.
+	TopicSites = "sitewatch_sites"
 )

@@ -33,6 +33,9 @@ const durationHint = "(e.g. 30s, 5m)"
 // the line of each field, and the contract wants all three.
 type parser struct {
 	file string
+	// json is set for a site written as JSON (ParseSiteJSON), where a
+	// few fields differ (tls.ca_pem instead of tls.ca_file).
+	json bool
 	errs []*Error
 
 	// budget bounds the work done following YAML aliases, so that a small
@@ -95,12 +98,17 @@ func (p *parser) spend(n *yaml.Node, cost int) bool {
 	return false
 }
 
-func (p *parser) parse(data []byte) ([]Site, error) {
-	p.budget = 10*len(data) + 100_000
+// start readies the parser for an input of size bytes: the work budget
+// and the built-in defaults.
+func (p *parser) start(size int) {
+	p.budget = 10*size + 100_000
 	p.defInterval = DefaultInterval
 	p.defTimeout = DefaultTimeout
 	p.regexps = make(map[string]*regexp.Regexp)
+}
 
+func (p *parser) parse(data []byte) ([]Site, error) {
+	p.start(len(data))
 	root, err := p.document(data)
 	if err != nil {
 		return nil, err

@@ -31,7 +31,13 @@ type TLS struct {
 	InsecureSkipVerify bool
 }
 
-var tlsFields = []string{"ca_file", "server_name", "insecure_skip_verify"}
+var (
+	tlsFields = []string{"ca_file", "server_name", "insecure_skip_verify"}
+	// A site written as JSON (the sites API, the sites registry) carries
+	// its CA certificates themselves: the file named by a ca_file would be
+	// read on the machine decoding the site, not the one that wrote it.
+	tlsJSONFields = []string{"ca_pem", "server_name", "insecure_skip_verify"}
+)
 
 // tls validates a site's tls: mapping.
 func (p *parser) tls(n *yaml.Node, at siteRef) *TLS {
@@ -41,8 +47,21 @@ func (p *parser) tls(n *yaml.Node, at siteRef) *TLS {
 	}
 	t := &TLS{}
 	var caNode *yaml.Node
-	for _, f := range p.fields(n, at, "tls.", tlsFields) {
+	known := tlsFields
+	if p.json {
+		known = tlsJSONFields
+	}
+	for _, f := range p.fields(n, at, "tls.", known) {
 		switch f.name {
+		case "ca_pem":
+			v, ok := p.scalar(f.val, at, "tls.ca_pem", "the PEM text of the CA certificates")
+			if !ok {
+				continue
+			}
+			caNode = f.val
+			if p.checkPEM(f.val, at, "tls.ca_pem", "the value", []byte(v)) {
+				t.CAPEM = []byte(v)
+			}
 		case "ca_file":
 			v, ok := p.scalar(f.val, at, "tls.ca_file", "the path of a PEM file with the CA certificates")
 			if !ok {
@@ -69,7 +88,7 @@ func (p *parser) tls(n *yaml.Node, at siteRef) *TLS {
 		}
 	}
 	if t.InsecureSkipVerify && caNode != nil {
-		p.failf(caNode, at, "tls.ca_file", "has no use with insecure_skip_verify: true, which accepts any certificate; remove one of them")
+		p.failf(caNode, at, "tls."+caField(p.json), "has no use with insecure_skip_verify: true, which accepts any certificate; remove one of them")
 	}
 	return t
 }
@@ -95,6 +114,22 @@ func (p *parser) caFile(n *yaml.Node, at siteRef, path string) []byte {
 		}
 		return nil
 	}
+	if !p.checkPEM(n, at, "tls.ca_file", full, data) {
+		return nil
+	}
+	return data
+}
+
+func caField(json bool) string {
+	if json {
+		return "ca_pem"
+	}
+	return "ca_file"
+}
+
+// checkPEM reports whether data (what names it in messages) holds at least
+// one PEM certificate and every certificate in it parses.
+func (p *parser) checkPEM(n *yaml.Node, at siteRef, field, what string, data []byte) bool {
 	certs := 0
 	for rest := data; ; {
 		var b *pem.Block
@@ -106,16 +141,16 @@ func (p *parser) caFile(n *yaml.Node, at siteRef, path string) []byte {
 			continue
 		}
 		if _, err := x509.ParseCertificate(b.Bytes); err != nil {
-			p.failf(n, at, "tls.ca_file", "%s: a certificate does not parse: %v", full, err)
-			return nil
+			p.failf(n, at, field, "%s: a certificate does not parse: %v", what, err)
+			return false
 		}
 		certs++
 	}
 	if certs == 0 {
-		p.failf(n, at, "tls.ca_file", "%s has no PEM certificate (want -----BEGIN CERTIFICATE-----)", full)
-		return nil
+		p.failf(n, at, field, "%s has no PEM certificate (want -----BEGIN CERTIFICATE-----)", what)
+		return false
 	}
-	return data
+	return true
 }
 
 func unwrapPathError(err error) error {

@@ -24,11 +24,16 @@ const (
 	// TopicStatusChanges carries the alerts processor's state changes
 	// (codecs.StatusChange), keyed by URL.
 	TopicStatusChanges = "status_changes"
+	// TopicSites is the sites registry (compacted; see EnsureSitesTopic).
+	TopicSites = codecs.TopicSites
 )
 
 // Topics are the names sitewatch uses, with the prefix applied.
 type Topics struct {
 	Requests, Succeeded, Failed, Windows, DeadLetters, StatusChanges goka.Stream
+	// Sites is compacted, unlike the streams: it is not in All; create it
+	// with EnsureSitesTopic.
+	Sites goka.Stream
 }
 
 // Topics returns the topic names with -topic-prefix prepended.
@@ -41,6 +46,7 @@ func (o *Options) Topics() Topics {
 		Windows:       goka.Stream(p + TopicWindows),
 		DeadLetters:   goka.Stream(p + TopicDeadLetters),
 		StatusChanges: goka.Stream(p + TopicStatusChanges),
+		Sites:         goka.Stream(p + TopicSites),
 	}
 }
 
@@ -83,12 +89,40 @@ func (o *Options) TopicManagerBuilder(cfg *sarama.Config) goka.TopicManagerBuild
 // retried with backoff until ctx ends; an authentication or TLS failure is
 // returned at once, since waiting cannot fix it.
 func (o *Options) EnsureTopics(ctx context.Context, cfg *sarama.Config, logger *slog.Logger, topics ...goka.Stream) error {
+	return o.ensure(ctx, cfg, logger, "create kafka topics", func(tm goka.TopicManager) error {
+		for _, t := range topics {
+			if err := tm.EnsureStreamExists(string(t), o.Partitions); err != nil {
+				return fmt.Errorf("topic %s: %w", t, err)
+			}
+		}
+		return nil
+	})
+}
+
+// EnsureSitesTopic creates the sites registry topic when missing, compacted
+// (cleanup.policy=compact, so every site's latest record is kept however
+// old), with the options' partitions and replication, and checks an
+// existing one. Retries as EnsureTopics does.
+func (o *Options) EnsureSitesTopic(ctx context.Context, cfg *sarama.Config, logger *slog.Logger) error {
+	topic := string(o.Topics().Sites)
+	return o.ensure(ctx, cfg, logger, "create the sites topic", func(tm goka.TopicManager) error {
+		// goka's table topics are exactly this: compacted and keyed.
+		if err := tm.EnsureTableExists(topic, o.Partitions); err != nil {
+			return fmt.Errorf("topic %s: %w", topic, err)
+		}
+		return nil
+	})
+}
+
+// ensure runs fn with a topic manager, retrying an unreachable broker with
+// backoff until ctx or -kafka-start-timeout ends.
+func (o *Options) ensure(ctx context.Context, cfg *sarama.Config, logger *slog.Logger, what string, fn func(goka.TopicManager) error) error {
 	if o.StartTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeoutCause(ctx, o.StartTimeout, fmt.Errorf("no answer within -kafka-start-timeout %v", o.StartTimeout))
 		defer cancel()
 	}
-	return retry.Do(ctx, logger, "create kafka topics", retry.Backoff{Min: 200 * time.Millisecond, Max: 10 * time.Second}, func(ctx context.Context) error {
+	return retry.Do(ctx, logger, what, retry.Backoff{Min: 200 * time.Millisecond, Max: 10 * time.Second}, func(ctx context.Context) error {
 		if err := o.Probe(ctx, cfg); err != nil {
 			return err
 		}
@@ -97,11 +131,6 @@ func (o *Options) EnsureTopics(ctx context.Context, cfg *sarama.Config, logger *
 			return Explain(o, err)
 		}
 		defer tm.Close()
-		for _, t := range topics {
-			if err := tm.EnsureStreamExists(string(t), o.Partitions); err != nil {
-				return fmt.Errorf("topic %s: %w", t, err)
-			}
-		}
-		return nil
+		return fn(tm)
 	})
 }

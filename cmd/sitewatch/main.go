@@ -8,6 +8,8 @@
 //	sitewatch -sites examples/sites.yaml
 //	sitewatch -sites sites.yaml -data-dir /var/lib/sitewatch -window-size 1m
 //	sitewatch -sites sites.yaml -brokers localhost:9092 -database-url postgres://...
+//	sitewatch sites ls -api http://127.0.0.1:8080
+//	sitewatch sites add https://example.com/ -interval 30s -brokers localhost:9092
 package main
 
 import (
@@ -33,6 +35,9 @@ var help = app.Help{
 		"sitewatch -sites FILE [flags]",
 		"sitewatch -demo            (five local demo sites, to try it offline)",
 		"sitewatch -sites FILE -brokers HOST:PORT -database-url postgres://...",
+	},
+	Commands: []string{
+		"sitewatch sites ls|add|rm|import FILE|export   manage the sites registry (sitewatch sites -h)",
 	},
 	Notes: []string{
 		"Left empty, -brokers starts an embedded Kafka (listening on -kafka-listen) and -database-url\n" +
@@ -63,6 +68,9 @@ func newFlags() (*flag.FlagSet, *app.AllInOne) {
 // run is the whole program; tests call it with their own context, args
 // and writers.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "sites" {
+		return app.ExitCode("sitewatch sites", app.RunSites(ctx, args[1:], stdout, stderr), stderr)
+	}
 	fs, a := newFlags()
 	if err := app.ParseFlags(fs, args, help, stdout); err != nil {
 		return app.ExitCode("sitewatch", err, stderr)

@@ -18,6 +18,7 @@ import (
 	"github.com/sitewatch/sitewatch/config"
 	"github.com/sitewatch/sitewatch/kafkaconn"
 	"github.com/sitewatch/sitewatch/processors/urlchecker"
+	"github.com/sitewatch/sitewatch/registry"
 	"github.com/sitewatch/sitewatch/scheduler"
 	"github.com/sitewatch/sitewatch/telemetry"
 )
@@ -35,7 +36,7 @@ type EmitterFlags struct {
 // RegisterEmitter declares the emitter's flags on fs.
 func RegisterEmitter(fs *flag.FlagSet) *EmitterFlags {
 	f := &EmitterFlags{}
-	fs.StringVar(&f.Sites, "sites", os.Getenv("SITEWATCH_SITES"), "sites file (YAML) (env SITEWATCH_SITES)")
+	fs.StringVar(&f.Sites, "sites", os.Getenv("SITEWATCH_SITES"), "sites file (YAML), published to the sites registry at start and on SIGHUP; without it the emitter checks the registry's sites (env SITEWATCH_SITES)")
 	fs.IntVar(&f.Concurrency, "concurrency", 1000, "most checks running at once")
 	fs.IntVar(&f.Buffer, "buffer", urlchecker.DefaultBuffer, "most results (and requests) held while Kafka is unreachable; beyond it the oldest are dropped and counted")
 	fs.StringVar(&f.InstanceID, "instance-id", os.Getenv("SITEWATCH_INSTANCE_ID"), "name of this emitter in results' checker field (default host-pid) (env SITEWATCH_INSTANCE_ID)")
@@ -70,17 +71,23 @@ func LoadSites(path string) (*config.File, error) {
 
 // RunEmitter runs the scheduler and the url_checker group until ctx ends,
 // then drains: scheduling stops, in-flight checks finish or time out, and
-// the producers flush. SIGHUP reloads the sites file; a bad file is logged
-// and the old sites keep running.
+// the producers flush. The scheduler checks the sites of the registry
+// (sitewatch_sites), followed live. With -sites, the file's sites are
+// published to the registry at start and on every SIGHUP; a bad file is
+// refused at start (usage error) and logged on SIGHUP, the registry then
+// keeping the previous sites.
 func RunEmitter(ctx context.Context, env Env, k *kafkaconn.Options, f *EmitterFlags) error {
 	// Claim SIGHUP first: its default action would kill a process that is
 	// still connecting when an operator reloads it.
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	sites, err := LoadSites(f.Sites)
-	if err != nil {
-		return err
+	var sites *config.File
+	if f.Sites != "" {
+		var err error
+		if sites, err = LoadSites(f.Sites); err != nil {
+			return err
+		}
 	}
 	if f.Concurrency < 1 {
 		return Usagef("-concurrency: must be at least 1")
@@ -96,6 +103,9 @@ func RunEmitter(ctx context.Context, env Env, k *kafkaconn.Options, f *EmitterFl
 	if err := k.EnsureTopics(ctx, saramaCfg, log, topics.All()...); err != nil {
 		return err
 	}
+	if err := k.EnsureSitesTopic(ctx, saramaCfg, log); err != nil {
+		return err
+	}
 
 	requests, err := urlchecker.NewRequestEmitter(urlchecker.RequestEmitterConfig{
 		Brokers: k.Brokers, Sarama: saramaCfg, Topic: topics.Requests, Buffer: f.Buffer,
@@ -104,12 +114,30 @@ func RunEmitter(ctx context.Context, env Env, k *kafkaconn.Options, f *EmitterFl
 	if err != nil {
 		return fmt.Errorf("request emitter: %w", err)
 	}
-	sched, err := scheduler.New(sites.Sites, scheduler.Options{
+	sched, err := scheduler.New(nil, scheduler.Options{
 		Emit: requests.Emit, Logger: log, Registerer: env.Registry,
 	})
 	if err != nil {
-		return &UsageError{fmt.Errorf("%s: %w", sites.Path, err)}
+		return fmt.Errorf("scheduler: %w", err)
 	}
+	warned := map[string]bool{}
+	reg, err := registry.New(registry.Config{
+		Brokers: k.Brokers, Sarama: saramaCfg, Topic: string(topics.Sites), DeadLetters: string(topics.DeadLetters),
+		Consumer: "emitter", Logger: log,
+		// Called from the registry's one goroutine: warned needs no lock.
+		OnChange: func(entries []registry.Entry) {
+			sites := registry.SitesOf(entries)
+			if err := sched.Replace(sites); err != nil {
+				log.Error("registry sites refused by the scheduler; keeping the previous sites", "err", err)
+				return
+			}
+			warnInsecureTLS(log, sites, warned)
+		},
+	})
+	if err != nil {
+		return err
+	}
+	defer reg.Close()
 	chk := checker.New(checker.Options{BodyLimit: f.BodyLimit, DenyPrivateTargets: f.DenyPrivateTargets})
 	proc, err := urlchecker.New(urlchecker.Config{
 		Brokers: k.Brokers, Sarama: saramaCfg, TopicManager: k.TopicManagerConfig(),
@@ -121,10 +149,8 @@ func RunEmitter(ctx context.Context, env Env, k *kafkaconn.Options, f *EmitterFl
 	if err != nil {
 		return fmt.Errorf("url_checker: %w", err)
 	}
-	warned := map[string]bool{}
-	warnInsecureTLS(log, sites.Sites, warned)
 	env.Health.Set("emitter", nil)
-	log.Info("emitter starting", "sites", len(sites.Sites), "file", sites.Path, "brokers", k.Brokers, "concurrency", f.Concurrency)
+	log.Info("emitter starting", "file", f.Sites, "brokers", k.Brokers, "concurrency", f.Concurrency)
 
 	// Shutdown order: the scheduler stops first, then the request emitter
 	// flushes what the scheduler handed it, while the url_checker drains
@@ -142,8 +168,25 @@ func RunEmitter(ctx context.Context, env Env, k *kafkaconn.Options, f *EmitterFl
 	if err != nil {
 		return err
 	}
+	g.Go(func() error { return reg.Run(gctx) })
+	// Not ready until the registry is read: before that the emitter checks
+	// nothing, or only part of the sites.
+	env.Health.Set("sites_registry", errors.New("reading the sites registry"))
+	go func() {
+		select {
+		case <-reg.Ready():
+			env.Health.Set("sites_registry", nil)
+		case <-gctx.Done():
+		}
+	}()
 	g.Go(func() error {
-		reloadOnHUP(gctx, log, hup, f.Sites, sched, reloads, warned)
+		if sites == nil {
+			return nil
+		}
+		if err := publishFile(gctx, log, reg, sites, "sites file published"); err != nil {
+			return err
+		}
+		publishOnHUP(gctx, log, hup, f.Sites, reg, reloads)
 		return nil
 	})
 	err = g.Wait()
@@ -167,9 +210,28 @@ func warnInsecureTLS(log *slog.Logger, sites []config.Site, warned map[string]bo
 	}
 }
 
-// reloadOnHUP swaps the scheduler's sites on every SIGHUP. A file with an
-// error is refused whole: the old sites keep being checked.
-func reloadOnHUP(ctx context.Context, log *slog.Logger, hup <-chan os.Signal, path string, sched *scheduler.Scheduler, reloads *telemetry.Reloads, warned map[string]bool) {
+// publishFile publishes a sites file to the registry and logs msg with what
+// changed. It returns once the registry has read the changes back, so the
+// scheduler has them.
+func publishFile(ctx context.Context, log *slog.Logger, reg *registry.Registry, f *config.File, msg string) error {
+	res, err := reg.SyncFile(ctx, f)
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("publish %s: %w", f.Path, err)
+	}
+	for _, url := range res.Skipped {
+		log.Warn("site of the sites file not published: another owner has it (remove it there first)", "file", f.Path, "url", url)
+	}
+	log.Info(msg, "file", f.Path, "sites", len(f.Sites),
+		"published", res.Published, "removed", res.Removed, "unchanged", res.Unchanged, "skipped", len(res.Skipped))
+	return nil
+}
+
+// publishOnHUP publishes the sites file again on every SIGHUP. A file with
+// an error is refused whole: the registry keeps the previous sites.
+func publishOnHUP(ctx context.Context, log *slog.Logger, hup <-chan os.Signal, path string, reg *registry.Registry, reloads *telemetry.Reloads) {
 	for {
 		select {
 		case <-ctx.Done():
@@ -178,14 +240,12 @@ func reloadOnHUP(ctx context.Context, log *slog.Logger, hup <-chan os.Signal, pa
 		}
 		f, err := config.Load(path)
 		if err == nil {
-			err = sched.Replace(f.Sites)
+			// A failed write is logged; the next SIGHUP tries again.
+			err = publishFile(ctx, log, reg, f, "sites reloaded")
 		}
 		reloads.Record(time.Now(), err)
 		if err != nil {
 			log.Error("sites reload refused; keeping the previous sites", "file", path, "err", err)
-			continue
 		}
-		log.Info("sites reloaded", "file", path, "sites", len(f.Sites))
-		warnInsecureTLS(log, f.Sites, warned)
 	}
 }
