@@ -1,0 +1,504 @@
+package report_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math"
+	"math/rand/v2"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sitewatch/sitewatch/codecs"
+	"github.com/sitewatch/sitewatch/internal/testkit"
+	"github.com/sitewatch/sitewatch/report"
+	"github.com/sitewatch/sitewatch/sinks"
+	"github.com/sitewatch/sitewatch/sinks/postgres"
+	"github.com/sitewatch/sitewatch/sinks/sqlite"
+)
+
+func testCtx(t testing.TB) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// store is what the shared tests need of a backend: the report's source
+// and the sink's writer to seed it.
+type store interface {
+	report.Source
+	sinks.Store
+}
+
+type backend struct {
+	name string
+	open func(t *testing.T) store
+}
+
+// backends are the stores every test body runs against.
+var backends = []backend{
+	{"postgres", func(t *testing.T) store {
+		_, s := openPostgres(t)
+		return s
+	}},
+	{"sqlite", openSQLite},
+}
+
+func openPostgres(t *testing.T) (string, *postgres.Store) {
+	t.Helper()
+	url := testkit.Postgres(t)
+	ctx := testCtx(t)
+	if err := postgres.Migrate(ctx, url, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	s, err := postgres.Open(ctx, url, postgres.Options{})
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	t.Cleanup(s.Close)
+	return url, s
+}
+
+func openSQLite(t *testing.T) store {
+	t.Helper()
+	s, err := sqlite.Open(testCtx(t), filepath.Join(t.TempDir(), "sitewatch.db"), nil)
+	if err != nil {
+		t.Fatalf("open sqlite: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
+
+func forEachBackend(t *testing.T, body func(t *testing.T, s store)) {
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) {
+			t.Parallel()
+			body(t, b.open(t))
+		})
+	}
+}
+
+// The seeded range: one hour.
+var (
+	from = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	to   = from.Add(time.Hour)
+)
+
+const (
+	urlA = "https://a.example/" // configured, 60 s: a gap, a down period, edges
+	urlB = "https://b.example/" // not configured: interval inferred (120 s)
+	urlC = "https://c.example/" // configured, no checks at all
+	urlD = "https://d.example/" // one check before the range that holds into it
+)
+
+var sites = []report.Site{
+	{URL: urlA, Name: "Alpha", Interval: time.Minute},
+	{URL: urlC, Name: "Charlie", Interval: 30 * time.Second},
+}
+
+type seed struct {
+	url       string
+	scheduled time.Duration // from the range start
+	late      time.Duration // checked_at − scheduled_at; 100 ms when zero
+	kind      string        // "" for up
+	rt        float64       // < 0: no response
+}
+
+// seedChecks is the hand-computed scenario the expectations below follow.
+func seedChecks() []seed {
+	var out []seed
+	add := func(s seed) { out = append(out, s) }
+	// A: far before the lookback (never read) and just before the range
+	// (holds its first 30 s).
+	add(seed{url: urlA, scheduled: -2 * time.Hour, kind: codecs.ErrTimeout, rt: -1})
+	add(seed{url: urlA, scheduled: -30 * time.Second, rt: 10})
+	for k := range 60 {
+		if k >= 20 && k < 30 {
+			continue // the monitor was offline: ten minutes without data
+		}
+		s := seed{url: urlA, scheduled: 30*time.Second + time.Duration(k)*time.Minute, rt: float64(10 + k)}
+		switch k {
+		case 40, 41, 42:
+			s.kind, s.rt = codecs.ErrTimeout, -1
+		case 43:
+			s.kind, s.rt = codecs.ErrStatus, 500
+		case 44:
+			s.kind, s.rt = codecs.ErrStatus, 600
+		case 50:
+			s.kind, s.rt = codecs.ErrConnect, -1
+		case 59:
+			s.late = 30*time.Second + 200*time.Millisecond // checked after the range ends
+		}
+		add(s)
+	}
+	// A: an off-phase extra check (a restart), which cuts the down check
+	// before it short; the slot of k=10 stored a second time, later and
+	// down (ignored: the first row of a slot wins); a check after the
+	// range (not read).
+	add(seed{url: urlA, scheduled: 45 * time.Minute, rt: 5})
+	add(seed{url: urlA, scheduled: 10*time.Minute + 30*time.Second, late: 2 * time.Second, kind: codecs.ErrOther, rt: -1})
+	add(seed{url: urlA, scheduled: time.Hour + 30*time.Second, kind: codecs.ErrDNS, rt: -1})
+
+	add(seed{url: urlB, scheduled: 10 * time.Minute, rt: 100})
+	add(seed{url: urlB, scheduled: 12 * time.Minute, kind: codecs.ErrDNS, rt: -1})
+	add(seed{url: urlB, scheduled: 14 * time.Minute, rt: 200})
+	add(seed{url: urlB, scheduled: 16 * time.Minute, rt: 400})
+
+	add(seed{url: urlD, scheduled: -20 * time.Second, kind: codecs.ErrTLS, rt: -1})
+	return out
+}
+
+func results(seeds []seed) []*codecs.Result {
+	rs := make([]*codecs.Result, len(seeds))
+	for i, s := range seeds {
+		late := s.late
+		if late == 0 {
+			late = 100 * time.Millisecond
+		}
+		sched := from.Add(s.scheduled)
+		r := &codecs.Result{
+			V: 1, EventID: fmt.Sprintf("ev-%03d", i), URL: s.url,
+			ScheduledAt: sched, CheckedAt: sched.Add(late),
+			Outcome: codecs.OutcomeUp, StatusCode: 200, Checker: "test",
+		}
+		if s.rt >= 0 {
+			rt := s.rt
+			r.ResponseTimeMS = &rt
+		}
+		if s.kind != "" {
+			kind, msg := s.kind, "failed: "+s.kind
+			r.Outcome, r.ErrorKind, r.ErrorMessage = codecs.OutcomeDown, &kind, &msg
+			r.StatusCode = 0
+			if s.kind == codecs.ErrStatus {
+				r.StatusCode = 503
+			}
+		}
+		rs[i] = r
+	}
+	return rs
+}
+
+func write(t *testing.T, s sinks.Store, rs []*codecs.Result) {
+	t.Helper()
+	ctx := testCtx(t)
+	for start := 0; start < len(rs); start += 1000 {
+		batch := rs[start:min(start+1000, len(rs))]
+		rej, err := s.WriteResults(ctx, batch)
+		if err != nil || len(rej) > 0 {
+			t.Fatalf("seed: %v %v", rej, err)
+		}
+	}
+}
+
+func f(v float64) *float64 { return &v }
+
+func sec(s float64) report.Seconds { return report.Seconds(time.Duration(s * float64(time.Second))) }
+
+// wantSites are the figures of seedChecks, computed by hand (see the
+// comments); LongestDown and the budgets for an SLO of 80 %.
+func wantSites() []report.SiteReport {
+	return []report.SiteReport{{
+		URL: urlA, Name: "Alpha", Interval: report.Duration(time.Minute), IntervalSource: report.IntervalFromSites,
+		// k = 0..59 without the ten offline slots, and the extra check.
+		Checks: 51, Failures: 6,
+		UptimeChecksPercent: f(100 * 45.0 / 51),
+		// Up: 30 s (before the range) + 20 min + 10 min + 30 s (the extra
+		// check) + 5 min + 8 min + 30 s (k=59, cut at the end). Down: four
+		// minutes (k=40..43) + 30 s (k=44, cut by the extra check) + 1 min
+		// (k=50). Unknown: the ten offline minutes.
+		UptimeTimePercent: f(100 * 2670.0 / 3000),
+		Up:                sec(2670), Down: sec(330), Unknown: sec(600),
+		// 44 up checks with 10+k ms, the extra 5 ms, and 500 and 600 ms:
+		// 47 values 5, 10–29, 40–49, 55–59, 61–69, 500, 600.
+		Responses: 47, P50MS: f(42), P95MS: f(68.7), P99MS: f(554),
+		FailuresByKind: map[string]int64{codecs.ErrTimeout: 3, codecs.ErrStatus: 2, codecs.ErrConnect: 1},
+		// [40:30, 45:00) and [50:30, 51:30).
+		Incidents: 2, DownPeriods: 2, LongestDown: sec(270),
+		Budget: &report.Budget{Allowed: sec(600), Left: sec(270), LeftPercent: f(45)},
+	}, {
+		URL: urlC, Name: "Charlie", Interval: report.Duration(30 * time.Second), IntervalSource: report.IntervalFromSites,
+		Unknown:        sec(3600),
+		FailuresByKind: map[string]int64{},
+		Budget:         &report.Budget{},
+	}, {
+		URL: urlB, Name: urlB, Interval: report.Duration(2 * time.Minute), IntervalSource: report.IntervalInferred,
+		Checks: 4, Failures: 1, UptimeChecksPercent: f(75), UptimeTimePercent: f(75),
+		Up: sec(360), Down: sec(120), Unknown: sec(3120),
+		// 100, 200, 400.
+		Responses: 3, P50MS: f(200), P95MS: f(380), P99MS: f(396),
+		FailuresByKind: map[string]int64{codecs.ErrDNS: 1},
+		Incidents:      1, DownPeriods: 1, LongestDown: sec(120),
+		Budget:         &report.Budget{Allowed: sec(96), Left: sec(-24), LeftPercent: f(-25)},
+	}, {
+		// Not counted (scheduled before the range) but holds its first
+		// 40 s, down, with the default interval.
+		URL: urlD, Name: urlD, Interval: report.Duration(time.Minute), IntervalSource: report.IntervalFromDefault,
+		UptimeTimePercent: f(0), Down: sec(40), Unknown: sec(3560),
+		FailuresByKind: map[string]int64{},
+		Incidents:      1, DownPeriods: 1, LongestDown: sec(40),
+		Budget:         &report.Budget{Allowed: sec(8), Left: sec(-32), LeftPercent: f(-400)},
+	}}
+}
+
+// close enough for the percentiles computed by hand in decimal; the
+// PostgreSQL test below holds them to percentile_cont to the bit.
+func sameFloat(a, b *float64) bool {
+	if a == nil || b == nil {
+		return a == b
+	}
+	return math.Abs(*a-*b) <= 1e-9*math.Max(1, math.Abs(*b))
+}
+
+func compareSite(t *testing.T, got, want report.SiteReport) {
+	t.Helper()
+	errf := func(field string, g, w any) { t.Errorf("%s %s = %v, want %v", want.URL, field, g, w) }
+	deref := func(p *float64) any {
+		if p == nil {
+			return "null"
+		}
+		return *p
+	}
+	if got.URL != want.URL || got.Name != want.Name || got.Interval != want.Interval || got.IntervalSource != want.IntervalSource {
+		errf("identity", []any{got.URL, got.Name, got.Interval, got.IntervalSource}, []any{want.URL, want.Name, want.Interval, want.IntervalSource})
+	}
+	for _, c := range []struct {
+		name      string
+		got, want int64
+	}{
+		{"checks", got.Checks, want.Checks}, {"failures", got.Failures, want.Failures},
+		{"up", int64(got.Up), int64(want.Up)}, {"down", int64(got.Down), int64(want.Down)},
+		{"unknown", int64(got.Unknown), int64(want.Unknown)}, {"responses", got.Responses, want.Responses},
+		{"incidents", got.Incidents, want.Incidents}, {"down periods", got.DownPeriods, want.DownPeriods},
+		{"longest down", int64(got.LongestDown), int64(want.LongestDown)},
+	} {
+		if c.got != c.want {
+			errf(c.name, c.got, c.want)
+		}
+	}
+	for _, c := range []struct {
+		name      string
+		got, want *float64
+		exact     bool
+	}{
+		{"uptime by checks", got.UptimeChecksPercent, want.UptimeChecksPercent, true},
+		{"uptime by time", got.UptimeTimePercent, want.UptimeTimePercent, true},
+		{"p50", got.P50MS, want.P50MS, false}, {"p95", got.P95MS, want.P95MS, false}, {"p99", got.P99MS, want.P99MS, false},
+	} {
+		ok := sameFloat(c.got, c.want)
+		if c.exact {
+			ok = (c.got == nil) == (c.want == nil) && (c.got == nil || *c.got == *c.want)
+		}
+		if !ok {
+			errf(c.name, deref(c.got), deref(c.want))
+		}
+	}
+	if fmt.Sprint(got.FailuresByKind) != fmt.Sprint(want.FailuresByKind) {
+		errf("failures by kind", got.FailuresByKind, want.FailuresByKind)
+	}
+	switch {
+	case (got.Budget == nil) != (want.Budget == nil):
+		errf("budget", got.Budget, want.Budget)
+	case got.Budget != nil:
+		g, w := got.Budget, want.Budget
+		if g.Allowed != w.Allowed || g.Left != w.Left || !sameFloat(g.LeftPercent, w.LeftPercent) {
+			errf("budget", []any{g.Allowed, g.Left, deref(g.LeftPercent)}, []any{w.Allowed, w.Left, deref(w.LeftPercent)})
+		}
+	}
+}
+
+func TestReportFiguresOnEveryStore(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s store) {
+		write(t, s, results(seedChecks()))
+		slo, err := report.ParseSLO("slo", "80")
+		if err != nil {
+			t.Fatal(err)
+		}
+		rep, err := report.Build(testCtx(t), s, report.Options{From: from, To: to, SLO: slo, Sites: sites})
+		if err != nil {
+			t.Fatalf("Build: %v", err)
+		}
+		if rep.Range != sec(3600) || *rep.SLOPercent != 80 || rep.IncidentsSource != report.IncidentsFromDownRun {
+			t.Errorf("report header: range %v, slo %v, incidents from %q", rep.Range, *rep.SLOPercent, rep.IncidentsSource)
+		}
+		want := wantSites()
+		if len(rep.Sites) != len(want) {
+			t.Fatalf("%d sites, want %d: %+v", len(rep.Sites), len(want), rep.Sites)
+		}
+		for i := range want {
+			compareSite(t, rep.Sites[i], want[i])
+		}
+	})
+}
+
+func TestReportWithoutSLOHasNoBudget(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s store) {
+		write(t, s, results(seedChecks()))
+		rep, err := report.Build(testCtx(t), s, report.Options{From: from, To: to})
+		if err != nil {
+			t.Fatalf("Build: %v", err)
+		}
+		// Without the sites file: no Charlie, and Alpha under its URL
+		// with its interval inferred (the median spacing, 60 s).
+		if len(rep.Sites) != 3 || rep.SLOPercent != nil {
+			t.Fatalf("sites %d, slo %v", len(rep.Sites), rep.SLOPercent)
+		}
+		a := rep.Sites[0]
+		if a.URL != urlA || a.Name != urlA || a.Interval != report.Duration(time.Minute) || a.IntervalSource != report.IntervalInferred || a.Budget != nil {
+			t.Errorf("site A without sites file: %+v", a)
+		}
+		if a.Up != sec(2670) || a.Down != sec(330) {
+			t.Errorf("site A up %v down %v, want 2670 and 330", a.Up, a.Down)
+		}
+	})
+}
+
+// A range that cuts a down period counts only its part inside.
+func TestReportClipsDownPeriodsToTheRange(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s store) {
+		write(t, s, results(seedChecks()))
+		// [42:00, 50:00): k=41 (41:30) holds 30 s into it, k=42, k=43
+		// down, k=44 down until the extra check at 45:00.
+		rep, err := report.Build(testCtx(t), s, report.Options{From: from.Add(42 * time.Minute), To: from.Add(50 * time.Minute), Sites: sites[:1]})
+		if err != nil {
+			t.Fatalf("Build: %v", err)
+		}
+		a := rep.Sites[0]
+		if a.Down != sec(180) || a.LongestDown != sec(180) || a.DownPeriods != 1 || a.Up != sec(300) || a.Unknown != 0 {
+			t.Errorf("clipped: down %v longest %v periods %d up %v unknown %v; want 180, 180, 1, 300, 0", a.Down, a.LongestDown, a.DownPeriods, a.Up, a.Unknown)
+		}
+		// Checks k=42..49 (8) and the extra one; failures k=42..44.
+		if a.Checks != 9 || a.Failures != 3 {
+			t.Errorf("clipped: checks %d failures %d, want 9 and 3", a.Checks, a.Failures)
+		}
+	})
+}
+
+// countingSource counts the store's queries.
+type countingSource struct {
+	report.Source
+	scans int
+}
+
+func (c *countingSource) ScanChecks(ctx context.Context, q report.Query, fn func(report.Check) error) error {
+	c.scans++
+	return c.Source.ScanChecks(ctx, q, fn)
+}
+
+func TestReportIsOneQueryWhateverTheSites(t *testing.T) {
+	s := openSQLite(t)
+	var rs []*codecs.Result
+	var many []report.Site
+	for i := range 200 {
+		url := fmt.Sprintf("https://s%03d.example/", i)
+		many = append(many, report.Site{URL: url, Interval: time.Minute})
+		for k := range 5 {
+			rt := 1.0
+			at := from.Add(time.Duration(k) * time.Minute)
+			rs = append(rs, &codecs.Result{V: 1, EventID: fmt.Sprintf("%d-%d", i, k), URL: url, ScheduledAt: at, CheckedAt: at,
+				Outcome: codecs.OutcomeUp, StatusCode: 200, ResponseTimeMS: &rt, Checker: "test"})
+		}
+	}
+	write(t, s, rs)
+	cs := &countingSource{Source: s}
+	rep, err := report.Build(testCtx(t), cs, report.Options{From: from, To: to, Sites: many})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cs.scans != 1 || len(rep.Sites) != 200 || rep.Sites[199].Checks != 5 {
+		t.Errorf("%d queries for %d sites (last has %d checks), want 1 query", cs.scans, len(rep.Sites), rep.Sites[199].Checks)
+	}
+}
+
+// The Go percentiles equal PostgreSQL's percentile_cont to the bit, and
+// SQLite's report equals PostgreSQL's, on random data.
+func TestPercentilesEqualPostgreSQLs(t *testing.T) {
+	url, pg := openPostgres(t)
+	lite := openSQLite(t)
+	rng := rand.New(rand.NewPCG(11, 12))
+	var rs []*codecs.Result
+	for i := range 3 {
+		u := fmt.Sprintf("https://r%d.example/", i)
+		for k := range 700 {
+			at := from.Add(time.Duration(k)*5*time.Second + time.Duration(rng.IntN(1000))*time.Millisecond)
+			r := testkit.RandomResult(rng, u, fmt.Sprintf("%d-%d", i, k), at, "test")
+			r.V = 1
+			rs = append(rs, r)
+		}
+	}
+	write(t, pg, rs)
+	write(t, lite, rs)
+	ctx := testCtx(t)
+	opts := report.Options{From: from, To: to}
+	got, err := report.Build(ctx, pg, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotLite, err := report.Build(ctx, lite, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	if len(got.Sites) != 3 {
+		t.Fatalf("%d sites", len(got.Sites))
+	}
+	for i, s := range got.Sites {
+		var p50, p95, p99 float64
+		var n int64
+		err := conn.QueryRow(ctx, `SELECT count(response_time_ms),
+		        percentile_cont(0.50) WITHIN GROUP (ORDER BY response_time_ms),
+		        percentile_cont(0.95) WITHIN GROUP (ORDER BY response_time_ms),
+		        percentile_cont(0.99) WITHIN GROUP (ORDER BY response_time_ms)
+		   FROM check_results WHERE url = $1 AND scheduled_at >= $2 AND scheduled_at < $3`, s.URL, from, to).Scan(&n, &p50, &p95, &p99)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Responses != n || *s.P50MS != p50 || *s.P95MS != p95 || *s.P99MS != p99 {
+			t.Errorf("%s: report %d %v %v %v, percentile_cont %d %v %v %v", s.URL, s.Responses, *s.P50MS, *s.P95MS, *s.P99MS, n, p50, p95, p99)
+		}
+		l := gotLite.Sites[i]
+		if l.P50MS == nil || *l.P50MS != p50 || *l.P95MS != p95 || *l.P99MS != p99 || l.Checks != s.Checks || l.Up != s.Up || l.Down != s.Down {
+			t.Errorf("%s: sqlite %+v differs from postgres %+v", s.URL, l, s)
+		}
+	}
+}
+
+func TestPercentileContMatchesTheDefinition(t *testing.T) {
+	v := []float64{100, 200, 400}
+	for _, c := range []struct{ p, want float64 }{{0, 100}, {0.5, 200}, {0.75, 300}, {1, 400}} {
+		if got := report.PercentileCont(v, c.p); got != c.want {
+			t.Errorf("p%v = %v, want %v", c.p, got, c.want)
+		}
+	}
+	if got := report.PercentileCont([]float64{7}, 0.99); got != 7 {
+		t.Errorf("one value: %v", got)
+	}
+}
+
+func TestSLOAllowedIsExact(t *testing.T) {
+	for _, c := range []struct {
+		slo   string
+		known time.Duration
+		want  time.Duration
+	}{
+		{"99.9", 3000 * time.Second, 3 * time.Second},
+		{"99.99", 30 * 24 * time.Hour, 259200 * time.Millisecond},
+		{"100", time.Hour, 0},
+		{"0.000001", time.Second, time.Second - 10}, // a millionth of a percent is 1e-8
+	} {
+		s, err := report.ParseSLO("slo", c.slo)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := s.Allowed(c.known); got != c.want {
+			t.Errorf("slo %s over %v allows %v, want %v", c.slo, c.known, got, c.want)
+		}
+	}
+}

@@ -1,0 +1,53 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"time"
+
+	"github.com/sitewatch/sitewatch/report"
+)
+
+var _ report.Source = (*Store)(nil)
+
+// reportChecks is sinks/postgres's query of the same name in SQLite's
+// dialect: times are fixed-width text, so text comparison is time order.
+const reportChecks = `SELECT url, scheduled_at, checked_at, outcome = 'up', response_time_ms, coalesce(error_kind, '')
+  FROM check_results
+ WHERE scheduled_at >= ? AND scheduled_at < ?
+   AND checked_at >= ? AND checked_at < ?
+ ORDER BY url, scheduled_at, checked_at`
+
+// ScanChecks implements report.Source with one query, streaming the rows.
+func (s *Store) ScanChecks(ctx context.Context, q report.Query, fn func(report.Check) error) error {
+	rows, err := s.db.QueryContext(ctx, reportChecks,
+		formatTime(q.ScheduledFrom), formatTime(q.ScheduledTo), formatTime(q.CheckedFrom), formatTime(q.CheckedTo))
+	if err != nil {
+		return fmt.Errorf("read check_results: %w", err)
+	}
+	defer rows.Close()
+	var c report.Check
+	var scheduled, checked string
+	var rt sql.NullFloat64
+	for rows.Next() {
+		if err := rows.Scan(&c.URL, &scheduled, &checked, &c.Up, &rt, &c.ErrorKind); err != nil {
+			return fmt.Errorf("read check_results: %w", err)
+		}
+		if c.ScheduledAt, err = time.Parse(time.RFC3339Nano, scheduled); err != nil {
+			return fmt.Errorf("read check_results: scheduled_at %q: %w", scheduled, err)
+		}
+		if c.CheckedAt, err = time.Parse(time.RFC3339Nano, checked); err != nil {
+			return fmt.Errorf("read check_results: checked_at %q: %w", checked, err)
+		}
+		c.ScheduledAt, c.CheckedAt = c.ScheduledAt.UTC(), c.CheckedAt.UTC()
+		c.ResponseTimeMS, c.HasResponse = rt.Float64, rt.Valid
+		if err := fn(c); err != nil {
+			return err
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("read check_results: %w", err)
+	}
+	return nil
+}
