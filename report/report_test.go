@@ -15,6 +15,7 @@ import (
 	"github.com/sitewatch/sitewatch/codecs"
 	"github.com/sitewatch/sitewatch/internal/testkit"
 	"github.com/sitewatch/sitewatch/report"
+	"github.com/sitewatch/sitewatch/report/reporttest"
 	"github.com/sitewatch/sitewatch/sinks"
 	"github.com/sitewatch/sitewatch/sinks/postgres"
 	"github.com/sitewatch/sitewatch/sinks/sqlite"
@@ -82,106 +83,6 @@ func forEachBackend(t *testing.T, body func(t *testing.T, s store)) {
 	}
 }
 
-// The seeded range: one hour.
-var (
-	from = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
-	to   = from.Add(time.Hour)
-)
-
-const (
-	urlA = "https://a.example/" // configured, 60 s: a gap, a down period, edges
-	urlB = "https://b.example/" // not configured: interval inferred (120 s)
-	urlC = "https://c.example/" // configured, no checks at all
-	urlD = "https://d.example/" // one check before the range that holds into it
-)
-
-var sites = []report.Site{
-	{URL: urlA, Name: "Alpha", Interval: time.Minute},
-	{URL: urlC, Name: "Charlie", Interval: 30 * time.Second},
-}
-
-type seed struct {
-	url       string
-	scheduled time.Duration // from the range start
-	late      time.Duration // checked_at − scheduled_at; 100 ms when zero
-	kind      string        // "" for up
-	rt        float64       // < 0: no response
-}
-
-// seedChecks is the hand-computed scenario the expectations below follow.
-func seedChecks() []seed {
-	var out []seed
-	add := func(s seed) { out = append(out, s) }
-	// A: far before the lookback (never read) and just before the range
-	// (holds its first 30 s).
-	add(seed{url: urlA, scheduled: -2 * time.Hour, kind: codecs.ErrTimeout, rt: -1})
-	add(seed{url: urlA, scheduled: -30 * time.Second, rt: 10})
-	for k := range 60 {
-		if k >= 20 && k < 30 {
-			continue // the monitor was offline: ten minutes without data
-		}
-		s := seed{url: urlA, scheduled: 30*time.Second + time.Duration(k)*time.Minute, rt: float64(10 + k)}
-		switch k {
-		case 40, 41, 42:
-			s.kind, s.rt = codecs.ErrTimeout, -1
-		case 43:
-			s.kind, s.rt = codecs.ErrStatus, 500
-		case 44:
-			s.kind, s.rt = codecs.ErrStatus, 600
-		case 50:
-			s.kind, s.rt = codecs.ErrConnect, -1
-		case 59:
-			s.late = 30*time.Second + 200*time.Millisecond // checked after the range ends
-		}
-		add(s)
-	}
-	// A: an off-phase extra check (a restart), which cuts the down check
-	// before it short; the slot of k=10 stored a second time, later and
-	// down (ignored: the first row of a slot wins); a check after the
-	// range (not read).
-	add(seed{url: urlA, scheduled: 45 * time.Minute, rt: 5})
-	add(seed{url: urlA, scheduled: 10*time.Minute + 30*time.Second, late: 2 * time.Second, kind: codecs.ErrOther, rt: -1})
-	add(seed{url: urlA, scheduled: time.Hour + 30*time.Second, kind: codecs.ErrDNS, rt: -1})
-
-	add(seed{url: urlB, scheduled: 10 * time.Minute, rt: 100})
-	add(seed{url: urlB, scheduled: 12 * time.Minute, kind: codecs.ErrDNS, rt: -1})
-	add(seed{url: urlB, scheduled: 14 * time.Minute, rt: 200})
-	add(seed{url: urlB, scheduled: 16 * time.Minute, rt: 400})
-
-	add(seed{url: urlD, scheduled: -20 * time.Second, kind: codecs.ErrTLS, rt: -1})
-	return out
-}
-
-func results(seeds []seed) []*codecs.Result {
-	rs := make([]*codecs.Result, len(seeds))
-	for i, s := range seeds {
-		late := s.late
-		if late == 0 {
-			late = 100 * time.Millisecond
-		}
-		sched := from.Add(s.scheduled)
-		r := &codecs.Result{
-			V: 1, EventID: fmt.Sprintf("ev-%03d", i), URL: s.url,
-			ScheduledAt: sched, CheckedAt: sched.Add(late),
-			Outcome: codecs.OutcomeUp, StatusCode: 200, Checker: "test",
-		}
-		if s.rt >= 0 {
-			rt := s.rt
-			r.ResponseTimeMS = &rt
-		}
-		if s.kind != "" {
-			kind, msg := s.kind, "failed: "+s.kind
-			r.Outcome, r.ErrorKind, r.ErrorMessage = codecs.OutcomeDown, &kind, &msg
-			r.StatusCode = 0
-			if s.kind == codecs.ErrStatus {
-				r.StatusCode = 503
-			}
-		}
-		rs[i] = r
-	}
-	return rs
-}
-
 func write(t *testing.T, s sinks.Store, rs []*codecs.Result) {
 	t.Helper()
 	ctx := testCtx(t)
@@ -202,7 +103,7 @@ func sec(s float64) report.Seconds { return report.Seconds(time.Duration(s * flo
 // comments); LongestDown and the budgets for an SLO of 80 %.
 func wantSites() []report.SiteReport {
 	return []report.SiteReport{{
-		URL: urlA, Name: "Alpha", Interval: report.Duration(time.Minute), IntervalSource: report.IntervalFromSites,
+		URL: reporttest.URLA, Name: "Alpha", Interval: report.Duration(time.Minute), IntervalSource: report.IntervalFromSites,
 		// k = 0..59 without the ten offline slots, and the extra check.
 		Checks: 51, Failures: 6,
 		UptimeChecksPercent: f(100 * 45.0 / 51),
@@ -220,27 +121,27 @@ func wantSites() []report.SiteReport {
 		Incidents: 2, DownPeriods: 2, LongestDown: sec(270),
 		Budget: &report.Budget{Allowed: sec(600), Left: sec(270), LeftPercent: f(45)},
 	}, {
-		URL: urlC, Name: "Charlie", Interval: report.Duration(30 * time.Second), IntervalSource: report.IntervalFromSites,
+		URL: reporttest.URLC, Name: "Charlie", Interval: report.Duration(30 * time.Second), IntervalSource: report.IntervalFromSites,
 		Unknown:        sec(3600),
 		FailuresByKind: map[string]int64{},
 		Budget:         &report.Budget{},
 	}, {
-		URL: urlB, Name: urlB, Interval: report.Duration(2 * time.Minute), IntervalSource: report.IntervalInferred,
+		URL: reporttest.URLB, Name: reporttest.URLB, Interval: report.Duration(2 * time.Minute), IntervalSource: report.IntervalInferred,
 		Checks: 4, Failures: 1, UptimeChecksPercent: f(75), UptimeTimePercent: f(75),
 		Up: sec(360), Down: sec(120), Unknown: sec(3120),
 		// 100, 200, 400.
 		Responses: 3, P50MS: f(200), P95MS: f(380), P99MS: f(396),
 		FailuresByKind: map[string]int64{codecs.ErrDNS: 1},
 		Incidents:      1, DownPeriods: 1, LongestDown: sec(120),
-		Budget:         &report.Budget{Allowed: sec(96), Left: sec(-24), LeftPercent: f(-25)},
+		Budget: &report.Budget{Allowed: sec(96), Left: sec(-24), LeftPercent: f(-25)},
 	}, {
 		// Not counted (scheduled before the range) but holds its first
 		// 40 s, down, with the default interval.
-		URL: urlD, Name: urlD, Interval: report.Duration(time.Minute), IntervalSource: report.IntervalFromDefault,
+		URL: reporttest.URLD, Name: reporttest.URLD, Interval: report.Duration(time.Minute), IntervalSource: report.IntervalFromDefault,
 		UptimeTimePercent: f(0), Down: sec(40), Unknown: sec(3560),
 		FailuresByKind: map[string]int64{},
 		Incidents:      1, DownPeriods: 1, LongestDown: sec(40),
-		Budget:         &report.Budget{Allowed: sec(8), Left: sec(-32), LeftPercent: f(-400)},
+		Budget: &report.Budget{Allowed: sec(8), Left: sec(-32), LeftPercent: f(-400)},
 	}}
 }
 
@@ -312,12 +213,12 @@ func compareSite(t *testing.T, got, want report.SiteReport) {
 
 func TestReportFiguresOnEveryStore(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, s store) {
-		write(t, s, results(seedChecks()))
+		write(t, s, reporttest.Results())
 		slo, err := report.ParseSLO("slo", "80")
 		if err != nil {
 			t.Fatal(err)
 		}
-		rep, err := report.Build(testCtx(t), s, report.Options{From: from, To: to, SLO: slo, Sites: sites})
+		rep, err := report.Build(testCtx(t), s, report.Options{From: reporttest.From, To: reporttest.To, SLO: slo, Sites: reporttest.Sites})
 		if err != nil {
 			t.Fatalf("Build: %v", err)
 		}
@@ -336,8 +237,8 @@ func TestReportFiguresOnEveryStore(t *testing.T) {
 
 func TestReportWithoutSLOHasNoBudget(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, s store) {
-		write(t, s, results(seedChecks()))
-		rep, err := report.Build(testCtx(t), s, report.Options{From: from, To: to})
+		write(t, s, reporttest.Results())
+		rep, err := report.Build(testCtx(t), s, report.Options{From: reporttest.From, To: reporttest.To})
 		if err != nil {
 			t.Fatalf("Build: %v", err)
 		}
@@ -347,7 +248,7 @@ func TestReportWithoutSLOHasNoBudget(t *testing.T) {
 			t.Fatalf("sites %d, slo %v", len(rep.Sites), rep.SLOPercent)
 		}
 		a := rep.Sites[0]
-		if a.URL != urlA || a.Name != urlA || a.Interval != report.Duration(time.Minute) || a.IntervalSource != report.IntervalInferred || a.Budget != nil {
+		if a.URL != reporttest.URLA || a.Name != reporttest.URLA || a.Interval != report.Duration(time.Minute) || a.IntervalSource != report.IntervalInferred || a.Budget != nil {
 			t.Errorf("site A without sites file: %+v", a)
 		}
 		if a.Up != sec(2670) || a.Down != sec(330) {
@@ -359,10 +260,10 @@ func TestReportWithoutSLOHasNoBudget(t *testing.T) {
 // A range that cuts a down period counts only its part inside.
 func TestReportClipsDownPeriodsToTheRange(t *testing.T) {
 	forEachBackend(t, func(t *testing.T, s store) {
-		write(t, s, results(seedChecks()))
+		write(t, s, reporttest.Results())
 		// [42:00, 50:00): k=41 (41:30) holds 30 s into it, k=42, k=43
 		// down, k=44 down until the extra check at 45:00.
-		rep, err := report.Build(testCtx(t), s, report.Options{From: from.Add(42 * time.Minute), To: from.Add(50 * time.Minute), Sites: sites[:1]})
+		rep, err := report.Build(testCtx(t), s, report.Options{From: reporttest.From.Add(42 * time.Minute), To: reporttest.From.Add(50 * time.Minute), Sites: reporttest.Sites[:1]})
 		if err != nil {
 			t.Fatalf("Build: %v", err)
 		}
@@ -397,14 +298,14 @@ func TestReportIsOneQueryWhateverTheSites(t *testing.T) {
 		many = append(many, report.Site{URL: url, Interval: time.Minute})
 		for k := range 5 {
 			rt := 1.0
-			at := from.Add(time.Duration(k) * time.Minute)
+			at := reporttest.From.Add(time.Duration(k) * time.Minute)
 			rs = append(rs, &codecs.Result{V: 1, EventID: fmt.Sprintf("%d-%d", i, k), URL: url, ScheduledAt: at, CheckedAt: at,
 				Outcome: codecs.OutcomeUp, StatusCode: 200, ResponseTimeMS: &rt, Checker: "test"})
 		}
 	}
 	write(t, s, rs)
 	cs := &countingSource{Source: s}
-	rep, err := report.Build(testCtx(t), cs, report.Options{From: from, To: to, Sites: many})
+	rep, err := report.Build(testCtx(t), cs, report.Options{From: reporttest.From, To: reporttest.To, Sites: many})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -423,7 +324,7 @@ func TestPercentilesEqualPostgreSQLs(t *testing.T) {
 	for i := range 3 {
 		u := fmt.Sprintf("https://r%d.example/", i)
 		for k := range 700 {
-			at := from.Add(time.Duration(k)*5*time.Second + time.Duration(rng.IntN(1000))*time.Millisecond)
+			at := reporttest.From.Add(time.Duration(k)*5*time.Second + time.Duration(rng.IntN(1000))*time.Millisecond)
 			r := testkit.RandomResult(rng, u, fmt.Sprintf("%d-%d", i, k), at, "test")
 			r.V = 1
 			rs = append(rs, r)
@@ -432,7 +333,7 @@ func TestPercentilesEqualPostgreSQLs(t *testing.T) {
 	write(t, pg, rs)
 	write(t, lite, rs)
 	ctx := testCtx(t)
-	opts := report.Options{From: from, To: to}
+	opts := report.Options{From: reporttest.From, To: reporttest.To}
 	got, err := report.Build(ctx, pg, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -456,7 +357,7 @@ func TestPercentilesEqualPostgreSQLs(t *testing.T) {
 		        percentile_cont(0.50) WITHIN GROUP (ORDER BY response_time_ms),
 		        percentile_cont(0.95) WITHIN GROUP (ORDER BY response_time_ms),
 		        percentile_cont(0.99) WITHIN GROUP (ORDER BY response_time_ms)
-		   FROM check_results WHERE url = $1 AND scheduled_at >= $2 AND scheduled_at < $3`, s.URL, from, to).Scan(&n, &p50, &p95, &p99)
+		   FROM check_results WHERE url = $1 AND scheduled_at >= $2 AND scheduled_at < $3`, s.URL, reporttest.From, reporttest.To).Scan(&n, &p50, &p95, &p99)
 		if err != nil {
 			t.Fatal(err)
 		}
