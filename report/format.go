@@ -124,9 +124,9 @@ func WriteTable(w io.Writer, r *Report) error {
 			pct(s.UptimeChecksPercent), pct(s.UptimeTimePercent), human(time.Duration(s.Unknown)))
 	}
 
-	ew.printf("\n%-*s %9s %9s %9s  %s\n", nameWidth, "LATENCY (ms)", "P50", "P95", "P99", "FAILURES BY KIND")
+	ew.printf("\n%-*s %8s %8s %8s  %s\n", nameWidth, "LATENCY (ms)", "P50", "P95", "P99", "FAILURES BY KIND")
 	for _, s := range r.Sites {
-		ew.printf("%s %9s %9s %9s  %s\n", cell(s.Name), ms(s.P50MS), ms(s.P95MS), ms(s.P99MS), kindsTable(s.FailuresByKind, 80-nameWidth-32))
+		ew.printf("%s %8s %8s %8s  %s\n", cell(s.Name), ms(s.P50MS), ms(s.P95MS), ms(s.P99MS), kindsTable(s.FailuresByKind, 80-nameWidth-29))
 	}
 
 	ew.printf("\n%-*s %9s %8s %8s", nameWidth, "DOWNTIME", "INCIDENTS", "DOWN", "LONGEST")

@@ -90,7 +90,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return app.ExitCode("sitewatch sites", app.RunSites(ctx, args[1:], stdout, stderr), stderr)
 	}
 	if len(args) > 0 && args[0] == "report" {
-		return report(ctx, args[1:], stdout, stderr)
+		return runReport(ctx, args[1:], stdout, stderr)
 	}
 	fs, a := newFlags()
 	if err := app.ParseFlags(fs, args, help, stdout); err != nil {
@@ -104,9 +104,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	return app.ExitCode("sitewatch", a.Run(ctx), stderr)
 }
 
-// report is `sitewatch report`: uptime and SLA figures per site over a
+// runReport is `sitewatch report`: uptime and SLA figures per site over a
 // range, from the store, to stdout.
-func report(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	const prog = "sitewatch report"
 	fs := flag.NewFlagSet(prog, flag.ContinueOnError)
 	f := app.RegisterReport(fs)
