@@ -43,23 +43,14 @@ type Check struct {
 	ErrorKind string
 }
 
-// Query bounds the checks a report reads. Only ScheduledFrom and
-// ScheduledTo select; the checked_at bounds are looser and there so that
-// PostgreSQL prunes check_results' daily partitions (partitioned by
-// checked_at).
-type Query struct {
-	ScheduledFrom, ScheduledTo time.Time
-	CheckedFrom, CheckedTo     time.Time
-}
-
 // Source is the store as a report reads it. Implemented by
 // *postgres.Store and *sqlite.Store.
 type Source interface {
 	// ScanChecks calls fn with every check whose scheduled_at is in
-	// [ScheduledFrom, ScheduledTo) and checked_at in [CheckedFrom,
-	// CheckedTo), ordered by url, scheduled_at, checked_at, in one query.
-	// An error from fn stops the scan and is returned.
-	ScanChecks(ctx context.Context, q Query, fn func(Check) error) error
+	// [from, to), ordered by url, scheduled_at, checked_at, in one query
+	// (check_results is partitioned by scheduled_at: the range prunes its
+	// daily partitions). An error from fn stops the scan and is returned.
+	ScanChecks(ctx context.Context, from, to time.Time, fn func(Check) error) error
 }
 
 // IncidentCounter is implemented by stores with an incidents table.
@@ -154,13 +145,6 @@ func Build(ctx context.Context, src Source, o Options) (*Report, error) {
 		configured[s.URL] = s
 		lookback = max(lookback, s.Interval)
 	}
-	q := Query{
-		ScheduledFrom: from.Add(-lookback), ScheduledTo: to,
-		// A checked_at is after its scheduled_at, by less than an
-		// interval (a later check is stale and skipped), give or take the
-		// clock skew between emitters: one more lookback either way.
-		CheckedFrom: from.Add(-2 * lookback), CheckedTo: to.Add(lookback),
-	}
 
 	rep := &Report{From: from, To: to, Range: Seconds(to.Sub(from)), Sites: []SiteReport{}}
 	if o.SLO != nil {
@@ -178,7 +162,7 @@ func Build(ctx context.Context, src Source, o Options) (*Report, error) {
 		rep.Sites = append(rep.Sites, computeSite(cur, configured[url], from, to, o.SLO))
 		cur = cur[:0]
 	}
-	err := src.ScanChecks(ctx, q, func(c Check) error {
+	err := src.ScanChecks(ctx, from.Add(-lookback), to, func(c Check) error {
 		if len(cur) > 0 && cur[0].URL != c.URL {
 			if c.URL < cur[0].URL {
 				return fmt.Errorf("checks out of order: %q after %q", c.URL, cur[0].URL)

@@ -279,9 +279,9 @@ type countingSource struct {
 	scans int
 }
 
-func (c *countingSource) ScanChecks(ctx context.Context, q report.Query, fn func(report.Check) error) error {
+func (c *countingSource) ScanChecks(ctx context.Context, from, to time.Time, fn func(report.Check) error) error {
 	c.scans++
-	return c.Source.ScanChecks(ctx, q, fn)
+	return c.Source.ScanChecks(ctx, from, to, fn)
 }
 
 func TestReportIsOneQueryWhateverTheSites(t *testing.T) {
