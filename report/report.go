@@ -53,11 +53,13 @@ type Source interface {
 	ScanChecks(ctx context.Context, from, to time.Time, fn func(Check) error) error
 }
 
-// IncidentCounter is implemented by stores with an incidents table.
+// IncidentCounter is implemented by stores that may have an incidents
+// table (migration 000003, written by the alerts part).
 type IncidentCounter interface {
 	// CountIncidents returns, per URL, the incidents overlapping [from,
-	// to) (started before to, and open or ended after from), in one query.
-	CountIncidents(ctx context.Context, from, to time.Time) (map[string]int64, error)
+	// to) (started before to, and open or ended after from); ok is false
+	// when the store has no incidents table.
+	CountIncidents(ctx context.Context, from, to time.Time) (counts map[string]int64, ok bool, err error)
 }
 
 // Site is what the sites file says about a URL.
@@ -195,17 +197,20 @@ func Build(ctx context.Context, src Source, o Options) (*Report, error) {
 // are: the incidents table's rows when the store has that table, else the
 // down periods derived from the checks.
 func incidentCounts(ctx context.Context, src Source, rep *Report) error {
-	ic, ok := src.(IncidentCounter)
+	var counts map[string]int64
+	ok := false
+	if ic, is := src.(IncidentCounter); is {
+		var err error
+		if counts, ok, err = ic.CountIncidents(ctx, rep.From, rep.To); err != nil {
+			return fmt.Errorf("read incidents: %w", err)
+		}
+	}
 	if !ok {
 		rep.IncidentsSource = IncidentsFromDownRun
 		for i := range rep.Sites {
 			rep.Sites[i].Incidents = rep.Sites[i].DownPeriods
 		}
 		return nil
-	}
-	counts, err := ic.CountIncidents(ctx, rep.From, rep.To)
-	if err != nil {
-		return fmt.Errorf("read incidents: %w", err)
 	}
 	rep.IncidentsSource = IncidentsFromTable
 	for i := range rep.Sites {

@@ -36,16 +36,46 @@ type store interface {
 
 type backend struct {
 	name string
-	open func(t *testing.T) store
+	open func(t *testing.T) (store, *rawDB)
+}
+
+// rawDB runs SQL on a backend's database, for what the stores do not
+// write (the incidents table before the alerts part writes it).
+type rawDB struct {
+	exec func(ctx context.Context, query string, args ...any) error
+	// time is a timestamp as the backend stores it, in a column of
+	// timeType.
+	time     func(time.Time) any
+	timeType string
 }
 
 // backends are the stores every test body runs against.
 var backends = []backend{
-	{"postgres", func(t *testing.T) store {
-		_, s := openPostgres(t)
-		return s
+	{"postgres", func(t *testing.T) (store, *rawDB) {
+		url, s := openPostgres(t)
+		conn, err := pgx.Connect(testCtx(t), url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = conn.Close(context.Background()) })
+		return s, &rawDB{
+			exec: func(ctx context.Context, q string, args ...any) error {
+				_, err := conn.Exec(ctx, q, args...)
+				return err
+			},
+			time: func(t time.Time) any { return t }, timeType: "timestamptz",
+		}
 	}},
-	{"sqlite", openSQLite},
+	{"sqlite", func(t *testing.T) (store, *rawDB) {
+		s := openSQLite(t).(*sqlite.Store)
+		return s, &rawDB{
+			exec: func(ctx context.Context, q string, args ...any) error {
+				_, err := s.DB().ExecContext(ctx, q, args...)
+				return err
+			},
+			time: func(t time.Time) any { return t.UTC().Format("2006-01-02T15:04:05.000000000Z07:00") }, timeType: "text",
+		}
+	}},
 }
 
 func openPostgres(t *testing.T) (string, *postgres.Store) {
@@ -73,13 +103,25 @@ func openSQLite(t *testing.T) store {
 	return s
 }
 
-func forEachBackend(t *testing.T, body func(t *testing.T, s store)) {
+func forEachBackend(t *testing.T, body func(t *testing.T, s store, db *rawDB)) {
 	for _, b := range backends {
 		t.Run(b.name, func(t *testing.T) {
 			t.Parallel()
-			body(t, b.open(t))
+			s, db := b.open(t)
+			body(t, s, db)
 		})
 	}
+}
+
+// hasIncidentsTable says whether the store's migrations made the
+// incidents table (000003, from the alerts work).
+func hasIncidentsTable(t *testing.T, s store) bool {
+	t.Helper()
+	_, ok, err := s.(report.IncidentCounter).CountIncidents(testCtx(t), reporttest.From, reporttest.To)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ok
 }
 
 func write(t *testing.T, s sinks.Store, rs []*codecs.Result) {
@@ -207,7 +249,7 @@ func compareSite(t *testing.T, got, want report.SiteReport) {
 }
 
 func TestReportFiguresOnEveryStore(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, s store) {
+	forEachBackend(t, func(t *testing.T, s store, _ *rawDB) {
 		write(t, s, reporttest.Results())
 		slo, err := report.ParseSLO("slo", "80")
 		if err != nil {
@@ -217,10 +259,19 @@ func TestReportFiguresOnEveryStore(t *testing.T) {
 		if err != nil {
 			t.Fatalf("Build: %v", err)
 		}
-		if rep.Range != sec(3600) || *rep.SLOPercent != 80 || rep.IncidentsSource != report.IncidentsFromDownRun {
+		want := wantSites()
+		// Incidents are the down periods unless the store has an
+		// incidents table, here empty (nothing ran the alerts part).
+		wantSource := report.IncidentsFromDownRun
+		if hasIncidentsTable(t, s) {
+			wantSource = report.IncidentsFromTable
+			for i := range want {
+				want[i].Incidents = 0
+			}
+		}
+		if rep.Range != sec(3600) || *rep.SLOPercent != 80 || rep.IncidentsSource != wantSource {
 			t.Errorf("report header: range %v, slo %v, incidents from %q", rep.Range, *rep.SLOPercent, rep.IncidentsSource)
 		}
-		want := wantSites()
 		if len(rep.Sites) != len(want) {
 			t.Fatalf("%d sites, want %d: %+v", len(rep.Sites), len(want), rep.Sites)
 		}
@@ -231,7 +282,7 @@ func TestReportFiguresOnEveryStore(t *testing.T) {
 }
 
 func TestReportWithoutSLOHasNoBudget(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, s store) {
+	forEachBackend(t, func(t *testing.T, s store, _ *rawDB) {
 		write(t, s, reporttest.Results())
 		rep, err := report.Build(testCtx(t), s, report.Options{From: reporttest.From, To: reporttest.To})
 		if err != nil {
@@ -254,7 +305,7 @@ func TestReportWithoutSLOHasNoBudget(t *testing.T) {
 
 // A range that cuts a down period counts only its part inside.
 func TestReportClipsDownPeriodsToTheRange(t *testing.T) {
-	forEachBackend(t, func(t *testing.T, s store) {
+	forEachBackend(t, func(t *testing.T, s store, _ *rawDB) {
 		write(t, s, reporttest.Results())
 		// [42:00, 50:00): k=41 (41:30) holds 30 s into it, k=42, k=43
 		// down, k=44 down until the extra check at 45:00.
@@ -269,6 +320,60 @@ func TestReportClipsDownPeriodsToTheRange(t *testing.T) {
 		// Checks k=42..49 (8) and the extra one; failures k=42..44.
 		if a.Checks != 9 || a.Failures != 3 {
 			t.Errorf("clipped: checks %d failures %d, want 9 and 3", a.Checks, a.Failures)
+		}
+	})
+}
+
+// With an incidents table, incidents are its rows overlapping the range;
+// the downtime figures still come from the checks.
+func TestReportCountsIncidentsFromTheTable(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s store, db *rawDB) {
+		write(t, s, reporttest.Results())
+		ctx := testCtx(t)
+		if !hasIncidentsTable(t, s) {
+			// The columns of migration 000003 (docs/CONTRACT.md), for a
+			// store from before it.
+			if err := db.exec(ctx, `CREATE TABLE incidents (url text NOT NULL, started_at `+db.timeType+` NOT NULL, ended_at `+db.timeType+`,
+				cause_kind text, cause_message text, failed_checks integer NOT NULL,
+				down_change_id text PRIMARY KEY, up_change_id text)`); err != nil {
+				t.Fatal(err)
+			}
+		}
+		at := func(d time.Duration) any { return db.time(reporttest.From.Add(d)) }
+		for i, inc := range []struct {
+			url        string
+			start, end time.Duration
+			open       bool
+		}{
+			{reporttest.URLA, -10 * time.Minute, 5 * time.Minute, false}, // overlaps the start: counted
+			{reporttest.URLA, 40 * time.Minute, 45 * time.Minute, false}, // inside: counted
+			{reporttest.URLA, -time.Hour, 0, false},                      // ended as the range began: not
+			{reporttest.URLA, time.Hour, 0, true},                        // starts as it ends: not
+			{reporttest.URLB, 12 * time.Minute, 0, true},                 // still open: counted
+		} {
+			var end, up any
+			if !inc.open {
+				end, up = at(inc.end), fmt.Sprintf("up-%d", i)
+			}
+			if err := db.exec(ctx, `INSERT INTO incidents (url, started_at, ended_at, cause_kind, cause_message, failed_checks, down_change_id, up_change_id)
+				VALUES ($1, $2, $3, 'timeout', 'timed out', 3, $4, $5)`, inc.url, at(inc.start), end, fmt.Sprintf("down-%d", i), up); err != nil {
+				t.Fatal(err)
+			}
+		}
+		rep, err := report.Build(ctx, s, report.Options{From: reporttest.From, To: reporttest.To, Sites: reporttest.Sites})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.IncidentsSource != report.IncidentsFromTable {
+			t.Errorf("incidents from %q, want the table", rep.IncidentsSource)
+		}
+		got := map[string][2]int64{}
+		for _, sr := range rep.Sites {
+			got[sr.URL] = [2]int64{sr.Incidents, sr.DownPeriods}
+		}
+		want := map[string][2]int64{reporttest.URLA: {2, 2}, reporttest.URLB: {1, 1}, reporttest.URLC: {0, 0}, reporttest.URLD: {0, 1}}
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("incidents, down periods per site %v, want %v", got, want)
 		}
 	})
 }

@@ -46,3 +46,38 @@ func (s *Store) ScanChecks(ctx context.Context, from, to time.Time, fn func(repo
 	}
 	return nil
 }
+
+var _ report.IncidentCounter = (*Store)(nil)
+
+// CountIncidents implements report.IncidentCounter: the incidents table
+// comes with migration 000003; without it ok is false and the report
+// counts down periods instead.
+func (s *Store) CountIncidents(ctx context.Context, from, to time.Time) (map[string]int64, bool, error) {
+	var exists bool
+	if err := s.pool.QueryRow(ctx, `SELECT to_regclass('incidents') IS NOT NULL`).Scan(&exists); err != nil {
+		return nil, false, fmt.Errorf("look for incidents: %w", err)
+	}
+	if !exists {
+		return nil, false, nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT url, count(*) FROM incidents
+ WHERE started_at < $2 AND (ended_at IS NULL OR ended_at > $1)
+ GROUP BY url`, from, to)
+	if err != nil {
+		return nil, false, fmt.Errorf("read incidents: %w", err)
+	}
+	defer rows.Close()
+	counts := map[string]int64{}
+	for rows.Next() {
+		var url string
+		var n int64
+		if err := rows.Scan(&url, &n); err != nil {
+			return nil, false, fmt.Errorf("read incidents: %w", err)
+		}
+		counts[url] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, fmt.Errorf("read incidents: %w", err)
+	}
+	return counts, true, nil
+}

@@ -49,3 +49,36 @@ func (s *Store) ScanChecks(ctx context.Context, from, to time.Time, fn func(repo
 	}
 	return nil
 }
+
+var _ report.IncidentCounter = (*Store)(nil)
+
+// CountIncidents implements report.IncidentCounter, as sinks/postgres's.
+func (s *Store) CountIncidents(ctx context.Context, from, to time.Time) (map[string]int64, bool, error) {
+	var n int
+	if err := s.db.QueryRowContext(ctx, `SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'incidents'`).Scan(&n); err != nil {
+		return nil, false, fmt.Errorf("look for incidents: %w", err)
+	}
+	if n == 0 {
+		return nil, false, nil
+	}
+	rows, err := s.db.QueryContext(ctx, `SELECT url, count(*) FROM incidents
+ WHERE started_at < ? AND (ended_at IS NULL OR ended_at > ?)
+ GROUP BY url`, formatTime(to), formatTime(from))
+	if err != nil {
+		return nil, false, fmt.Errorf("read incidents: %w", err)
+	}
+	defer rows.Close()
+	counts := map[string]int64{}
+	for rows.Next() {
+		var url string
+		var c int64
+		if err := rows.Scan(&url, &c); err != nil {
+			return nil, false, fmt.Errorf("read incidents: %w", err)
+		}
+		counts[url] = c
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, fmt.Errorf("read incidents: %w", err)
+	}
+	return counts, true, nil
+}
