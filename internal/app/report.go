@@ -121,7 +121,13 @@ func openReportSource(ctx context.Context, logger *slog.Logger, f *ReportFlags) 
 	if scheme, _, ok := strings.Cut(f.DatabaseURL, "://"); ok && scheme != "postgres" && scheme != "postgresql" {
 		return nil, nil, Usagef("-database-url: unsupported scheme %q (want postgres://, postgresql:// or sqlite://PATH)", scheme)
 	}
-	s, err := postgres.Open(ctx, f.DatabaseURL, postgres.Options{MaxConns: 1, Logger: logger})
+	// A month of thousands of sites is one long query: no statement
+	// timeout (Ctrl-C stops it), unless the URL sets its own.
+	opts := postgres.Options{MaxConns: 1, Logger: logger, StatementTimeout: -1}
+	if strings.Contains(f.DatabaseURL, "statement_timeout") {
+		opts.StatementTimeout = 0
+	}
+	s, err := postgres.Open(ctx, f.DatabaseURL, opts)
 	if pe := (*pgconn.ParseConfigError)(nil); errors.As(err, &pe) {
 		return nil, nil, Usagef("-database-url: not a valid PostgreSQL URL or key=value string (not shown: it may hold a password)")
 	} else if err != nil {
