@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
+	neturl "net/url"
 	"path/filepath"
 	"testing"
 	"time"
@@ -500,6 +501,66 @@ func TestSLOAllowedIsExact(t *testing.T) {
 		}
 		if got := s.Allowed(c.known); got != c.want {
 			t.Errorf("slo %s over %v allows %v, want %v", c.slo, c.known, got, c.want)
+		}
+	}
+}
+
+// A database whose collation is linguistic (en-US) orders ".../a" before
+// ".../B", bytes the other way round; the report must still read every
+// site.
+func TestReportOnADatabaseWithALinguisticCollation(t *testing.T) {
+	testkit.Postgres(t) // skips (or fails under CI) when no server answers
+	ctx := testCtx(t)
+	admin, err := pgx.Connect(ctx, testkit.AdminURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(context.Background())
+	name := fmt.Sprintf("sw_test_icu_%d", time.Now().UnixNano())
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name+" TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'"); err != nil {
+		t.Skipf("SKIPPING: this server cannot make an ICU database: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if c, err := pgx.Connect(ctx, testkit.AdminURL()); err == nil {
+			_, _ = c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+			_ = c.Close(ctx)
+		}
+	})
+	u, err := neturl.Parse(testkit.AdminURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + name
+	url := u.String()
+	if err := postgres.Migrate(ctx, url, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	s, err := postgres.Open(ctx, url, postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var rs []*codecs.Result
+	for i, u := range []string{"https://x.example/B", "https://x.example/a", "https://x.example/c"} {
+		for k := range 3 {
+			at := reporttest.From.Add(time.Duration(k) * time.Minute)
+			rs = append(rs, &codecs.Result{V: 1, EventID: fmt.Sprintf("%d-%d", i, k), URL: u, ScheduledAt: at, CheckedAt: at,
+				Outcome: codecs.OutcomeUp, StatusCode: 200, Checker: "test"})
+		}
+	}
+	write(t, s, rs)
+	rep, err := report.Build(ctx, s, report.Options{From: reporttest.From, To: reporttest.To})
+	if err != nil {
+		t.Fatalf("Build: %v", err)
+	}
+	if len(rep.Sites) != 3 {
+		t.Fatalf("%d sites, want 3", len(rep.Sites))
+	}
+	for _, sr := range rep.Sites {
+		if sr.Checks != 3 {
+			t.Errorf("%s: %d checks, want 3", sr.URL, sr.Checks)
 		}
 	}
 }

@@ -12,11 +12,12 @@ var _ report.Source = (*Store)(nil)
 
 // reportChecks is report.Source's one query: every check of the range,
 // in the order the report walks them; the scheduled_at range prunes the
-// daily partitions.
+// daily partitions. COLLATE "C" orders URLs byte by byte, as the report
+// (and SQLite) compare them, whatever the database's collation.
 const reportChecks = `SELECT url, scheduled_at, checked_at, outcome = 'up', response_time_ms, coalesce(error_kind, '')
   FROM check_results
  WHERE scheduled_at >= $1 AND scheduled_at < $2
- ORDER BY url, scheduled_at, checked_at`
+ ORDER BY url COLLATE "C", scheduled_at, checked_at`
 
 // ScanChecks implements report.Source with one query, streaming the rows.
 func (s *Store) ScanChecks(ctx context.Context, from, to time.Time, fn func(report.Check) error) error {
