@@ -253,7 +253,7 @@ func TestReportBadInput(t *testing.T) {
 		{"unknown format", []string{"-format", "xml", "-data-dir", dir}, 2, `-format: "xml": want table, csv, json`},
 		{"bad slo", []string{"-slo", "99.99.9", "-data-dir", dir}, 2, `-slo: "99.99.9": want a percentage such as 99.9`},
 		{"slo too precise", []string{"-slo", "99.12345678", "-data-dir", dir}, 2, "-slo: \"99.12345678\": at most six decimals"},
-		{"unsupported scheme", []string{"-database-url", "mysql://root:" + secret + "@db/x"}, 2, `-database-url: unsupported scheme "mysql"`},
+		{"unsupported scheme", []string{"-database-url", "mysql://root:" + secret + "@db/x"}, 2, `-database-url: "mysql://": unsupported scheme`},
 		{"unparseable url", []string{"-database-url", "postgres://u:" + secret + "@host:notaport/db"}, 2, "-database-url: not a valid PostgreSQL URL"},
 		{"unreachable postgres", []string{"-database-url", "postgres://u:" + secret + "@" + hostPort + "/db?sslmode=disable&connect_timeout=5"}, 1, "postgresql: open database"},
 		{"missing sqlite", []string{"-database-url", "sqlite://" + filepath.Join(empty, "none.db")}, 2, "-database-url: sqlite database " + filepath.Join(empty, "none.db") + " does not exist"},

@@ -118,8 +118,8 @@ func openReportSource(ctx context.Context, logger *slog.Logger, f *ReportFlags) 
 		}
 		return s, func() { _ = s.Close() }, nil
 	}
-	if scheme, _, ok := strings.Cut(f.DatabaseURL, "://"); ok && scheme != "postgres" && scheme != "postgresql" {
-		return nil, nil, Usagef("-database-url: unsupported scheme %q (want postgres://, postgresql:// or sqlite://PATH)", scheme)
+	if err := checkDatabaseURL(f.DatabaseURL); err != nil {
+		return nil, nil, err
 	}
 	// A month of thousands of sites is one long query: no statement
 	// timeout (Ctrl-C stops it), unless the URL sets its own.
