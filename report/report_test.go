@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
-	neturl "net/url"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -18,7 +16,6 @@ import (
 	"github.com/sitewatch/sitewatch/report/reporttest"
 	"github.com/sitewatch/sitewatch/sinks"
 	"github.com/sitewatch/sitewatch/sinks/postgres"
-	"github.com/sitewatch/sitewatch/sinks/sqlite"
 )
 
 func testCtx(t testing.TB) context.Context {
@@ -53,7 +50,7 @@ type rawDB struct {
 // backends are the stores every test body runs against.
 var backends = []backend{
 	{"postgres", func(t *testing.T) (store, *rawDB) {
-		url, s := openPostgres(t)
+		url, s := reporttest.OpenPostgres(t)
 		conn, err := pgx.Connect(testCtx(t), url)
 		if err != nil {
 			t.Fatal(err)
@@ -68,7 +65,7 @@ var backends = []backend{
 		}
 	}},
 	{"sqlite", func(t *testing.T) (store, *rawDB) {
-		s := openSQLite(t).(*sqlite.Store)
+		s := reporttest.OpenSQLite(t)
 		return s, &rawDB{
 			exec: func(ctx context.Context, q string, args ...any) error {
 				_, err := s.DB().ExecContext(ctx, q, args...)
@@ -77,31 +74,6 @@ var backends = []backend{
 			time: func(t time.Time) any { return t.UTC().Format("2006-01-02T15:04:05.000000000Z07:00") }, timeType: "text",
 		}
 	}},
-}
-
-func openPostgres(t *testing.T) (string, *postgres.Store) {
-	t.Helper()
-	url := testkit.Postgres(t)
-	ctx := testCtx(t)
-	if err := postgres.Migrate(ctx, url, slog.New(slog.DiscardHandler)); err != nil {
-		t.Fatalf("migrate: %v", err)
-	}
-	s, err := postgres.Open(ctx, url, postgres.Options{})
-	if err != nil {
-		t.Fatalf("open: %v", err)
-	}
-	t.Cleanup(s.Close)
-	return url, s
-}
-
-func openSQLite(t *testing.T) store {
-	t.Helper()
-	s, err := sqlite.Open(testCtx(t), filepath.Join(t.TempDir(), "sitewatch.db"), nil)
-	if err != nil {
-		t.Fatalf("open sqlite: %v", err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
-	return s
 }
 
 func forEachBackend(t *testing.T, body func(t *testing.T, s store, db *rawDB)) {
@@ -391,7 +363,7 @@ func (c *countingSource) ScanChecks(ctx context.Context, from, to time.Time, fn 
 }
 
 func TestReportIsOneQueryWhateverTheSites(t *testing.T) {
-	s := openSQLite(t)
+	s := reporttest.OpenSQLite(t)
 	var rs []*codecs.Result
 	var many []report.Site
 	for i := range 200 {
@@ -418,8 +390,8 @@ func TestReportIsOneQueryWhateverTheSites(t *testing.T) {
 // The Go percentiles equal PostgreSQL's percentile_cont to the bit, and
 // SQLite's report equals PostgreSQL's, on random data.
 func TestPercentilesEqualPostgreSQLs(t *testing.T) {
-	url, pg := openPostgres(t)
-	lite := openSQLite(t)
+	url, pg := reporttest.OpenPostgres(t)
+	lite := reporttest.OpenSQLite(t)
 	rng := rand.New(rand.NewPCG(11, 12))
 	var rs []*codecs.Result
 	for i := range 3 {
@@ -511,29 +483,15 @@ func TestSLOAllowedIsExact(t *testing.T) {
 func TestReportOnADatabaseWithALinguisticCollation(t *testing.T) {
 	testkit.Postgres(t) // skips (or fails under CI) when no server answers
 	ctx := testCtx(t)
-	admin, err := pgx.Connect(ctx, testkit.AdminURL())
+	url, drop, err := testkit.CreateDatabase(ctx, "sw_test_icu_", "TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'")
 	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close(context.Background())
-	name := fmt.Sprintf("sw_test_icu_%d", time.Now().UnixNano())
-	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name+" TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'"); err != nil {
 		t.Skipf("SKIPPING: this server cannot make an ICU database: %v", err)
 	}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if c, err := pgx.Connect(ctx, testkit.AdminURL()); err == nil {
-			_, _ = c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
-			_ = c.Close(ctx)
+		if err := drop(); err != nil {
+			t.Log(err)
 		}
 	})
-	u, err := neturl.Parse(testkit.AdminURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Path = "/" + name
-	url := u.String()
 	if err := postgres.Migrate(ctx, url, slog.New(slog.DiscardHandler)); err != nil {
 		t.Fatal(err)
 	}

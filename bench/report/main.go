@@ -15,12 +15,9 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"flag"
 	"fmt"
 	"log/slog"
-	"net/url"
 	"os"
 	"time"
 
@@ -57,12 +54,15 @@ func run() int {
 }
 
 func bench(ctx context.Context, o options) error {
-	admin := testkit.AdminURL()
-	dbURL, drop, err := freshDatabase(ctx, admin)
+	dbURL, drop, err := testkit.CreateDatabase(ctx, "sw_bench_")
 	if err != nil {
 		return err
 	}
-	defer drop()
+	defer func() {
+		if err := drop(); err != nil {
+			fmt.Fprintln(os.Stderr, "bench/report:", err)
+		}
+	}()
 	logger := slog.New(slog.DiscardHandler)
 	if err := postgres.Migrate(ctx, dbURL, logger); err != nil {
 		return err
@@ -193,33 +193,4 @@ func best(n int, f func() error) (time.Duration, error) {
 		}
 	}
 	return b, nil
-}
-
-func freshDatabase(ctx context.Context, admin string) (string, func(), error) {
-	conn, err := pgx.Connect(ctx, admin)
-	if err != nil {
-		return "", nil, fmt.Errorf("connect to the PostgreSQL server (set SITEWATCH_TEST_DATABASE_URL): %w", err)
-	}
-	defer conn.Close(ctx)
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	name := "sw_bench_" + hex.EncodeToString(b[:])
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		return "", nil, fmt.Errorf("create database: %w", err)
-	}
-	drop := func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if c, err := pgx.Connect(ctx, admin); err == nil {
-			_, _ = c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
-			_ = c.Close(ctx)
-		}
-	}
-	u, err := url.Parse(admin)
-	if err != nil {
-		drop()
-		return "", nil, fmt.Errorf("parse admin URL: %w", err)
-	}
-	u.Path = "/" + name
-	return u.String(), drop, nil
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -17,11 +16,9 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/sitewatch/sitewatch/internal/testkit"
 	"github.com/sitewatch/sitewatch/report"
 	"github.com/sitewatch/sitewatch/report/reporttest"
 	"github.com/sitewatch/sitewatch/sinks"
-	"github.com/sitewatch/sitewatch/sinks/postgres"
 	"github.com/sitewatch/sitewatch/sinks/sqlite"
 )
 
@@ -163,16 +160,8 @@ func TestReportJSONSameOnBothStoresAndAPI(t *testing.T) {
 		t.Errorf("json lacks exact seconds or nulls:\n%s", fromSQLite)
 	}
 
-	pgURL := testkit.Postgres(t)
+	pgURL, pg := reporttest.OpenPostgres(t)
 	ctx := reportCtx(t)
-	if err := postgres.Migrate(ctx, pgURL, slog.New(slog.DiscardHandler)); err != nil {
-		t.Fatal(err)
-	}
-	pg, err := postgres.Open(ctx, pgURL, postgres.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer pg.Close()
 	seedStore(t, pg)
 	conn, err := pgx.Connect(ctx, pgURL)
 	if err != nil {

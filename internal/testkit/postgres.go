@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -56,7 +57,8 @@ func Postgres(t testing.TB) string {
 // CreateDatabase creates a database with a random name starting with
 // prefix on the test server (AdminURL) and returns its URL and a function
 // that drops it. The load programs use it as the tests use Postgres.
-func CreateDatabase(ctx context.Context, prefix string) (string, func() error, error) {
+// options are appended to CREATE DATABASE (a template, a locale).
+func CreateDatabase(ctx context.Context, prefix string, options ...string) (string, func() error, error) {
 	admin := AdminURL()
 	u, err := url.Parse(admin)
 	if err != nil {
@@ -70,7 +72,7 @@ func CreateDatabase(ctx context.Context, prefix string) (string, func() error, e
 	var b [6]byte
 	_, _ = rand.Read(b[:])
 	name := prefix + hex.EncodeToString(b[:])
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+	if _, err := conn.Exec(ctx, strings.Join(append([]string{"CREATE DATABASE", name}, options...), " ")); err != nil {
 		return "", nil, fmt.Errorf("create database %s: %w", name, err)
 	}
 	drop := func() error {

@@ -5,12 +5,50 @@
 package reporttest
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
+	"path/filepath"
+	"testing"
 	"time"
 
 	"github.com/sitewatch/sitewatch/codecs"
+	"github.com/sitewatch/sitewatch/internal/testkit"
 	"github.com/sitewatch/sitewatch/report"
+	"github.com/sitewatch/sitewatch/sinks/postgres"
+	"github.com/sitewatch/sitewatch/sinks/sqlite"
 )
+
+// OpenPostgres returns a migrated PostgreSQL store on a fresh database
+// (testkit.Postgres) and that database's URL.
+func OpenPostgres(t *testing.T) (string, *postgres.Store) {
+	t.Helper()
+	url := testkit.Postgres(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := postgres.Migrate(ctx, url, slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatalf("migrate: %v", err)
+	}
+	s, err := postgres.Open(ctx, url, postgres.Options{})
+	if err != nil {
+		t.Fatalf("open: %v", err)
+	}
+	t.Cleanup(s.Close)
+	return url, s
+}
+
+// OpenSQLite returns a SQLite store in a fresh file.
+func OpenSQLite(t *testing.T) *sqlite.Store {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "sitewatch.db"), nil)
+	if err != nil {
+		t.Fatalf("open sqlite: %v", err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	return s
+}
 
 // The seeded range: one hour.
 var (
