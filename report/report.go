@@ -62,6 +62,28 @@ type IncidentCounter interface {
 	CountIncidents(ctx context.Context, from, to time.Time) (counts map[string]int64, ok bool, err error)
 }
 
+// Rows is what pgx.Rows and *sql.Rows have in common, for ScanCounts.
+type Rows interface {
+	Next() bool
+	Scan(dest ...any) error
+	Err() error
+}
+
+// ScanCounts reads (url, count) rows into a map: the stores'
+// CountIncidents share it.
+func ScanCounts(rows Rows) (map[string]int64, error) {
+	counts := map[string]int64{}
+	for rows.Next() {
+		var url string
+		var n int64
+		if err := rows.Scan(&url, &n); err != nil {
+			return nil, err
+		}
+		counts[url] = n
+	}
+	return counts, rows.Err()
+}
+
 // Site is what the sites file says about a URL.
 type Site struct {
 	URL      string

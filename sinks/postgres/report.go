@@ -68,16 +68,8 @@ func (s *Store) CountIncidents(ctx context.Context, from, to time.Time) (map[str
 		return nil, false, fmt.Errorf("read incidents: %w", err)
 	}
 	defer rows.Close()
-	counts := map[string]int64{}
-	for rows.Next() {
-		var url string
-		var n int64
-		if err := rows.Scan(&url, &n); err != nil {
-			return nil, false, fmt.Errorf("read incidents: %w", err)
-		}
-		counts[url] = n
-	}
-	if err := rows.Err(); err != nil {
+	counts, err := report.ScanCounts(rows)
+	if err != nil {
 		return nil, false, fmt.Errorf("read incidents: %w", err)
 	}
 	return counts, true, nil
