@@ -160,7 +160,8 @@ func (e *errWriter) printf(format string, a ...any) {
 
 // cell fits a site name in the name column: control characters (a name
 // from the store could carry terminal escapes) become '?', and a long name
-// is cut with an ellipsis.
+// loses its middle, so that URLs that differ only at the end (one host,
+// several paths) stay apart.
 func cell(name string) string {
 	name = strings.Map(func(r rune) rune {
 		if unicode.IsControl(r) {
@@ -168,8 +169,9 @@ func cell(name string) string {
 		}
 		return r
 	}, name)
-	if utf8.RuneCountInString(name) > nameWidth {
-		name = string([]rune(name)[:nameWidth-1]) + "…"
+	if r := []rune(name); len(r) > nameWidth {
+		head := (nameWidth - 1) / 2
+		name = string(r[:head]) + "…" + string(r[len(r)-(nameWidth-1-head):])
 	}
 	return name + strings.Repeat(" ", nameWidth-utf8.RuneCountInString(name))
 }
@@ -183,9 +185,17 @@ func pct(p *float64) string {
 	return strconv.FormatFloat(math.Trunc(*p*1000)/1000, 'f', 3, 64) + "%"
 }
 
+// pct1 writes a budget percentage in its 8 columns: one decimal, none
+// from -1000 % down, and "<-9999%" for a budget overspent beyond that
+// (CSV and JSON have the exact figure).
 func pct1(p *float64) string {
-	if p == nil {
+	switch {
+	case p == nil:
 		return "-"
+	case *p < -9999:
+		return "<-9999%"
+	case *p <= -1000:
+		return strconv.FormatFloat(math.Trunc(*p), 'f', 0, 64) + "%"
 	}
 	return strconv.FormatFloat(math.Trunc(*p*10)/10, 'f', 1, 64) + "%"
 }
@@ -218,8 +228,8 @@ func kindsTable(m map[string]int64, width int) string {
 	return s
 }
 
-// human writes a duration in at most two units, for the table: 0s, 0.48s,
-// 59.5s, 4m30s, 2h5m, 3d4h.
+// human writes a duration in at most two units, truncated, for the table:
+// 0s, <0.01s, 0.48s, 59.5s, 4m30s, 2h5m, 3d4h.
 func human(d time.Duration) string {
 	if d < 0 {
 		return "-" + human(-d)
@@ -228,6 +238,8 @@ func human(d time.Duration) string {
 	switch {
 	case d == 0:
 		return "0s"
+	case d < 10*time.Millisecond:
+		return "<0.01s"
 	case d < 10*time.Second:
 		return strconv.FormatFloat(math.Trunc(d.Seconds()*100)/100, 'f', -1, 64) + "s"
 	case d < time.Minute:
