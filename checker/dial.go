@@ -86,6 +86,7 @@ func (c *Checker) dialTLS(ctx context.Context, tr *tracker, network, addr string
 		conn.Close()
 		return nil, &dialError{kind: KindTLS, msg: tlsMessage(err), err: err}
 	}
+	tr.sawChain(tc.ConnectionState().PeerCertificates)
 	return tc, nil
 }
 

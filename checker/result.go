@@ -49,4 +49,8 @@ type Result struct {
 	// ErrorKind and ErrorMessage say why the check is down; empty when up.
 	ErrorKind    ErrorKind
 	ErrorMessage string
+	// TLSNotAfter is the earliest NotAfter of the certificate chains
+	// presented in finished TLS handshakes (redirects included); nil for
+	// plain HTTP or when no handshake finished.
+	TLSNotAfter *time.Time
 }

@@ -2,6 +2,7 @@ package checker
 
 import (
 	"context"
+	"crypto/x509"
 	"net/http/httptrace"
 	"sync"
 	"time"
@@ -39,6 +40,10 @@ type tracker struct {
 	dns, connect, tls, ttfb, transfer   time.Duration
 	hasDNS, hasConnect, hasTLS, hasTTFB bool
 	hasTransfer                         bool
+
+	// notAfter is the earliest NotAfter of the certificate chains seen in
+	// finished handshakes (zero: none), for the alerts' certificate expiry.
+	notAfter time.Time
 }
 
 func (t *tracker) clientTrace() *httptrace.ClientTrace {
@@ -159,7 +164,21 @@ func (t *tracker) bodyDone(end time.Time) {
 	}
 }
 
-// fillTimings copies the recorded phase times into res.
+// sawChain records the certificates a server presented in a finished
+// handshake. Every certificate of the chain counts: an intermediate that
+// expires first breaks the site as surely as the leaf.
+func (t *tracker) sawChain(certs []*x509.Certificate) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, c := range certs {
+		if t.notAfter.IsZero() || c.NotAfter.Before(t.notAfter) {
+			t.notAfter = c.NotAfter
+		}
+	}
+}
+
+// fillTimings copies the recorded phase times, and the earliest
+// certificate expiry, into res.
 func (t *tracker) fillTimings(res *Result) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
@@ -174,4 +193,9 @@ func (t *tracker) fillTimings(res *Result) {
 	res.TLS = set(t.hasTLS, t.tls)
 	res.TTFB = set(t.hasTTFB, t.ttfb)
 	res.Transfer = set(t.hasTransfer, t.transfer)
+	res.TLSNotAfter = nil
+	if !t.notAfter.IsZero() {
+		na := t.notAfter.UTC()
+		res.TLSNotAfter = &na
+	}
 }

@@ -219,6 +219,7 @@ const (
 	rfRegexpMatched
 	rfErrorKind
 	rfErrorMessage
+	rfTLSNotAfter
 	rfChecker
 )
 
@@ -260,6 +261,8 @@ func resultField(key []byte) int {
 		return rfErrorKind
 	case "error_message":
 		return rfErrorMessage
+	case "tls_not_after":
+		return rfTLSNotAfter
 	case "checker":
 		return rfChecker
 	}
@@ -310,6 +313,8 @@ func (r *Result) decodeFast(data []byte) bool {
 			return p.strPtr(&r.ErrorMessage)
 		case rfRegexpMatched:
 			return p.boolPtr(&r.RegexpMatched)
+		case rfTLSNotAfter:
+			return p.timePtr(&r.TLSNotAfter)
 		}
 		return false
 	})
@@ -506,6 +511,19 @@ func (p *fastParser) time(dst *time.Time) bool {
 	}
 	// The same method encoding/json calls, on the same bytes.
 	return dst.UnmarshalJSON(p.data[start:p.i]) == nil
+}
+
+func (p *fastParser) timePtr(dst **time.Time) bool {
+	if p.literal("null") {
+		*dst = nil
+		return true
+	}
+	var t time.Time
+	if !p.time(&t) {
+		return false
+	}
+	*dst = &t
+	return true
 }
 
 // number reads a number with JSON's grammar and returns its text.

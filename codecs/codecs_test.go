@@ -19,7 +19,8 @@ func sampleResult() *codecs.Result {
 		Outcome: codecs.OutcomeDown, StatusCode: 200, ResponseTimeMS: ptr(12.5), DNSMS: ptr(1.25),
 		ConnectMS: ptr(2.0), TTFBMS: ptr(8.0), TransferMS: ptr(0.5), BodyBytes: 1256,
 		Regexp: ptr("Example"), RegexpMatched: ptr(false), ErrorKind: ptr(codecs.ErrRegexp),
-		ErrorMessage: ptr("regexp \"Example\" did not match"), Checker: "host-1",
+		ErrorMessage: ptr("regexp \"Example\" did not match"), TLSNotAfter: ptr(time.Date(2027, 2, 1, 0, 0, 0, 0, time.UTC)),
+		Checker: "host-1",
 	}
 }
 
@@ -36,7 +37,7 @@ func TestResultRoundTrip(t *testing.T) {
 	// The contract's field names, snake_case like the table columns.
 	for _, k := range []string{"v", "event_id", "url", "scheduled_at", "checked_at", "outcome", "status_code",
 		"response_time_ms", "dns_ms", "connect_ms", "tls_ms", "ttfb_ms", "transfer_ms", "body_bytes",
-		"regexp", "regexp_matched", "error_kind", "error_message", "checker"} {
+		"regexp", "regexp_matched", "error_kind", "error_message", "tls_not_after", "checker"} {
 		if _, ok := raw[k]; !ok {
 			t.Errorf("encoded result lacks %q: %s", k, data)
 		}
@@ -51,7 +52,8 @@ func TestResultRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !out.CheckedAt.Equal(in.CheckedAt) || *out.ErrorKind != codecs.ErrRegexp || *out.ResponseTimeMS != 12.5 || out.TLSMS != nil {
+	if !out.CheckedAt.Equal(in.CheckedAt) || *out.ErrorKind != codecs.ErrRegexp || *out.ResponseTimeMS != 12.5 || out.TLSMS != nil ||
+		out.TLSNotAfter == nil || !out.TLSNotAfter.Equal(*in.TLSNotAfter) {
 		t.Errorf("round trip changed the event: %+v", out)
 	}
 }

@@ -75,7 +75,11 @@ type Result struct {
 	RegexpMatched  *bool     `json:"regexp_matched"`
 	ErrorKind      *string   `json:"error_kind"`
 	ErrorMessage   *string   `json:"error_message"`
-	Checker        string    `json:"checker"`
+	// TLSNotAfter is the earliest NotAfter of the certificate chains the
+	// check was presented (redirects included); nil for plain HTTP or when
+	// no TLS handshake finished.
+	TLSNotAfter *time.Time `json:"tls_not_after"`
+	Checker     string     `json:"checker"`
 }
 
 func (r *Result) setVersion()  { r.V = Version }

@@ -122,6 +122,8 @@ func TestRequestFastPathsTaken(t *testing.T) {
 func FuzzResultEncode(f *testing.F) {
 	f.Add("e1", "https://a.example/ok?i=1", "up", "host-1", "all good", int64(1764417900123456789), 200, 12.5, 1e-7, 1e21, math.Copysign(0, -1), int64(5120), uint8(7))
 	f.Add("e<", "u&\n", "down", "é", "\"x\"", int64(0), -3, math.Inf(1), math.NaN(), 123456789.125, 5e-324, int64(-1), uint8(0))
+	f.Add("e2", "https://tls.example/", "up", "h", "", int64(1764417900123456789), 200, 1.0, 2.0, 3.0, 4.0, int64(1), uint8(16))
+	f.Add("e3", "https://tls.example/", "up", "h", "", int64(1764417900123456789), 200, 1.0, 2.0, 3.0, 4.0, int64(1), uint8(48))
 	f.Fuzz(func(t *testing.T, id, url, outcome, chk, s string, at int64, code int, f1, f2, f3, f4 float64, body int64, mask uint8) {
 		r := &Result{V: 1, EventID: id, URL: url, Outcome: outcome, Checker: chk, ScheduledAt: time.Unix(0, at).UTC(),
 			CheckedAt: time.Unix(0, at+int64(mask)).UTC(), StatusCode: code, BodyBytes: body}
@@ -136,6 +138,12 @@ func FuzzResultEncode(f *testing.F) {
 		}
 		if mask&8 != 0 {
 			r.ErrorKind, r.ErrorMessage = &outcome, &s
+		}
+		if mask&16 != 0 {
+			// A certificate expiry, whole seconds as x509 has them, in
+			// UTC or in the zone the bits pick.
+			na := time.Unix(at/1e9, 0).In(time.FixedZone("z", int(mask&32)*60))
+			r.TLSNotAfter = &na
 		}
 		checkEncoder(t, r, r.appendJSON)
 	})

@@ -295,6 +295,12 @@ func (r *Result) appendJSON(b []byte) ([]byte, bool) {
 	b, ok = appendStringPtr(b, r.ErrorKind, ok)
 	b = append(b, `,"error_message":`...)
 	b, ok = appendStringPtr(b, r.ErrorMessage, ok)
+	b = append(b, `,"tls_not_after":`...)
+	if r.TLSNotAfter == nil {
+		b = append(b, "null"...)
+	} else {
+		b, ok = appendTime(b, *r.TLSNotAfter, ok)
+	}
 	b = append(b, `,"checker":`...)
 	b, ok = appendPlainString(b, r.Checker, ok)
 	return append(b, '}'), ok

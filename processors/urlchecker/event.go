@@ -46,6 +46,7 @@ func resultEvent(req *codecs.Request, r checker.Result, instance string) *codecs
 		TransferMS:     ms(r.Transfer),
 		BodyBytes:      r.BodyBytes,
 		Regexp:         req.Regexp,
+		TLSNotAfter:    r.TLSNotAfter,
 		Checker:        instance,
 	}
 	if req.Regexp != nil {
