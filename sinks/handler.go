@@ -225,7 +225,29 @@ func (c *claimState) store(ctx context.Context) error {
 	}
 	s.m.written.Add(float64(accepted))
 	b.stored = true
+	s.countOpenIncidents(ctx, c.log)
 	return nil
+}
+
+// incidentCounter is a ChangeWriter that keeps incidents (see
+// IncidentStore).
+type incidentCounter interface {
+	OpenIncidents(ctx context.Context) (int64, error)
+}
+
+// countOpenIncidents refreshes sitewatch_incidents_open after a write, when
+// the writer keeps incidents. A failure only leaves the gauge as it was.
+func (s *Sink) countOpenIncidents(ctx context.Context, log *slog.Logger) {
+	ic, ok := s.changes.(incidentCounter)
+	if !ok || s.m.openIncidents == nil {
+		return
+	}
+	n, err := ic.OpenIncidents(ctx)
+	if err != nil {
+		log.Warn("count open incidents", "err", err)
+		return
+	}
+	s.m.openIncidents.Set(float64(n))
 }
 
 // sendDeadLetters produces the batch's dead letters synchronously,

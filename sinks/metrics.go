@@ -18,6 +18,22 @@ type metrics struct {
 	batchSize   prometheus.Histogram
 	writeTime   prometheus.Histogram
 	lag         *prometheus.GaugeVec // topic, partition
+	// openIncidents is set for a writer that counts open incidents
+	// (nil otherwise).
+	openIncidents prometheus.Gauge
+}
+
+// registerOpenIncidents adds sitewatch_incidents_open to m.
+func (m *metrics) registerOpenIncidents(reg prometheus.Registerer) error {
+	c, err := registerOrReuse(reg, prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "sitewatch_incidents_open",
+		Help: "Incidents open in the store (sites down now), counted after every write of the incidents sink.",
+	}))
+	if err != nil {
+		return fmt.Errorf("register metrics: %w", err)
+	}
+	m.openIncidents = c.(prometheus.Gauge)
+	return nil
 }
 
 func newMetrics(reg prometheus.Registerer, name string) (*metrics, error) {

@@ -31,6 +31,20 @@ type Store interface {
 	WriteWindows(ctx context.Context, ws []*codecs.Window) ([]Rejected, error)
 }
 
+// IncidentStore is a Store that also keeps the incidents table from
+// status_changes (the processor's sink-incidents, a sink of Kind Changes):
+// WriteChanges opens an incident with a down change (one per
+// down_change_id, at most one open per URL) and closes it with the up
+// change that follows; other kinds are accepted and change nothing.
+// Changes are applied in slice order, which for one URL is the order of its
+// partition. OpenIncidents counts the incidents still open, which the sink
+// exports as sitewatch_incidents_open.
+type IncidentStore interface {
+	Store
+	ChangeWriter
+	OpenIncidents(ctx context.Context) (int64, error)
+}
+
 // ChangeWriter is where a sink of status changes (Kind Changes) hands its
 // batches: sinks/notify delivers them to webhooks. The contract is the
 // Store's: WriteChanges returns only when every change is either done
@@ -55,7 +69,7 @@ type Rejected struct {
 // Kind says what a sink consumes and which Store method it calls.
 type Kind int
 
-// The two kinds of sink.
+// The kinds of sink.
 const (
 	// Results consumes result events (codecs.Result) into check_results.
 	Results Kind = iota + 1
@@ -66,8 +80,8 @@ const (
 	Changes
 )
 
-// String returns "results" or "windows", the value of the sink label of
-// the metrics.
+// String returns "results", "windows" or "incidents", the value of the
+// sink label of the metrics.
 func (k Kind) String() string {
 	switch k {
 	case Results:
@@ -247,6 +261,11 @@ func newSink(cfg Config, store Store, changes ChangeWriter, dst any) (*Sink, err
 	if err != nil {
 		return nil, fmt.Errorf("sink %s: %w", cfg.Name, err)
 	}
+	if _, ok := dst.(incidentCounter); ok {
+		if err := m.registerOpenIncidents(cfg.Registerer); err != nil {
+			return nil, fmt.Errorf("sink %s: %w", cfg.Name, err)
+		}
+	}
 	// A store with metrics of its own (rows already stored, rows in the
 	// default partition) exports them with the sink's; both sinks of a
 	// processor share the store, so the second finds them registered.
@@ -300,6 +319,8 @@ func (s *Sink) Run(ctx context.Context) error {
 		wg.Wait()
 	}()
 
+	// The open-incidents gauge starts from the store, not from zero.
+	s.countOpenIncidents(ctx, s.log)
 	h := &handler{s: s, producer: producer}
 	s.log.Info("sink started", "topics", s.cfg.Topics, "batch_size", s.cfg.BatchSize, "flush_interval", s.cfg.FlushInterval)
 	for attempt := 0; ; {

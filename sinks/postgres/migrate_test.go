@@ -17,11 +17,11 @@ import (
 	"github.com/sitewatch/sitewatch/migrations"
 )
 
-// schemaObjects is everything 000001_init creates that users rely on.
+// schemaObjects is everything the migrations create that users rely on.
 var schemaObjects = []string{
 	"check_results", "check_results_default", "check_windows",
 	"uptime_hourly", "uptime_daily", "latency_hourly", "latency_daily",
-	"check_windows_recomputed",
+	"check_windows_recomputed", "incidents", "incidents_open",
 }
 
 func existing(t *testing.T, url string, names ...string) []string {
@@ -189,5 +189,39 @@ func TestOpenBadURL(t *testing.T) {
 	err = Migrate(ctx, "postgres://sitewatch:s3cret@127.0.0.1:1/x?sslmode=disable&connect_timeout=2", testLogger(t))
 	if err == nil || strings.Contains(err.Error(), "s3cret") {
 		t.Fatalf("Migrate on a closed port = %v, want an error without the password", err)
+	}
+}
+
+// TestMigrateAlertsOnData upgrades a database holding results from before
+// 000003: its rows keep a NULL tls_not_after and incidents starts empty.
+func TestMigrateAlertsOnData(t *testing.T) {
+	t.Parallel()
+	url := testkit.Postgres(t)
+	ctx := testCtx(t)
+	err := runMigrations(ctx, url, testLogger(t), func(m *migrate.Migrate) error { return m.Migrate(1) })
+	if err != nil {
+		t.Fatalf("migrate to 1: %v", err)
+	}
+	conn := connect(t, url)
+	if _, err := conn.Exec(ctx, `INSERT INTO check_results (event_id, url, scheduled_at, checked_at, outcome, status_code, body_bytes, checker)
+VALUES ('old-1', 'https://a.example/', now(), now(), 'up', 200, 10, 'c')`); err != nil {
+		t.Fatal(err)
+	}
+	if err := Migrate(ctx, url, testLogger(t)); err != nil {
+		t.Fatalf("Migrate on a database with data: %v", err)
+	}
+	if n := queryInt(t, conn, "SELECT count(*) FROM check_results WHERE event_id = 'old-1' AND tls_not_after IS NULL"); n != 1 {
+		t.Errorf("old row with NULL tls_not_after: %d, want 1", n)
+	}
+	if n := queryInt(t, conn, "SELECT count(*) FROM incidents_open"); n != 0 {
+		t.Errorf("open incidents after the upgrade: %d", n)
+	}
+	// And back down to 1: the old row stays.
+	err = runMigrations(ctx, url, testLogger(t), func(m *migrate.Migrate) error { return m.Migrate(1) })
+	if err != nil {
+		t.Fatalf("migrate down to 1: %v", err)
+	}
+	if n := queryInt(t, conn, "SELECT count(*) FROM check_results WHERE event_id = 'old-1'"); n != 1 {
+		t.Errorf("old row after down: %d, want 1", n)
 	}
 }

@@ -40,12 +40,14 @@ const (
     regexp_matched   boolean,
     error_kind       text,
     error_message    text,
-    checker          text
+    checker          text,
+    tls_not_after    timestamptz
 ) ON COMMIT DELETE ROWS`
 
 	resultColumnList = `event_id, url, scheduled_at, checked_at, outcome, status_code,
     response_time_ms, dns_ms, connect_ms, tls_ms, ttfb_ms, transfer_ms,
-    body_bytes, regexp, regexp_matched, error_kind, error_message, checker`
+    body_bytes, regexp, regexp_matched, error_kind, error_message, checker,
+    tls_not_after`
 
 	// ON CONFLICT DO NOTHING on the idempotency key (event_id,
 	// scheduled_at) skips a row whose event_id is already stored, whatever
@@ -78,6 +80,7 @@ var stagedColumns = []string{
 	"pos", "event_id", "url", "scheduled_at", "checked_at", "outcome", "status_code",
 	"response_time_ms", "dns_ms", "connect_ms", "tls_ms", "ttfb_ms", "transfer_ms",
 	"body_bytes", "regexp", "regexp_matched", "error_kind", "error_message", "checker",
+	"tls_not_after",
 }
 
 // WriteResults stores a batch of check results in check_results, in one
@@ -228,6 +231,7 @@ func stageAndInsert(ctx context.Context, tx pgx.Tx, rs []*codecs.Result, idx []i
 			int64(i), r.EventID, r.URL, r.ScheduledAt, r.CheckedAt, r.Outcome, int64(r.StatusCode),
 			r.ResponseTimeMS, r.DNSMS, r.ConnectMS, r.TLSMS, r.TTFBMS, r.TransferMS,
 			r.BodyBytes, r.Regexp, r.RegexpMatched, r.ErrorKind, r.ErrorMessage, r.Checker,
+			r.TLSNotAfter,
 		}, nil
 	})
 	if _, err := tx.CopyFrom(ctx, stagedResultsTable, stagedColumns, src); err != nil {

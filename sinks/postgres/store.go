@@ -94,7 +94,7 @@ func (s *Store) Collect(ch chan<- prometheus.Metric) {
 // explanation. The row was not written; the rest of its batch was.
 type Rejected = sinks.Rejected
 
-var _ sinks.Store = (*Store)(nil)
+var _ sinks.IncidentStore = (*Store)(nil)
 
 // Open connects to the database at databaseURL (a postgres:// URL or a
 // key=value DSN) and checks that it answers.

@@ -45,7 +45,7 @@ type Store struct {
 	writer chan struct{}
 }
 
-var _ sinks.Store = (*Store)(nil)
+var _ sinks.IncidentStore = (*Store)(nil)
 
 // Open opens (creating it if needed) the SQLite database at path and
 // brings its schema up to date.
@@ -118,8 +118,9 @@ func (s *Store) Close() error {
 const insertResult = `INSERT INTO check_results (
 	event_id, url, scheduled_at, checked_at, outcome, status_code,
 	response_time_ms, dns_ms, connect_ms, tls_ms, ttfb_ms, transfer_ms,
-	body_bytes, regexp, regexp_matched, error_kind, error_message, checker
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	body_bytes, regexp, regexp_matched, error_kind, error_message, checker,
+	tls_not_after
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (event_id) DO NOTHING`
 
 // WriteResults stores rs in one transaction. Results already stored (same
@@ -127,15 +128,16 @@ ON CONFLICT (event_id) DO NOTHING`
 // returned as rejected and the others are written; an error means nothing
 // was written.
 func (s *Store) WriteResults(ctx context.Context, rs []*codecs.Result) ([]sinks.Rejected, error) {
-	return s.write(ctx, "results", insertResult, len(rs), func(i int) ([]any, string) {
+	return s.write(ctx, "results", len(rs), func(i int) (string, []any, string) {
 		r := rs[i]
 		if r == nil {
-			return nil, "nil result"
+			return "", nil, "nil result"
 		}
-		return []any{
+		return insertResult, []any{
 			r.EventID, r.URL, formatTime(r.ScheduledAt), formatTime(r.CheckedAt), r.Outcome, r.StatusCode,
 			r.ResponseTimeMS, r.DNSMS, r.ConnectMS, r.TLSMS, r.TTFBMS, r.TransferMS,
 			r.BodyBytes, r.Regexp, r.RegexpMatched, r.ErrorKind, r.ErrorMessage, r.Checker,
+			formatTimePtr(r.TLSNotAfter),
 		}, ""
 	})
 }
@@ -172,10 +174,10 @@ WHERE excluded.revision > check_windows.revision`
 // are returned as rejected and the others are written; an error means
 // nothing was written.
 func (s *Store) WriteWindows(ctx context.Context, ws []*codecs.Window) ([]sinks.Rejected, error) {
-	return s.write(ctx, "windows", upsertWindow, len(ws), func(i int) ([]any, string) {
+	return s.write(ctx, "windows", len(ws), func(i int) (string, []any, string) {
 		w := ws[i]
 		if w == nil {
-			return nil, "nil window"
+			return "", nil, "nil window"
 		}
 		c := w.StatusCounts
 		if c == nil {
@@ -183,9 +185,9 @@ func (s *Store) WriteWindows(ctx context.Context, ws []*codecs.Window) ([]sinks.
 		}
 		counts, err := json.Marshal(c)
 		if err != nil { // a map[string]int64 always encodes
-			return nil, "encode status_counts: " + err.Error()
+			return "", nil, "encode status_counts: " + err.Error()
 		}
-		return []any{
+		return upsertWindow, []any{
 			w.URL, formatTime(w.WindowStart), formatTime(w.WindowEnd), w.Checks, w.Failures, w.Responses,
 			w.ResponseMinMS, w.ResponseAvgMS, w.ResponseMaxMS,
 			w.ResponseP50MS, w.ResponseP95MS, w.ResponseP99MS, w.PercentilesExact,
@@ -194,12 +196,59 @@ func (s *Store) WriteWindows(ctx context.Context, ws []*codecs.Window) ([]sinks.
 	})
 }
 
-// write executes query once per row inside one transaction. A constraint
-// violation only aborts its own statement in SQLite, so the transaction
-// goes on with the next row and the violation is reported as a rejection.
-// args returns row i's arguments, or a reason to reject it unwritten (a
-// nil row), with the same reasons as the PostgreSQL store.
-func (s *Store) write(ctx context.Context, what, query string, n int, args func(i int) ([]any, string)) (_ []sinks.Rejected, err error) {
+// openIncident and closeIncident keep incidents from status_changes, as in
+// sinks/postgres (see there): a down opens one (a change seen before, or a
+// second open incident for the URL, is skipped), the up that follows
+// closes it, counting the period's failed checks stored in check_results.
+const (
+	openIncident = `INSERT INTO incidents (url, started_at, cause_kind, cause_message, failed_checks, down_change_id)
+VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT DO NOTHING`
+
+	closeIncident = `UPDATE incidents SET
+	ended_at = ?2,
+	up_change_id = ?3,
+	failed_checks = max(failed_checks, (SELECT count(*) FROM check_results r
+		WHERE r.url = incidents.url AND r.outcome = 'down'
+		AND r.checked_at >= incidents.started_at AND r.checked_at < ?2))
+WHERE url = ?1 AND ended_at IS NULL AND started_at <= ?2`
+)
+
+// WriteChanges applies status changes to incidents in one transaction, in
+// slice order; see sinks.IncidentStore. Changes of other kinds than down and up
+// are accepted and change nothing.
+func (s *Store) WriteChanges(ctx context.Context, cs []*codecs.StatusChange) ([]sinks.Rejected, error) {
+	return s.write(ctx, "changes", len(cs), func(i int) (string, []any, string) {
+		c := cs[i]
+		if c == nil {
+			return "", nil, "nil change"
+		}
+		switch c.Kind {
+		case codecs.ChangeDown:
+			return openIncident, []any{c.URL, formatTime(c.Since), c.ErrorKind, c.ErrorMessage, c.Consecutive, c.ChangeID}, ""
+		case codecs.ChangeUp:
+			return closeIncident, []any{c.URL, formatTime(c.Since), c.ChangeID}, ""
+		}
+		return "", nil, ""
+	})
+}
+
+// OpenIncidents counts the incidents still open.
+func (s *Store) OpenIncidents(ctx context.Context) (int64, error) {
+	var n int64
+	if err := s.db.QueryRowContext(ctx, "SELECT count(*) FROM incidents_open").Scan(&n); err != nil {
+		return 0, fmt.Errorf("count open incidents: %w", err)
+	}
+	return n, nil
+}
+
+// write executes, inside one transaction, the statement row returns for
+// each of n rows, or rejects the row unwritten with the reason row returns
+// (a nil row, with the same reasons as the PostgreSQL store); a row with
+// neither is skipped. A constraint violation only aborts its own statement
+// in SQLite, so the transaction goes on with the next row and the
+// violation is reported as a rejection.
+func (s *Store) write(ctx context.Context, what string, n int, row func(i int) (query string, args []any, reject string)) (_ []sinks.Rejected, err error) {
 	if n == 0 {
 		return nil, nil
 	}
@@ -218,19 +267,30 @@ func (s *Store) write(ctx context.Context, what, query string, n int, args func(
 			_ = tx.Rollback()
 		}
 	}()
-	stmt, err := tx.PrepareContext(ctx, query)
-	if err != nil {
-		return nil, fmt.Errorf("write %s: prepare: %w", what, err)
-	}
-	defer stmt.Close()
+	stmts := map[string]*sql.Stmt{}
+	defer func() {
+		for _, st := range stmts {
+			st.Close()
+		}
+	}()
 	var rejected []sinks.Rejected
 	for i := range n {
-		a, reject := args(i)
+		query, args, reject := row(i)
 		if reject != "" {
 			rejected = append(rejected, sinks.Rejected{Index: i, Reason: reject})
 			continue
 		}
-		if _, err := stmt.ExecContext(ctx, a...); err != nil {
+		if query == "" {
+			continue
+		}
+		stmt := stmts[query]
+		if stmt == nil {
+			if stmt, err = tx.PrepareContext(ctx, query); err != nil {
+				return nil, fmt.Errorf("write %s: prepare: %w", what, err)
+			}
+			stmts[query] = stmt
+		}
+		if _, err := stmt.ExecContext(ctx, args...); err != nil {
 			if reason, ok := constraintViolation(err); ok {
 				rejected = append(rejected, sinks.Rejected{Index: i, Reason: reason})
 				continue
@@ -260,3 +320,12 @@ func constraintViolation(err error) (string, bool) {
 }
 
 func formatTime(t time.Time) string { return t.UTC().Format(timeLayout) }
+
+// formatTimePtr is formatTime for a nullable column.
+func formatTimePtr(t *time.Time) *string {
+	if t == nil {
+		return nil
+	}
+	s := formatTime(*t)
+	return &s
+}

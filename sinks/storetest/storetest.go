@@ -8,7 +8,8 @@
 // the first stored wins, the highest revision of a window wins and an
 // equal one leaves the stored row, invalid rows come back as rejected with
 // their index while the rest of the batch is written, and nil rows are
-// rejected rather than dereferenced.
+// rejected rather than dereferenced; tls_not_after is stored, and the
+// incidents follow status changes (see incidents.go).
 package storetest
 
 import (
@@ -41,6 +42,8 @@ func Run(t *testing.T, open Open) {
 		{"PercentilesExact", percentilesExact},
 		{"RejectedRows", rejectedRows},
 		{"NilRows", nilRows},
+		{"TLSNotAfter", tlsNotAfter},
+		{"Incidents", incidents},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
