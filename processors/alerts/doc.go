@@ -1,0 +1,48 @@
+// Package alerts is the goka group "alerts": it reads the check results on
+// status_request_succeeded and status_request_failed, keeps each URL's
+// availability and certificate state in its group table, and emits a
+// codecs.StatusChange to status_changes (key: URL) when a site crosses a
+// threshold. The incidents sink and the notifications read that topic.
+//
+// # State changes
+//
+// A URL's state is unknown until its first checks set it. Failures
+// consecutive down checks (Config.Failures, -alert-failures, default 3)
+// make an up or unknown site down: a "down" change, with since the
+// checked_at of the run's first failed check and the error of the check
+// that crossed the threshold. Successes consecutive up checks
+// (-alert-successes, default 2) make a down site up: an "up" change. A site
+// whose first checks are good becomes up silently. A site's own thresholds
+// come from the sites file (alert: {failures: N, successes: M}) through
+// Config.Rules. A flapping site that fails fewer times in a row than the
+// threshold never alerts.
+//
+// Every HTTPS check carries tls_not_after, the earliest expiry of the
+// presented chain. When fewer than CertDays (-alert-cert-days, default 14)
+// remain, "cert_expiring" is emitted once; "cert_ok" when a certificate
+// with more time left is seen after it (the certificate was renewed).
+//
+// # Once per change
+//
+// A URL's events are one partition's, and a partition is one group
+// member's: two or ten processors emit each change once. Events are applied
+// in checked_at order per URL: an event not newer than the newest applied
+// is not applied, either because it was applied before (its event_id is
+// among the last ones applied: a re-delivery) or because it is late (goka
+// interleaves the two input topics by message, not by event time); state
+// never moves twice or backwards.
+//
+// A change's change_id is derived from the URL, the kind and the event_id
+// of the check that crossed the threshold, so the same change derived again
+// (a replay after a crash, onto a table that missed the last writes) has
+// the same id, and receivers deduplicate on it. goka writes the table and
+// status_changes independently: when a crash loses the emission but not
+// the table write, the input offset is not committed (offsets are committed
+// in order, gokautil.InOrderCommits), the event is read again, found
+// applied, and the changes it made are sent again with their ids. Delivery
+// to status_changes is thus at least once, with stable ids.
+//
+// A message that cannot be decoded, or whose key is not its url, goes to
+// the dead-letter topic and processing goes on. Result producers must
+// partition with goka's hasher (see processors/windows), as for windows.
+package alerts
