@@ -57,8 +57,19 @@ type Site struct {
 	Headers map[string]string
 	// TLS are the site's own TLS settings; nil when the file sets none.
 	TLS *TLS
+	// Alert overrides the processor's alert thresholds for this site;
+	// zero fields keep -alert-failures and -alert-successes.
+	Alert Alert
 	// Line is the line of the site in the file, for messages about it.
 	Line int
+}
+
+// Alert is a site's alert thresholds (the sites file's alert: mapping).
+type Alert struct {
+	// Failures is how many consecutive down checks make the site down.
+	Failures int
+	// Successes is how many consecutive up checks make it up again.
+	Successes int
 }
 
 // StatusExpected reports whether a final response status code counts as up:

@@ -17,6 +17,13 @@ import (
 func TestLoadBad(t *testing.T) {
 	t.Parallel()
 	tests := map[string]string{
+		"alert_list":                     `:3: site "https://a.example/": alert: want a mapping such as {failures: 3, successes: 2}, got a list`,
+		"alert_unknown":                  `:4: site "https://a.example/": alert.failure: unknown field; did you mean failures?`,
+		"alert_string":                   `:4: site "https://a.example/": alert.failures: want a number of consecutive checks (1..100), got the string "3"`,
+		"alert_zero":                     `:5: site "https://a.example/": alert.successes: 0 is out of range; want 1..100 consecutive checks`,
+		"alert_huge":                     `:4: site "https://a.example/": alert.failures: 1000 is out of range; want 1..100 consecutive checks`,
+		"alert_float":                    `:4: site "https://a.example/": alert.failures: want a number of consecutive checks (1..100), got the number 2.5`,
+		"alert_twice":                    `:5: site "https://a.example/": alert.failures: set twice (first at line 4)`,
 		"comments_only":                  ":1: sites: missing; the file is empty",
 		"control_char":                   `:3: invalid YAML: control characters are not allowed`,
 		"defaults_bad_interval":          `:2: defaults.interval: "soon" is not a duration (e.g. 30s, 5m)`,
@@ -67,7 +74,7 @@ func TestLoadBad(t *testing.T) {
 		"unknown_alias":                  `:3: invalid YAML: alias *common refers to no anchor &common before it`,
 		"unknown_defaults":               `:3: defaults.retries: unknown field; known fields: interval, timeout`,
 		"unknown_field":                  `:3: site "https://a.example/": intervall: unknown field; did you mean interval?`,
-		"unknown_field_far":              `:3: site "https://a.example/": colour: unknown field; known fields: url, name, interval, timeout, regexp, expect_status, method, headers, tls`,
+		"unknown_field_far":              `:3: site "https://a.example/": colour: unknown field; known fields: url, name, interval, timeout, regexp, expect_status, method, headers, tls, alert`,
 		"unknown_top":                    `:1: site: unknown field; did you mean sites?`,
 		"unknown_top_anchor":             `:1: common: unknown field; known fields: defaults, sites`,
 		"url_ftp":                        `:2: site "ftp://a.example/file": url: scheme "ftp" is not http or https`,
@@ -213,20 +220,21 @@ func TestLoadGood(t *testing.T) {
 			// The default timeout (15s) is clamped to the short interval.
 			URL: "https://fast.example.com/", Name: "https://fast.example.com/", Method: "GET",
 			Interval: 5 * time.Second, Timeout: 5 * time.Second,
-			Line: 28,
+			Alert: Alert{Failures: 5, Successes: 1},
+			Line:  28,
 		},
 		{
 			// ca_file is relative to the sites file and read at load.
 			URL: "https://internal.example.com/", Name: "https://internal.example.com/", Method: "GET",
 			Interval: 2 * time.Minute, Timeout: 15 * time.Second,
 			TLS:  &TLS{CAFile: "tls_ca.pem", CAPEM: caPEM, ServerName: "internal.corp"},
-			Line: 33,
+			Line: 34,
 		},
 		{
 			URL: "https://self-signed.example.com/", Name: "https://self-signed.example.com/", Method: "GET",
 			Interval: 2 * time.Minute, Timeout: 15 * time.Second,
 			TLS:  &TLS{InsecureSkipVerify: true},
-			Line: 35,
+			Line: 36,
 		},
 	}
 	wantRegexps := []string{"Example Domain", "", "", `(?i)ok\s*$`, "", ""}

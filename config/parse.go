@@ -23,8 +23,13 @@ import (
 var (
 	topFields      = []string{"defaults", "sites"}
 	defaultsFields = []string{"interval", "timeout"}
-	siteFields     = []string{"url", "name", "interval", "timeout", "regexp", "expect_status", "method", "headers", "tls"}
+	siteFields     = []string{"url", "name", "interval", "timeout", "regexp", "expect_status", "method", "headers", "tls", "alert"}
+	alertFields    = []string{"failures", "successes"}
 )
+
+// MaxAlertThreshold bounds alert.failures and alert.successes: more
+// consecutive checks than this would be a site that never alerts.
+const MaxAlertThreshold = 100
 
 const durationHint = "(e.g. 30s, 5m)"
 
@@ -510,6 +515,8 @@ func (p *parser) site(n *yaml.Node, index int, seen map[string]int) (Site, bool)
 			s.Headers = p.headers(f.val, at)
 		case "tls":
 			tlsNode, s.TLS = f.val, p.tls(f.val, at)
+		case "alert":
+			s.Alert = p.alert(f.val, at)
 		}
 	}
 	if s.TLS != nil && strings.HasPrefix(strings.ToLower(s.URL), "http:") {
@@ -613,6 +620,36 @@ func (p *parser) expectStatus(n *yaml.Node, at siteRef) []int {
 		codes = append(codes, code)
 	}
 	return codes
+}
+
+// alert reads a site's alert thresholds: {failures: N, successes: M},
+// either or both.
+func (p *parser) alert(n *yaml.Node, at siteRef) Alert {
+	var a Alert
+	if n.Kind != yaml.MappingNode {
+		p.failf(n, at, "alert", "want a mapping such as {failures: 3, successes: 2}, got %s", describe(n))
+		return a
+	}
+	for _, f := range p.fields(n, at, "alert.", alertFields) {
+		name := "alert." + f.name
+		v := deref(f.val)
+		var k int
+		if v.Kind != yaml.ScalarNode || v.ShortTag() != "!!int" || v.Decode(&k) != nil {
+			p.failf(v, at, name, "want a number of consecutive checks (1..%d), got %s", MaxAlertThreshold, describe(v))
+			continue
+		}
+		if k < 1 || k > MaxAlertThreshold {
+			p.failf(v, at, name, "%s is out of range; want 1..%d consecutive checks", v.Value, MaxAlertThreshold)
+			continue
+		}
+		switch f.name {
+		case "failures":
+			a.Failures = k
+		case "successes":
+			a.Successes = k
+		}
+	}
+	return a
 }
 
 func (p *parser) headers(n *yaml.Node, at siteRef) map[string]string {
