@@ -26,6 +26,23 @@ type Board struct {
 	// order is the sites file's order, then URLs first seen in results
 	// (sites added by a reload of the sites file).
 	order []string
+	// alerts are the newest status changes from the alerts processor,
+	// newest last, at most maxAlerts; alertIDs their change_ids.
+	alerts   []Alert
+	alertIDs map[string]bool
+}
+
+// maxAlerts is how many status changes the table lists.
+const maxAlerts = 5
+
+// Alert is one status change from status_changes, as the table lists it.
+type Alert struct {
+	At          time.Time
+	Name        string
+	Kind        string
+	Consecutive int
+	// Detail is the error of a down change or the expiry of a certificate.
+	Detail string
 }
 
 type siteState struct {
@@ -62,7 +79,7 @@ func NewBoard(sites []Site, window time.Duration) *Board {
 	if window <= 0 {
 		window = 5 * time.Minute
 	}
-	b := &Board{window: window, sites: map[string]*siteState{}}
+	b := &Board{window: window, sites: map[string]*siteState{}, alertIDs: map[string]bool{}}
 	for _, s := range sites {
 		if _, dup := b.sites[s.URL]; dup {
 			continue
@@ -120,6 +137,45 @@ func (b *Board) Add(r *codecs.Result) (Change, bool) {
 	return c, true
 }
 
+// AddChange records a status change. It reports whether the change is new
+// (a change_id not seen before: the alerts processor may send one again).
+func (b *Board) AddChange(c *codecs.StatusChange) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.alertIDs[c.ChangeID] {
+		return false
+	}
+	b.alertIDs[c.ChangeID] = true
+	a := Alert{At: c.ChangedAt, Name: c.Name, Kind: c.Kind, Consecutive: c.Consecutive}
+	if st, ok := b.sites[c.URL]; ok {
+		a.Name = st.name
+	}
+	if a.Name == "" {
+		a.Name = c.URL
+	}
+	switch {
+	case c.Kind == codecs.ChangeDown:
+		r := codecs.Result{ErrorKind: c.ErrorKind, ErrorMessage: c.ErrorMessage}
+		a.Detail = describeError(&r)
+	case c.TLSNotAfter != nil && (c.Kind == codecs.ChangeCertExpiring || c.Kind == codecs.ChangeCertOK):
+		a.Detail = "certificate expires " + c.TLSNotAfter.UTC().Format(time.DateOnly)
+	}
+	// Changes of different sites arrive from different partitions: keep
+	// them in time order.
+	i, _ := slices.BinarySearchFunc(b.alerts, a.At, func(x Alert, t time.Time) int { return x.At.Compare(t) })
+	b.alerts = slices.Insert(b.alerts, i, a)
+	if len(b.alerts) > maxAlerts {
+		b.alerts = slices.Delete(b.alerts, 0, len(b.alerts)-maxAlerts)
+	}
+	// The ids only need to outlast re-sends, which follow their change
+	// closely.
+	if len(b.alertIDs) > 100*maxAlerts {
+		clear(b.alertIDs)
+		b.alertIDs[c.ChangeID] = true
+	}
+	return true
+}
+
 func (st *siteState) has(eventID string) bool {
 	return slices.ContainsFunc(st.samples, func(s sample) bool { return s.eventID == eventID })
 }
@@ -165,6 +221,8 @@ type Snapshot struct {
 	At     time.Time
 	Window time.Duration
 	Rows   []Row
+	// Alerts are the newest status changes, newest first.
+	Alerts []Alert
 }
 
 // Snapshot returns every site's row at time now, in the board's order;
@@ -173,6 +231,9 @@ func (b *Board) Snapshot(now time.Time) Snapshot {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	out := Snapshot{At: now, Window: b.window, Rows: make([]Row, 0, len(b.order))}
+	for i := len(b.alerts) - 1; i >= 0; i-- {
+		out.Alerts = append(out.Alerts, b.alerts[i])
+	}
 	cut := now.Add(-b.window)
 	for _, url := range b.order {
 		st := b.sites[url]

@@ -136,10 +136,14 @@ func Render(s Snapshot, l Layout) string {
 	line(formatLine(cols, siteW, failW, "SITE", h[0], h[1], h[2], h[3], h[4], h[5], "LAST FAILURE"))
 
 	shown := len(rows)
+	alertLines := 0
+	if len(s.Alerts) > 0 {
+		alertLines = 1 + len(s.Alerts) // a blank line, then one per change
+	}
 	if l.Height > 0 {
 		// The header lines, summary, column header, and one line for
-		// "… more".
-		room := l.Height - head - 2
+		// "… more", and the alerts.
+		room := l.Height - head - 2 - alertLines
 		if shown > room {
 			shown = max(room-1, 0)
 		}
@@ -195,6 +199,27 @@ func Render(s Snapshot, l Layout) string {
 		}
 		line(fmt.Sprintf("… %d more sites not shown (%d of them down); enlarge the terminal to see them", len(hidden), hiddenDown))
 	}
+	if alertLines > 0 {
+		line("")
+		for _, a := range s.Alerts {
+			text := fmt.Sprintf("%s  %-13s  %s", a.At.In(s.At.Location()).Format("15:04:05"), alertLabel(a), oneLine(a.Name))
+			if a.Detail != "" {
+				text += " · " + oneLine(a.Detail)
+			}
+			if l.Width > 0 {
+				text = truncEnd(text, l.Width)
+			}
+			if l.Color {
+				color := ansiGreen
+				if a.Kind == "down" || a.Kind == "cert_expiring" {
+					color = ansiRed
+				}
+				text = color + text + ansiReset
+			}
+			b.WriteString(text)
+			b.WriteByte('\n')
+		}
+	}
 	return b.String()
 }
 
@@ -212,6 +237,21 @@ func failureText(r Row, at time.Time, narrow bool) string {
 		f += " " + oneLine(r.LastError)
 	}
 	return f
+}
+
+// alertLabel names a change the way the table's status column does.
+func alertLabel(a Alert) string {
+	switch a.Kind {
+	case "down":
+		return fmt.Sprintf("ALERT DOWN×%d", a.Consecutive)
+	case "up":
+		return "RESOLVED up"
+	case "cert_expiring":
+		return "CERT EXPIRING"
+	case "cert_ok":
+		return "CERT RENEWED"
+	}
+	return a.Kind
 }
 
 // rank orders rows: down, then not checked yet, then up.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -40,7 +41,10 @@ type Config struct {
 	// Topics are the result topics (status_request_succeeded and
 	// status_request_failed with any prefix).
 	Topics []string
-	Board  *Board
+	// ChangesTopic is status_changes (with any prefix), whose changes the
+	// table lists below the sites; empty: none.
+	ChangesTopic string
+	Board        *Board
 	// Out receives the table when Terminal is set.
 	Out io.Writer
 	// Terminal redraws the table on Out every Refresh. Without it, Run
@@ -214,7 +218,11 @@ func consume(ctx context.Context, cfg Config, since time.Time, log *slog.Logger,
 	var errLog retry.RateLog
 	errLog.Every = 10 * time.Second
 	var errMu sync.Mutex
-	for _, topic := range cfg.Topics {
+	topics := cfg.Topics
+	if cfg.ChangesTopic != "" {
+		topics = append(slices.Clip(topics), cfg.ChangesTopic)
+	}
+	for _, topic := range topics {
 		parts, err := client.Partitions(topic)
 		if err != nil {
 			return fmt.Errorf("dashboard: partitions of %s: %w", topic, err)
@@ -234,6 +242,12 @@ func consume(ctx context.Context, cfg Config, since time.Time, log *slog.Logger,
 						if !ok {
 							cancel(fmt.Errorf("dashboard: consumer of %s/%d stopped", topic, p))
 							return
+						}
+						if topic == cfg.ChangesTopic {
+							if c, err := codecs.DecodeStatusChange(m.Value); err == nil {
+								cfg.Board.AddChange(c)
+							}
+							continue
 						}
 						r, err := codecs.DecodeResult(m.Value)
 						// An undecodable message goes to the dead letters

@@ -435,3 +435,49 @@ func TestDeadLetterMetricExportedAtZero(t *testing.T) {
 		t.Errorf("sitewatch_sink_dead_letters_total at 0 for reasons %v, want decode and rejected", reasons)
 	}
 }
+
+// TestIncidentsFromChanges: the incidents sink opens an incident with a
+// down change and closes it with the up change, once however often the
+// changes are delivered; the open-incidents gauge follows.
+func TestIncidentsFromChanges(t *testing.T) {
+	t.Parallel()
+	const topicChanges = "status_changes"
+	k := newKafka(t, 2, topicChanges, topicDLQ)
+	store := openStore(t)
+	const group = "sink-incidents"
+	site := sites[0]
+	change := func(id, kind string, since time.Time) *kgo.Record {
+		c := &codecs.StatusChange{ChangeID: id, URL: site, Kind: kind, State: kind, PreviousState: codecs.StateUp,
+			Since: since, ChangedAt: since.Add(2 * time.Minute), Consecutive: 3, EventID: "e-" + id}
+		if kind == codecs.ChangeUp {
+			c.PreviousState = codecs.StateDown
+		}
+		b, err := codecs.StatusChangeCodec{}.Encode(c)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &kgo.Record{Topic: topicChanges, Key: []byte(site), Value: b}
+	}
+	down := change("c1", codecs.ChangeDown, base)
+	k.produce(down, change("c1", codecs.ChangeDown, base), &kgo.Record{Topic: topicChanges, Key: []byte(site), Value: []byte(`{"v":1}`)})
+	r := startSink(t, k, sinks.Config{Group: group, Topics: []string{topicChanges}, Kind: sinks.Incidents}, store)
+	k.waitCommitted(group, topicChanges)
+	if got := r.metric(t, "sitewatch_incidents_open"); got != 1 {
+		t.Errorf("open incidents gauge = %v, want 1", got)
+	}
+	k.produce(change("c2", codecs.ChangeUp, base.Add(10*time.Minute)), change("c1", codecs.ChangeDown, base))
+	k.waitCommitted(group, topicChanges)
+	var n, open int
+	if err := store.DB().QueryRow("SELECT count(*), count(*) FILTER (WHERE ended_at IS NULL) FROM incidents").Scan(&n, &open); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 || open != 0 {
+		t.Errorf("incidents: %d rows, %d open; want one, closed", n, open)
+	}
+	if got := r.metric(t, "sitewatch_incidents_open"); got != 0 {
+		t.Errorf("open incidents gauge = %v, want 0", got)
+	}
+	if dls := k.deadLetters(); len(dls) != 1 || !strings.HasPrefix(dls[0].Reason, "decode status change:") {
+		t.Errorf("dead letters = %+v, want the one undecodable change", dls)
+	}
+}

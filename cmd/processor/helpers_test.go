@@ -526,7 +526,14 @@ func withHost(t *testing.T, databaseURL, hostport string) string {
 // enough arrived or the timeout passes.
 func deadLetters(t *testing.T, addrs []string, timeout time.Duration, done func([]*codecs.DeadLetter) bool) []*codecs.DeadLetter {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.ConsumeTopics(string(topics.DeadLetters)),
+	return readTopic(t, addrs, topics.DeadLetters, timeout, codecs.DecodeDeadLetter, done)
+}
+
+// readTopic reads topic from its start, decoding every record, until done
+// says so or the timeout passes.
+func readTopic[T any](t *testing.T, addrs []string, topic goka.Stream, timeout time.Duration, decode func([]byte) (*T, error), done func([]*T) bool) []*T {
+	t.Helper()
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.ConsumeTopics(string(topic)),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	if err != nil {
 		t.Fatal(err)
@@ -534,15 +541,15 @@ func deadLetters(t *testing.T, addrs []string, timeout time.Duration, done func(
 	defer cl.Close()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
-	var out []*codecs.DeadLetter
+	var out []*T
 	for !done(out) && ctx.Err() == nil {
 		cl.PollFetches(ctx).EachRecord(func(r *kgo.Record) {
-			d, err := codecs.DecodeDeadLetter(r.Value)
+			v, err := decode(r.Value)
 			if err != nil {
-				t.Errorf("undecodable dead letter at offset %d: %v: %q", r.Offset, err, r.Value)
+				t.Errorf("undecodable record on %s at offset %d: %v: %q", topic, r.Offset, err, r.Value)
 				return
 			}
-			out = append(out, d)
+			out = append(out, v)
 		})
 	}
 	return out

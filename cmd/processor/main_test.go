@@ -285,6 +285,7 @@ func TestPoisonMessages(t *testing.T) {
 	for _, pm := range resultPoison {
 		for _, tp := range []string{string(topics.Succeeded), string(topics.Failed)} {
 			want[origin{"windows", tp, string(pm.value)}] = pm.reason
+			want[origin{"alerts", tp, string(pm.value)}] = pm.reason
 			want[origin{"sink_results", tp, string(pm.value)}] = pm.reason
 		}
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/sitewatch/sitewatch/dashboard"
 	"github.com/sitewatch/sitewatch/internal/demo"
 	"github.com/sitewatch/sitewatch/kafkaconn"
+	"github.com/sitewatch/sitewatch/processors/alerts"
 	"github.com/sitewatch/sitewatch/processors/windows"
 )
 
@@ -148,6 +149,9 @@ func (a *AllInOne) Run(ctx context.Context) error {
 	if embeddedStore {
 		a.Processor.DatabaseURL = dir.SQLiteURL()
 	}
+	// The alerts take site names and thresholds from the same file (and
+	// reload it on SIGHUP with the emitter).
+	a.Processor.Sites = a.Emitter.Sites
 	if embeddedKafka && !a.given("topic-partitions") {
 		a.Kafka.Partitions = LocalPartitions
 	}
@@ -298,8 +302,9 @@ func (a *AllInOne) run(ctx context.Context, env Env, dir *DataDir, embeddedKafka
 	g.Go(func() error {
 		cfg := dashboard.Config{
 			Brokers: a.Kafka.Brokers, Sarama: saramaCfg,
-			Topics: []string{string(topics.Succeeded), string(topics.Failed)},
-			Board:  board, Out: a.Stdout, Terminal: table, Refresh: a.Local.Refresh,
+			Topics:       []string{string(topics.Succeeded), string(topics.Failed)},
+			ChangesTopic: string(topics.StatusChanges),
+			Board:        board, Out: a.Stdout, Terminal: table, Refresh: a.Local.Refresh,
 			Logger: log,
 		}
 		if table {
@@ -556,8 +561,9 @@ func (d *DataDir) Close() error {
 // Consumer groups of the processor's sinks, as RunProcessor names them
 // (before the topic prefix).
 const (
-	groupSinkResults = "sink_results"
-	groupSinkWindows = "sink_windows"
+	groupSinkResults   = "sink_results"
+	groupSinkWindows   = "sink_windows"
+	groupSinkIncidents = "sink_incidents"
 )
 
 // CatchUpTimeout bounds how long the all-in-one command, at shutdown,
@@ -566,10 +572,11 @@ const (
 const CatchUpTimeout = 15 * time.Second
 
 // waitProcessed waits, up to CatchUpTimeout, until the processor's groups
-// have committed everything on their input topics: first the windows group
-// and the results sink on the result topics, then the windows sink on the
-// windows topic (whose end is read after the windows group caught up, so
-// it includes the windows that the last results closed).
+// have committed everything on their input topics: first the windows and
+// alerts groups and the results sink on the result topics, then the
+// windows and incidents sinks on the topics those groups write (whose ends
+// are read after the groups caught up, so they include what the last
+// results made).
 func (a *AllInOne) waitProcessed(ctx context.Context, cfg *sarama.Config, log *slog.Logger) {
 	ctx, cancel := context.WithTimeout(ctx, CatchUpTimeout)
 	defer cancel()
@@ -593,14 +600,17 @@ func (a *AllInOne) waitProcessed(ctx context.Context, cfg *sarama.Config, log *s
 	topics := a.Kafka.Topics()
 	results := []string{string(topics.Succeeded), string(topics.Failed)}
 	start := time.Now()
+	// A consumer of a topic another group writes waits for that group.
 	for _, step := range []struct {
 		on     bool
 		group  goka.Group
 		topics []string
 	}{
 		{parts[PartWindows], a.Kafka.Group(string(windows.DefaultGroup)), results},
+		{parts[PartAlerts], a.Kafka.Group(string(alerts.DefaultGroup)), results},
 		{parts[PartSinkResults], a.Kafka.Group(groupSinkResults), results},
 		{parts[PartSinkWindows], a.Kafka.Group(groupSinkWindows), []string{string(topics.Windows)}},
+		{parts[PartSinkIncidents], a.Kafka.Group(groupSinkIncidents), []string{string(topics.StatusChanges)}},
 	} {
 		if !step.on {
 			continue

@@ -8,13 +8,18 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"os/signal"
 	"path/filepath"
+	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/sitewatch/sitewatch/config"
 	"github.com/sitewatch/sitewatch/kafkaconn"
+	"github.com/sitewatch/sitewatch/processors/alerts"
 	"github.com/sitewatch/sitewatch/processors/windows"
 	"github.com/sitewatch/sitewatch/sinks"
 	"github.com/sitewatch/sitewatch/sinks/notify"
@@ -24,9 +29,11 @@ import (
 
 // Processor components selectable with -run.
 const (
-	PartWindows     = "windows"
-	PartSinkResults = "sink-results"
-	PartSinkWindows = "sink-windows"
+	PartWindows       = "windows"
+	PartSinkResults   = "sink-results"
+	PartSinkWindows   = "sink-windows"
+	PartAlerts        = "alerts"
+	PartSinkIncidents = "sink-incidents"
 	// PartNotify sends status_changes to the -alert-webhook and
 	// -alert-slack-webhook destinations; with none it does nothing.
 	PartNotify = "notify"
@@ -40,6 +47,10 @@ const (
 	// is visible to every user of the machine (ps).
 	EnvAlertSecret = "SITEWATCH_ALERT_SECRET"
 )
+
+// allParts are the components of -run, in the order they are listed; all
+// of them run by default.
+var allParts = []string{PartWindows, PartSinkResults, PartSinkWindows, PartAlerts, PartSinkIncidents, PartNotify}
 
 // ProcessorFlags are the processor's own flags.
 type ProcessorFlags struct {
@@ -60,6 +71,13 @@ type ProcessorFlags struct {
 	AlertSecret        string
 	AlertMaxAge        time.Duration
 	AlertTimeout       time.Duration
+	AlertFailures      int
+	AlertSuccesses     int
+	AlertCertDays      int
+	// Sites is the sites file the alerts read names and per-site
+	// thresholds from (the processor's -sites; the all-in-one passes its
+	// own). Empty: every site gets the defaults and its URL as name.
+	Sites string
 }
 
 // RegisterProcessor declares the processor's flags on fs.
@@ -67,15 +85,18 @@ func RegisterProcessor(fs *flag.FlagSet) *ProcessorFlags {
 	f := &ProcessorFlags{}
 	RegisterDatabase(fs, &f.DatabaseURL)
 	fs.BoolVar(&f.Migrate, "migrate", true, "apply database migrations at start")
-	fs.StringVar(&f.Run, "run", strings.Join([]string{PartWindows, PartSinkResults, PartSinkWindows, PartNotify}, ","),
-		"components to run, comma-separated: windows, sink-results, sink-windows, notify (each scales on its own)")
+	fs.StringVar(&f.Run, "run", strings.Join(allParts, ","),
+		"components to run, comma-separated: "+strings.Join(allParts, ", ")+" (each scales on its own)")
 	fs.IntVar(&f.BatchSize, "batch-size", sinks.DefaultBatchSize, "most events per database write")
 	fs.DurationVar(&f.FlushInterval, "flush-interval", sinks.DefaultFlushInterval, "longest an event waits before its batch is written")
 	fs.DurationVar(&f.Retention, "retention", 90*24*time.Hour, "how long raw check results are kept (daily partitions older than this are dropped; 0 keeps all)")
 	fs.IntVar(&f.PartitionsAhead, "partitions-ahead", 3, "daily partitions of check_results created ahead of today")
 	fs.DurationVar(&f.WindowSize, "window-size", windows.DefaultWindowSize, "aggregation window length (the contract's is 5m; shorter only for testing)")
 	fs.DurationVar(&f.WindowGrace, "window-grace", windows.DefaultGrace, "how late an event may arrive and still update its window")
-	fs.StringVar(&f.StateDir, "state-dir", os.Getenv("SITEWATCH_STATE_DIR"), "directory for the windows table's local copy (empty: in memory, rebuilt from Kafka at start) (env SITEWATCH_STATE_DIR)")
+	fs.StringVar(&f.StateDir, "state-dir", os.Getenv("SITEWATCH_STATE_DIR"), "directory for the local copies of the windows and alerts tables (empty: in memory, rebuilt from Kafka at start) (env SITEWATCH_STATE_DIR)")
+	fs.IntVar(&f.AlertFailures, "alert-failures", alerts.DefaultFailures, "consecutive down checks that make a site down (a site's alert.failures in the sites file wins)")
+	fs.IntVar(&f.AlertSuccesses, "alert-successes", alerts.DefaultSuccesses, "consecutive up checks that make a down site up again (a site's alert.successes wins)")
+	fs.IntVar(&f.AlertCertDays, "alert-cert-days", alerts.DefaultCertDays, "report a certificate (cert_expiring) when fewer than this many days remain")
 	f.AlertWebhooks.fromEnv(EnvAlertWebhooks)
 	fs.Var(&f.AlertWebhooks, "alert-webhook", "URL to POST every status change to as JSON (repeatable; env "+EnvAlertWebhooks+", comma-separated; signed when "+EnvAlertSecret+" is set)")
 	f.AlertSlackWebhooks.fromEnv(EnvAlertSlackWebhooks)
@@ -128,6 +149,13 @@ func (l *URLList) Set(v string) error {
 	return nil
 }
 
+// RegisterProcessorSites declares the processor's -sites (the all-in-one
+// has the emitter's, which it passes on).
+func RegisterProcessorSites(fs *flag.FlagSet, f *ProcessorFlags) {
+	fs.StringVar(&f.Sites, "sites", os.Getenv("SITEWATCH_SITES"),
+		"sites file (YAML) the alerts take site names and alert thresholds from; optional (env SITEWATCH_SITES)")
+}
+
 // RegisterDatabase declares -database-url, defaulting to DATABASE_URL.
 func RegisterDatabase(fs *flag.FlagSet, dst *string) {
 	fs.StringVar(dst, "database-url", os.Getenv("DATABASE_URL"),
@@ -139,12 +167,12 @@ func (f *ProcessorFlags) parts() (map[string]bool, error) {
 	out := map[string]bool{}
 	for _, p := range strings.Split(f.Run, ",") {
 		p = strings.TrimSpace(p)
-		switch p {
-		case PartWindows, PartSinkResults, PartSinkWindows, PartNotify:
+		switch {
+		case slices.Contains(allParts, p):
 			out[p] = true
-		case "":
+		case p == "":
 		default:
-			return nil, Usagef("-run: unknown component %q (want windows, sink-results, sink-windows, notify)", p)
+			return nil, Usagef("-run: unknown component %q (want %s)", p, strings.Join(allParts, ", "))
 		}
 	}
 	if len(out) == 0 {
@@ -169,6 +197,12 @@ func (f *ProcessorFlags) validate() error {
 		return Usagef("-retention: %s, must not be negative (0 keeps everything)", f.Retention)
 	case f.PartitionsAhead < 0:
 		return Usagef("-partitions-ahead: %d, must not be negative", f.PartitionsAhead)
+	case f.AlertFailures < 1 || f.AlertFailures > config.MaxAlertThreshold:
+		return Usagef("-alert-failures: %d, want 1..%d", f.AlertFailures, config.MaxAlertThreshold)
+	case f.AlertSuccesses < 1 || f.AlertSuccesses > config.MaxAlertThreshold:
+		return Usagef("-alert-successes: %d, want 1..%d", f.AlertSuccesses, config.MaxAlertThreshold)
+	case f.AlertCertDays < 1:
+		return Usagef("-alert-cert-days: %d, must be at least 1", f.AlertCertDays)
 	case f.AlertMaxAge <= 0:
 		return Usagef("-alert-max-age: %s, must be positive", f.AlertMaxAge)
 	case f.AlertTimeout <= 0:
@@ -293,7 +327,7 @@ func RunProcessor(ctx context.Context, env Env, k *kafkaconn.Options, f *Process
 		return &UsageError{err}
 	}
 	log := env.Logger.With("component", "processor")
-	needStore := parts[PartSinkResults] || parts[PartSinkWindows]
+	needStore := parts[PartSinkResults] || parts[PartSinkWindows] || parts[PartSinkIncidents]
 	if needStore && f.DatabaseURL == "" {
 		return Usagef("-database-url: no database given (or set DATABASE_URL)")
 	}
@@ -333,6 +367,30 @@ func RunProcessor(ctx context.Context, env Env, k *kafkaconn.Options, f *Process
 		}
 		runs = append(runs, wp.Run)
 	}
+	var ap *alerts.Processor
+	if parts[PartAlerts] {
+		rules, err := alertRules(f.Sites)
+		if err != nil {
+			return err
+		}
+		ap, err = alerts.New(alerts.Config{
+			Brokers: k.Brokers, Sarama: saramaCfg,
+			Topics: alerts.Topics{Succeeded: topics.Succeeded, Failed: topics.Failed, Changes: topics.StatusChanges, DeadLetters: topics.DeadLetters},
+			Group:  k.Group(string(alerts.DefaultGroup)), Failures: f.AlertFailures, Successes: f.AlertSuccesses, CertDays: f.AlertCertDays,
+			Rules: rules, StorageDir: f.StateDir, Logger: log, Registerer: env.Registry,
+			TopicManager: k.TopicManagerBuilder(saramaCfg), Health: env.Health.Part(PartAlerts),
+		})
+		if err != nil {
+			return &UsageError{fmt.Errorf("alerts: %w", err)}
+		}
+		runs = append(runs, ap.Run)
+		if f.Sites != "" {
+			runs = append(runs, func(ctx context.Context) error {
+				reloadAlertRules(ctx, log, f.Sites, ap)
+				return nil
+			})
+		}
+	}
 	if needStore {
 		if pm, ok := store.Store.(partitionMaintainer); ok {
 			runs = append(runs, func(ctx context.Context) error {
@@ -346,8 +404,8 @@ func RunProcessor(ctx context.Context, env Env, k *kafkaconn.Options, f *Process
 			group  string
 			topics []string
 		}{
-			{PartSinkResults, sinks.Results, "sink_results", []string{string(topics.Succeeded), string(topics.Failed)}},
-			{PartSinkWindows, sinks.Windows, "sink_windows", []string{string(topics.Windows)}},
+			{PartSinkResults, sinks.Results, groupSinkResults, []string{string(topics.Succeeded), string(topics.Failed)}},
+			{PartSinkWindows, sinks.Windows, groupSinkWindows, []string{string(topics.Windows)}},
 		} {
 			if !parts[sc.part] {
 				continue
@@ -364,6 +422,24 @@ func RunProcessor(ctx context.Context, env Env, k *kafkaconn.Options, f *Process
 			}
 			runs = append(runs, s.Run)
 		}
+	}
+	if parts[PartSinkIncidents] {
+		is, ok := store.Store.(sinks.IncidentStore)
+		if !ok {
+			return Usagef("-run %s: the store keeps no incidents", PartSinkIncidents)
+		}
+		// A sink of status changes, like notify's, into the incidents table.
+		s, err := sinks.NewChanges(sinks.Config{
+			Brokers: k.Brokers, Sarama: saramaCfg, Group: string(k.Group(groupSinkIncidents)),
+			Topics: []string{string(topics.StatusChanges)}, Name: "incidents", DeadLetterTopic: string(topics.DeadLetters),
+			BatchSize: f.BatchSize, FlushInterval: f.FlushInterval,
+			Logger: log, Registerer: env.Registry,
+			Health: env.Health.Part(PartSinkIncidents), OutageAfter: env.OutageAfter,
+		}, is)
+		if err != nil {
+			return &UsageError{fmt.Errorf("%s: %w", PartSinkIncidents, err)}
+		}
+		runs = append(runs, s.Run)
 	}
 	if parts[PartNotify] {
 		n, err := notify.New(notify.Config{
@@ -392,6 +468,50 @@ func RunProcessor(ctx context.Context, env Env, k *kafkaconn.Options, f *Process
 		return err
 	}
 	return nil
+}
+
+// alertRules reads the site names and alert thresholds from the sites
+// file, if one is given.
+func alertRules(path string) (map[string]alerts.Rule, error) {
+	if path == "" {
+		return nil, nil
+	}
+	f, err := LoadSites(path)
+	if err != nil {
+		return nil, err
+	}
+	return AlertRules(f.Sites), nil
+}
+
+// reloadAlertRules reloads the alerts' site names and thresholds on
+// SIGHUP until ctx ends; a bad file is logged and the old rules stay.
+func reloadAlertRules(ctx context.Context, log *slog.Logger, path string, ap *alerts.Processor) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			rules, err := alertRules(path)
+			if err != nil {
+				log.Error("alerts: sites file not reloaded; keeping the previous thresholds", "path", path, "err", err)
+				continue
+			}
+			ap.SetRules(rules)
+			log.Info("alerts: sites file reloaded", "path", path, "sites", len(rules))
+		}
+	}
+}
+
+// AlertRules maps the sites to what the alerts need of them.
+func AlertRules(sites []config.Site) map[string]alerts.Rule {
+	out := make(map[string]alerts.Rule, len(sites))
+	for _, s := range sites {
+		out[s.URL] = alerts.Rule{Name: s.Name, Failures: s.Alert.Failures, Successes: s.Alert.Successes}
+	}
+	return out
 }
 
 // maintainPartitions keeps daily partitions created ahead and drops expired

@@ -68,7 +68,7 @@ func (h *inOrderHandler) Cleanup(sarama.ConsumerGroupSession) error {
 func (h *inOrderHandler) ConsumeClaim(_ sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
 	// What a previous owner committed is done; anything this session
 	// reads is not, until it is marked.
-	h.marks.start(claim.Topic(), claim.Partition(), claim.InitialOffset())
+	h.marks.start(claim.Topic(), claim.Partition(), claim.InitialOffset(), claim.HighWaterMarkOffset())
 	p := h.sess.pending(claim.Topic(), claim.Partition())
 	out := make(chan *sarama.ConsumerMessage)
 	// Every message is recorded as delivered before goka can see it, so a
@@ -77,6 +77,7 @@ func (h *inOrderHandler) ConsumeClaim(_ sarama.ConsumerGroupSession, claim saram
 		defer close(out)
 		for msg := range claim.Messages() {
 			p.deliver(msg.Offset)
+			h.marks.setHighWater(claim.Topic(), claim.Partition(), claim.HighWaterMarkOffset())
 			select {
 			case out <- msg:
 			case <-h.sess.Context().Done():
@@ -178,19 +179,61 @@ type Marks struct {
 	// any partition ever was (goka's tester bypasses the consumer group).
 	next map[topicPartition]int64
 	used bool
+	// claimed and highWater are each claimed partition's initial offset
+	// and newest known high-water mark, for Behind.
+	claimed   map[topicPartition]int64
+	highWater map[topicPartition]int64
 }
 
 // NewMarks returns marks with no partition claimed yet.
 func NewMarks() *Marks {
-	return &Marks{next: map[topicPartition]int64{}}
+	return &Marks{next: map[topicPartition]int64{}, claimed: map[topicPartition]int64{}, highWater: map[topicPartition]int64{}}
 }
 
 // start records a new claim of the partition, read from initial on.
-func (c *Marks) start(topic string, partition int32, initial int64) {
+func (c *Marks) start(topic string, partition int32, initial, highWater int64) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.used = true
-	c.next[topicPartition{topic, partition}] = initial
+	tp := topicPartition{topic, partition}
+	c.next[tp] = initial
+	c.claimed[tp] = initial
+	// A claim knows its high-water mark only after its first fetch; keep
+	// what SetHighWater learnt from the broker meanwhile.
+	c.highWater[tp] = max(c.highWater[tp], highWater)
+}
+
+// SetHighWater records a partition's high-water mark as the broker
+// reported it (at a rebalance, before the claim's first fetch).
+func (c *Marks) SetHighWater(topic string, partition int32, hw int64) {
+	c.setHighWater(topic, partition, hw)
+}
+
+func (c *Marks) setHighWater(topic string, partition int32, hw int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	tp := topicPartition{topic, partition}
+	if hw > c.highWater[tp] {
+		c.highWater[tp] = hw
+	}
+}
+
+// Behind reports whether the partition of topic has messages not yet
+// processed: next is the offset after the last one the processor handled
+// (-1 when it handled none since the claim). known is false when the
+// partition is not claimed through the consumer group (goka's tester).
+func (c *Marks) Behind(topic string, partition int32, next int64) (behind, known bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	tp := topicPartition{topic, partition}
+	initial, ok := c.claimed[tp]
+	if !ok {
+		return false, false
+	}
+	if next < initial {
+		next = initial
+	}
+	return next < c.highWater[tp], true
 }
 
 // advance records that every message before next is done.

@@ -38,7 +38,7 @@
 // the same id, and receivers deduplicate on it. goka writes the table and
 // status_changes independently: when a crash loses the emission but not
 // the table write, the input offset is not committed (offsets are committed
-// in order, gokautil.InOrderCommits), the event is read again, found
+// in order, kafkarun.InOrderCommits), the event is read again, found
 // applied, and the changes it made are sent again with their ids. Delivery
 // to status_changes is thus at least once, with stable ids.
 //

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -15,7 +16,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sitewatch/sitewatch/codecs"
-	"github.com/sitewatch/sitewatch/internal/gokautil"
+	"github.com/sitewatch/sitewatch/internal/kafkarun"
 )
 
 // Defaults of Config, as in the contract's flags.
@@ -26,8 +27,15 @@ const (
 	DefaultCertDays             = 14
 )
 
-// consumerName is the consumer recorded in dead letters.
-const consumerName = "alerts"
+const (
+	// consumerName is the consumer recorded in dead letters.
+	consumerName = "alerts"
+	// visitorName is the goka visitor that applies held-back events.
+	visitorName = "flush-pending"
+	// flushEvery is how often held-back events are looked at when no new
+	// event of their URL arrives.
+	flushEvery = time.Second
+)
 
 // Topics names the streams the processor reads and writes.
 type Topics struct {
@@ -68,6 +76,9 @@ type Config struct {
 	// TopicManager creates the table topic; nil means goka's over a copy
 	// of Sarama.
 	TopicManager goka.TopicManagerBuilder
+	// Health, when not nil, is told why the processor is not processing
+	// (starting, restarting) and nil once it is (see kafkarun.Supervisor).
+	Health func(error)
 	// Now is the wall clock of dead letters (tests pass a fake one).
 	Now func() time.Time
 	// GokaOptions are appended after the processor's own options; tests
@@ -132,11 +143,15 @@ type Processor struct {
 	sites   atomic.Pointer[map[string]Rule]
 	log     *slog.Logger
 	metrics *metrics
-	marks   *gokautil.CommitMarks
-	sup     *gokautil.Supervisor
-	// onChange, when set, sees every change emitted (the all-in-one logs
-	// them); called from goka's partition goroutines.
-	onChange atomic.Pointer[func(*codecs.StatusChange)]
+	marks   *kafkarun.Marks
+	dead    kafkarun.DeadLetters
+	sup     *kafkarun.Supervisor
+	order   *order
+	// holding counts the URLs with held-back events; flushSoon asks for a
+	// flush visit whatever the count (after a start or rebalance, when the
+	// table may hold events held by a previous owner).
+	holding   atomic.Int64
+	flushSoon atomic.Bool
 }
 
 // New builds the processor and creates its table topic. The input topics
@@ -155,30 +170,34 @@ func New(cfg Config) (*Processor, error) {
 		},
 		log:     cfg.Logger.With("processor", string(cfg.Group)),
 		metrics: newMetrics(),
-		marks:   gokautil.NewCommitMarks(),
+		marks:   kafkarun.NewMarks(),
 	}
 	p.SetRules(cfg.Rules)
-	saramaCopy := func() *sarama.Config { return gokautil.GroupSarama(cfg.Sarama) }
-	tm := cfg.TopicManager
-	if tm == nil {
-		tm = goka.TopicManagerBuilderWithConfig(saramaCopy(), goka.NewTopicManagerConfig())
+	p.order = newOrder(p.marks, cfg.Now, string(cfg.Topics.Succeeded), string(cfg.Topics.Failed))
+	p.flushSoon.Store(true)
+	p.dead = kafkarun.DeadLetters{
+		Topic: cfg.Topics.DeadLetters, Consumer: string(cfg.Group),
+		Log: p.log, Count: p.metrics.deadLetters, Now: cfg.Now,
 	}
-	opts := append([]goka.ProcessorOption{
-		goka.WithLogger(gokautil.LibraryLogger(cfg.Logger.With("lib", "goka", "processor", string(cfg.Group)))),
+	opts := append(kafkarun.ProcessorOptions(cfg.Brokers, cfg.Sarama, cfg.TopicManager, p.marks),
+		goka.WithLogger(kafkarun.Logger(p.log, "goka")),
 		goka.WithStorageBuilder(cfg.Storage),
-		goka.WithTopicManagerBuilder(tm),
-		goka.WithProducerBuilder(goka.ProducerBuilderWithConfig(saramaCopy())),
-		// In-order commits: a crash must not skip a message whose change
-		// was still in flight while a later message's offset committed.
-		goka.WithConsumerGroupBuilder(gokautil.InOrderCommits(goka.ConsumerGroupBuilderWithConfig(saramaCopy()), p.marks)),
-		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(saramaCopy())),
+		// A message without a value reaches the callback, which sends it to
+		// the dead letters instead of silently skipping it.
 		goka.WithNilHandling(goka.NilProcess),
-	}, cfg.GokaOptions...)
-	p.sup = &gokautil.Supervisor{
-		Name:     "alerts",
+		goka.WithRebalanceCallback(func(a goka.Assignment) {
+			p.order.reset()
+			p.learnHighWater(a)
+			p.flushSoon.Store(true)
+		}),
+	)
+	opts = append(opts, cfg.GokaOptions...)
+	p.sup = &kafkarun.Supervisor{
+		Name: string(cfg.Group), Log: p.log,
 		Build:    func() (*goka.Processor, error) { return goka.NewProcessor(cfg.Brokers, p.Graph(), opts...) },
-		Log:      p.log,
+		Run:      p.runOnce,
 		Restarts: p.metrics.restarts,
+		Health:   cfg.Health,
 	}
 	if err := p.sup.Start(); err != nil {
 		return nil, fmt.Errorf("create alerts processor: %w", err)
@@ -198,10 +217,6 @@ func (p *Processor) SetRules(r map[string]Rule) {
 	p.sites.Store(&r)
 }
 
-// OnChange registers fn to see every change emitted, for the all-in-one's
-// log and live table. It must not block.
-func (p *Processor) OnChange(fn func(*codecs.StatusChange)) { p.onChange.Store(&fn) }
-
 // Graph returns the processor's goka group graph. The inputs are read as
 // raw bytes and decoded in the callback: a codec error would stop goka's
 // processor, while a malformed message only deserves a dead letter.
@@ -212,15 +227,73 @@ func (p *Processor) Graph() *goka.GroupGraph {
 		goka.Input(t.Failed, new(codec.Bytes), p.consume),
 		goka.Output(t.Changes, codecs.StatusChangeCodec{}),
 		goka.Output(t.DeadLetters, codecs.DeadLetterCodec{}),
+		goka.Visitor(visitorName, p.visit),
 		goka.Persist(stateCodec{}),
 	)
 }
 
 // Run consumes until ctx ends, rebuilding a failed goka processor with
-// backoff (sitewatch_alerts_restarts_total, see gokautil.Supervisor).
+// backoff (sitewatch_alerts_restarts_total, see kafkarun.Supervisor).
 // After ctx ends it waits for goka to flush and returns nil. It can be
 // called once.
-func (p *Processor) Run(ctx context.Context) error { return p.sup.Run(ctx) }
+func (p *Processor) Run(ctx context.Context) error { return p.sup.Serve(ctx) }
+
+// learnHighWater asks the brokers for the high-water marks of the input
+// partitions just assigned: until a claim's first fetch its own is zero,
+// and an input topic that looks empty would not hold the other one's
+// events back (see order.go).
+func (p *Processor) learnHighWater(a goka.Assignment) {
+	if len(p.cfg.Brokers) == 0 {
+		return // goka's tester
+	}
+	client, err := sarama.NewClient(p.cfg.Brokers, kafkarun.Config(p.cfg.Sarama))
+	if err != nil {
+		p.log.Warn("high-water marks of the input partitions unknown; events are applied as they come", "err", err)
+		return
+	}
+	defer client.Close()
+	for partition := range a {
+		for _, topic := range []goka.Stream{p.cfg.Topics.Succeeded, p.cfg.Topics.Failed} {
+			hw, err := client.GetOffset(string(topic), partition, sarama.OffsetNewest)
+			if err != nil {
+				p.log.Warn("high-water mark unknown", "topic", topic, "partition", partition, "err", err)
+				continue
+			}
+			p.marks.SetHighWater(string(topic), partition, hw)
+		}
+	}
+}
+
+// runOnce runs proc and, while events are held back, visits the table
+// every flushEvery to apply those that may go. goka runs on its own
+// context, cancelled only between two visits: a visit that goka aborts
+// mid-way leaves its visitors running (see processors/windows).
+func (p *Processor) runOnce(ctx context.Context, proc *goka.Processor) error {
+	gokaCtx, stopGoka := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopGoka()
+	done := make(chan error, 1)
+	go func() { done <- proc.Run(gokaCtx) }()
+	tick := time.NewTicker(flushEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-done:
+			return err
+		case <-ctx.Done():
+			stopGoka()
+			return <-done
+		case <-tick.C:
+			if !proc.Recovered() || (p.holding.Load() <= 0 && !p.flushSoon.Load()) {
+				continue
+			}
+			p.flushSoon.Store(false)
+			err := proc.VisitAll(gokaCtx, visitorName, nil)
+			if err != nil && gokaCtx.Err() == nil && !errors.Is(err, goka.ErrVisitAborted) {
+				p.log.Warn("apply held-back events", "err", err)
+			}
+		}
+	}
+}
 
 // WaitForReady blocks until the processor has recovered its table and is
 // consuming, or ctx ends.
@@ -231,24 +304,77 @@ func (p *Processor) consume(ctx goka.Context, msg any) {
 	p.metrics.consumed.Inc()
 	data, _ := msg.([]byte)
 	if len(data) == 0 {
-		p.deadLetter(ctx, data, errors.New("empty value"))
+		p.dead.Send(ctx, data, errors.New("empty value"))
 		return
 	}
 	r, err := codecs.DecodeResult(data)
 	if err != nil {
-		p.deadLetter(ctx, data, err)
+		p.dead.Send(ctx, data, err)
 		return
 	}
 	if r.URL != ctx.Key() {
 		// The table is keyed by the message key; a result filed under
 		// another key would move the wrong URL's state.
-		p.deadLetter(ctx, data, fmt.Errorf("message key %q differs from url %q", ctx.Key(), r.URL))
+		p.dead.Send(ctx, data, fmt.Errorf("message key %q differs from url %q", ctx.Key(), r.URL))
 		return
 	}
+	p.order.processed(string(ctx.Topic()), ctx.Partition(), ctx.Offset(), ctx.Timestamp())
 	st, _ := ctx.Value().(*state)
 	if st == nil {
 		st = &state{}
 	}
+	held := len(st.Pending) > 0
+	if !st.Newest.IsZero() && !r.CheckedAt.After(st.Newest) {
+		// A re-delivery or a late event: nothing to wait for.
+		p.apply(ctx, st, r)
+	} else {
+		st.hold(&pending{Result: r, Topic: string(ctx.Topic()), TS: ctx.Timestamp()})
+	}
+	p.flush(ctx, st)
+	p.countHolding(held, st)
+	ctx.SetValue(st)
+}
+
+// visit applies the held-back events of one URL that may go now.
+func (p *Processor) visit(ctx goka.Context, _ any) {
+	st, _ := ctx.Value().(*state)
+	if st == nil || len(st.Pending) == 0 {
+		return
+	}
+	n := len(st.Pending)
+	p.flush(ctx, st)
+	if len(st.Pending) != n {
+		p.countHolding(true, st)
+		ctx.SetValue(st)
+	}
+}
+
+// countHolding keeps the count of URLs with held-back events.
+func (p *Processor) countHolding(before bool, st *state) {
+	switch after := len(st.Pending) > 0; {
+	case after && !before:
+		p.holding.Add(1)
+	case before && !after:
+		p.holding.Add(-1)
+	}
+}
+
+// flush applies st's held-back events, oldest first, while they may go.
+func (p *Processor) flush(ctx goka.Context, st *state) {
+	for len(st.Pending) > 0 {
+		e := st.Pending[0]
+		if len(st.Pending) <= maxPending && !p.order.ready(e.Topic, ctx.Partition(), e.TS) {
+			p.log.Debug("events held back until the other input topic catches up", "url", ctx.Key(),
+				"held", len(st.Pending), "oldest_event_id", e.Result.EventID, "partition", ctx.Partition())
+			return
+		}
+		st.Pending = slices.Delete(st.Pending, 0, 1)
+		p.apply(ctx, st, e.Result)
+	}
+}
+
+// apply folds one event into st and emits the changes it makes.
+func (p *Processor) apply(ctx goka.Context, st *state, r *codecs.Result) {
 	rule := (*p.sites.Load())[r.URL]
 	v, out := p.rules.apply(st, r, rule)
 	switch v {
@@ -269,11 +395,7 @@ func (p *Processor) consume(ctx goka.Context, msg any) {
 		ctx.Emit(p.cfg.Topics.Changes, r.URL, c)
 		p.metrics.changes.WithLabelValues(c.Kind).Inc()
 		p.logChange(c)
-		if fn := p.onChange.Load(); fn != nil {
-			(*fn)(c)
-		}
 	}
-	ctx.SetValue(st)
 }
 
 func (p *Processor) logChange(c *codecs.StatusChange) {
@@ -294,23 +416,4 @@ func (p *Processor) logChange(c *codecs.StatusChange) {
 	default:
 		p.log.Info("status change", attrs...)
 	}
-}
-
-// deadLetter sends a message that cannot be processed to the dead-letter
-// topic, with where it came from and why, and goes on with the next one.
-func (p *Processor) deadLetter(ctx goka.Context, data []byte, reason error) {
-	p.metrics.deadLetters.Inc()
-	p.log.Warn("message sent to dead letters",
-		"topic", string(ctx.Topic()), "partition", ctx.Partition(), "offset", ctx.Offset(),
-		"key", ctx.Key(), "reason", reason)
-	ctx.Emit(p.cfg.Topics.DeadLetters, ctx.Key(), &codecs.DeadLetter{
-		Topic:     string(ctx.Topic()),
-		Partition: ctx.Partition(),
-		Offset:    ctx.Offset(),
-		Key:       []byte(ctx.Key()),
-		Value:     data,
-		Reason:    reason.Error(),
-		Consumer:  consumerName,
-		FailedAt:  p.cfg.Now().UTC(),
-	})
 }

@@ -135,7 +135,7 @@ func TestThresholds(t *testing.T) {
 	const site = "https://shop.example/"
 	tests := []struct {
 		name, checks, want string
-		rule           Rule
+		rule               Rule
 	}{
 		{name: "healthy", checks: "uuuuuuuu", want: ""},
 		{name: "fails 5 then recovers", checks: "uuddddduuu", want: "down up"},

@@ -56,6 +56,34 @@ type state struct {
 	CertNotAfter time.Time `json:"cert_not_after,omitzero"`
 	// Sent are the last changes emitted, oldest first.
 	Sent []*codecs.StatusChange `json:"sent,omitempty"`
+	// Pending are events held back until the other input topic has caught
+	// up with them (see order.go), in checked_at order.
+	Pending []*pending `json:"pending,omitempty"`
+}
+
+// pending is one held-back event.
+type pending struct {
+	Result *codecs.Result `json:"result"`
+	Topic  string         `json:"topic"`
+	// TS is the record's timestamp (when the url_checker produced it).
+	TS time.Time `json:"ts"`
+}
+
+// hold adds an event to st.Pending in checked_at order, unless it is
+// there already (a re-delivery while it waits).
+func (st *state) hold(e *pending) {
+	for _, q := range st.Pending {
+		if q.Result.EventID == e.Result.EventID {
+			return
+		}
+	}
+	i, _ := slices.BinarySearchFunc(st.Pending, e.Result.CheckedAt, func(q *pending, t time.Time) int {
+		if q.Result.CheckedAt.After(t) {
+			return 1
+		}
+		return -1 // equal times keep arrival order
+	})
+	st.Pending = slices.Insert(st.Pending, i, e)
 }
 
 // stateCodec stores *state as JSON in the group table.
