@@ -57,8 +57,12 @@ func TestWriteResultsRoundTripAndIdempotent(t *testing.T) {
 		var code int16
 		err := row.Scan(&r.EventID, &r.URL, &r.ScheduledAt, &r.CheckedAt, &r.Outcome, &code,
 			&r.ResponseTimeMS, &r.DNSMS, &r.ConnectMS, &r.TLSMS, &r.TTFBMS, &r.TransferMS,
-			&r.BodyBytes, &r.Regexp, &r.RegexpMatched, &r.ErrorKind, &r.ErrorMessage, &r.Checker)
+			&r.BodyBytes, &r.Regexp, &r.RegexpMatched, &r.ErrorKind, &r.ErrorMessage, &r.Checker, &r.TLSNotAfter)
 		r.StatusCode = int(code)
+		if r.TLSNotAfter != nil {
+			na := r.TLSNotAfter.UTC()
+			r.TLSNotAfter = &na
+		}
 		r.V = codecs.Version
 		r.ScheduledAt, r.CheckedAt = r.ScheduledAt.UTC(), r.CheckedAt.UTC()
 		return r, err
