@@ -222,6 +222,17 @@ type running struct {
 
 func startSink(t testing.TB, k *kafka, cfg sinks.Config, store sinks.Store) *running {
 	t.Helper()
+	return startWith(t, k, cfg, func(cfg sinks.Config) (*sinks.Sink, error) { return sinks.New(cfg, store) })
+}
+
+// startChangesSink is startSink for a sink of status changes.
+func startChangesSink(t testing.TB, k *kafka, cfg sinks.Config, w sinks.ChangeWriter) *running {
+	t.Helper()
+	return startWith(t, k, cfg, func(cfg sinks.Config) (*sinks.Sink, error) { return sinks.NewChanges(cfg, w) })
+}
+
+func startWith(t testing.TB, k *kafka, cfg sinks.Config, build func(sinks.Config) (*sinks.Sink, error)) *running {
+	t.Helper()
 	cfg.Brokers = k.addrs
 	if cfg.Sarama == nil {
 		cfg.Sarama = saramaConfig()
@@ -237,9 +248,9 @@ func startSink(t testing.TB, k *kafka, cfg sinks.Config, store sinks.Store) *run
 	if cfg.Logger == nil {
 		cfg.Logger = testLogger(t)
 	}
-	s, err := sinks.New(cfg, store)
+	s, err := build(cfg)
 	if err != nil {
-		t.Fatalf("sinks.New: %v", err)
+		t.Fatalf("new sink: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{cancel: cancel, done: make(chan error, 1), reg: reg}

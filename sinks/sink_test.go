@@ -460,7 +460,7 @@ func TestIncidentsFromChanges(t *testing.T) {
 	}
 	down := change("c1", codecs.ChangeDown, base)
 	k.produce(down, change("c1", codecs.ChangeDown, base), &kgo.Record{Topic: topicChanges, Key: []byte(site), Value: []byte(`{"v":1}`)})
-	r := startSink(t, k, sinks.Config{Group: group, Topics: []string{topicChanges}, Kind: sinks.Incidents}, store)
+	r := startChangesSink(t, k, sinks.Config{Group: group, Topics: []string{topicChanges}, Name: "incidents"}, store)
 	k.waitCommitted(group, topicChanges)
 	if got := r.metric(t, "sitewatch_incidents_open"); got != 1 {
 		t.Errorf("open incidents gauge = %v, want 1", got)

@@ -4,7 +4,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/sitewatch/sitewatch/internal/gokautil"
+	"github.com/sitewatch/sitewatch/internal/kafkarun"
 )
 
 // Holding back events so that each URL's are applied in checked_at order.
@@ -36,7 +36,7 @@ const maxPending = 256
 // rebalance.
 type order struct {
 	topics []string
-	marks  *gokautil.CommitMarks
+	marks  *kafkarun.Marks
 	now    func() time.Time
 
 	mu    sync.Mutex
@@ -49,7 +49,7 @@ type topicPos struct {
 	lastSeen time.Time // wall time of the last processed message
 }
 
-func newOrder(marks *gokautil.CommitMarks, now func() time.Time, topics ...string) *order {
+func newOrder(marks *kafkarun.Marks, now func() time.Time, topics ...string) *order {
 	return &order{topics: topics, marks: marks, now: now, parts: map[int32]map[string]*topicPos{}}
 }
 
