@@ -238,7 +238,16 @@ func throughput(ctx context.Context, o options, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	aTook, err := runUntil(ctx, ap.Run, func() bool { return metric(areg, "sitewatch_alerts_changes_total") >= float64(want) })
+	last := time.Now()
+	aTook, err := runUntil(ctx, ap.Run, func() bool {
+		if time.Since(last) > 5*time.Second {
+			last = time.Now()
+			fmt.Fprintf(os.Stderr, "  … alerts: %v of %d events consumed, %v of %d changes, %v late\n",
+				metric(areg, "sitewatch_alerts_events_consumed_total"), events, metric(areg, "sitewatch_alerts_changes_total"), want,
+				metric(areg, "sitewatch_alerts_late_events_total"))
+		}
+		return metric(areg, "sitewatch_alerts_changes_total") >= float64(want)
+	})
 	if err != nil {
 		return err
 	}

@@ -14,10 +14,12 @@ import (
 // ahead (in event time) of the dense succeeded one, and applying those
 // failures before the successes between them would make a flapping site
 // look down. So an event is applied only once every other input topic of
-// its partition has been processed past the event's own record timestamp
-// (the url_checker produces a URL's checks in order), or has nothing left
-// to read. Until then it waits in the URL's state (Pending), and a later
-// event of the URL, or the flush visit, applies it.
+// its partition has been processed past the event's checked_at (plus
+// orderSlack), or has nothing left to read. Until then it waits in the
+// URL's state (Pending), and a later event of the URL, or the flush visit,
+// applies it. Event time rather than the records' timestamps: two
+// producers (one per topic) stamp a burst of records in no particular
+// order across topics.
 //
 // Live, both topics are caught up and nothing waits.
 
@@ -26,6 +28,11 @@ import (
 // read (a partition emptied by retention, a stuck fetch), and waiting
 // would delay alerts without end.
 const holdIdle = 5 * time.Second
+
+// orderSlack is how far apart in checked_at two checks of different URLs
+// may reach a topic out of order: a check is produced when it ends, up to
+// its timeout after it started.
+const orderSlack = 30 * time.Second
 
 // maxPending bounds the events a URL holds back; beyond it the oldest is
 // applied anyway.
@@ -41,34 +48,48 @@ type order struct {
 
 	mu    sync.Mutex
 	parts map[int32]map[string]*topicPos
+	// refreshed is when each partition's high-water marks were last
+	// asked of the broker: a claim learns of new records only with its
+	// next fetch, so "nothing left to read" holds only for events held
+	// before the marks were asked.
+	refreshed map[int32]time.Time
 }
 
 type topicPos struct {
 	next     int64     // offset after the last processed (-1: none yet)
-	newestTS time.Time // newest record timestamp processed
+	newest   time.Time // newest checked_at processed
 	lastSeen time.Time // wall time of the last processed message
 }
 
 func newOrder(marks *kafkarun.Marks, now func() time.Time, topics ...string) *order {
-	return &order{topics: topics, marks: marks, now: now, parts: map[int32]map[string]*topicPos{}}
+	return &order{topics: topics, marks: marks, now: now, parts: map[int32]map[string]*topicPos{}, refreshed: map[int32]time.Time{}}
 }
 
 func (o *order) reset() {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	clear(o.parts)
+	clear(o.refreshed)
+}
+
+// refreshedAt records that partition's high-water marks were asked of the
+// broker at t.
+func (o *order) refreshedAt(partition int32, t time.Time) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.refreshed[partition] = t
 }
 
 // processed records that a message of topic was processed.
-func (o *order) processed(topic string, partition int32, offset int64, ts time.Time) {
+func (o *order) processed(topic string, partition int32, offset int64, checkedAt time.Time) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	pos := o.pos(topic, partition)
 	if offset+1 > pos.next {
 		pos.next = offset + 1
 	}
-	if ts.After(pos.newestTS) {
-		pos.newestTS = ts
+	if checkedAt.After(pos.newest) {
+		pos.newest = checkedAt
 	}
 	pos.lastSeen = o.now()
 }
@@ -88,10 +109,11 @@ func (o *order) pos(topic string, partition int32) *topicPos {
 	return p
 }
 
-// ready reports whether an event of topic with record timestamp ts may be
-// applied in partition: every other input topic has processed past ts,
-// or has nothing left, or is idle.
-func (o *order) ready(topic string, partition int32, ts time.Time) bool {
+// ready reports whether an event of topic checked at t, held since
+// heldAt, may be applied in partition: every other input topic has
+// processed past t+orderSlack, or had nothing left to read when its marks
+// were asked after heldAt, or is idle.
+func (o *order) ready(topic string, partition int32, t, heldAt time.Time) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	now := o.now()
@@ -102,10 +124,9 @@ func (o *order) ready(topic string, partition int32, ts time.Time) bool {
 		pos := o.pos(other, partition)
 		behind, known := o.marks.Behind(other, partition, pos.next)
 		switch {
-		case !known || !behind:
-		case pos.newestTS.After(ts):
-			// Strictly after: timestamps have millisecond resolution, and
-			// a burst of records shares one.
+		case !known: // goka's tester: one topic at a time, in order
+		case pos.newest.After(t.Add(orderSlack)):
+		case !behind && o.refreshed[partition].After(heldAt):
 		case now.Sub(pos.lastSeen) > holdIdle:
 		default:
 			return false

@@ -32,9 +32,10 @@ const (
 	consumerName = "alerts"
 	// visitorName is the goka visitor that applies held-back events.
 	visitorName = "flush-pending"
-	// flushEvery is how often held-back events are looked at when no new
-	// event of their URL arrives.
-	flushEvery = time.Second
+	// flushEvery is how often the high-water marks are asked of the
+	// broker and held-back events looked at: the most an event waits when
+	// the other input topic has nothing older for it.
+	flushEvery = 500 * time.Millisecond
 )
 
 // Topics names the streams the processor reads and writes.
@@ -152,6 +153,8 @@ type Processor struct {
 	// table may hold events held by a previous owner).
 	holding   atomic.Int64
 	flushSoon atomic.Bool
+	// assigned are the partitions of the last rebalance.
+	assigned atomic.Pointer[[]int32]
 }
 
 // New builds the processor and creates its table topic. The input topics
@@ -187,7 +190,11 @@ func New(cfg Config) (*Processor, error) {
 		goka.WithNilHandling(goka.NilProcess),
 		goka.WithRebalanceCallback(func(a goka.Assignment) {
 			p.order.reset()
-			p.learnHighWater(a)
+			parts := make([]int32, 0, len(a))
+			for part := range a {
+				parts = append(parts, part)
+			}
+			p.assigned.Store(&parts)
 			p.flushSoon.Store(true)
 		}),
 	)
@@ -238,28 +245,30 @@ func (p *Processor) Graph() *goka.GroupGraph {
 // called once.
 func (p *Processor) Run(ctx context.Context) error { return p.sup.Serve(ctx) }
 
-// learnHighWater asks the brokers for the high-water marks of the input
-// partitions just assigned: until a claim's first fetch its own is zero,
-// and an input topic that looks empty would not hold the other one's
-// events back (see order.go).
-func (p *Processor) learnHighWater(a goka.Assignment) {
-	if len(p.cfg.Brokers) == 0 {
-		return // goka's tester
-	}
-	client, err := sarama.NewClient(p.cfg.Brokers, kafkarun.Config(p.cfg.Sarama))
-	if err != nil {
-		p.log.Warn("high-water marks of the input partitions unknown; events are applied as they come", "err", err)
+// learnHighWater asks the broker for the high-water marks of the input
+// partitions assigned here: a claim learns of new records only with its
+// next fetch, and an input topic that looks caught up must not let the
+// other one's events pass older ones it has not fetched yet (see
+// order.go).
+func (p *Processor) learnHighWater(client sarama.Client) {
+	parts := p.assigned.Load()
+	if parts == nil {
 		return
 	}
-	defer client.Close()
-	for partition := range a {
+	for _, partition := range *parts {
+		asked := p.cfg.Now()
+		ok := true
 		for _, topic := range []goka.Stream{p.cfg.Topics.Succeeded, p.cfg.Topics.Failed} {
 			hw, err := client.GetOffset(string(topic), partition, sarama.OffsetNewest)
 			if err != nil {
-				p.log.Warn("high-water mark unknown", "topic", topic, "partition", partition, "err", err)
+				ok = false
+				p.log.Debug("high-water mark unknown", "topic", topic, "partition", partition, "err", err)
 				continue
 			}
 			p.marks.SetHighWater(string(topic), partition, hw)
+		}
+		if ok {
+			p.order.refreshedAt(partition, asked)
 		}
 	}
 }
@@ -275,6 +284,12 @@ func (p *Processor) runOnce(ctx context.Context, proc *goka.Processor) error {
 	go func() { done <- proc.Run(gokaCtx) }()
 	tick := time.NewTicker(flushEvery)
 	defer tick.Stop()
+	var client sarama.Client
+	defer func() {
+		if client != nil {
+			client.Close()
+		}
+	}()
 	for {
 		select {
 		case err := <-done:
@@ -287,6 +302,17 @@ func (p *Processor) runOnce(ctx context.Context, proc *goka.Processor) error {
 				continue
 			}
 			p.flushSoon.Store(false)
+			if client == nil && len(p.cfg.Brokers) > 0 {
+				c, err := sarama.NewClient(p.cfg.Brokers, kafkarun.Config(p.cfg.Sarama))
+				if err != nil {
+					p.log.Warn("ask high-water marks; held-back events wait for the other topic", "err", err)
+				} else {
+					client = c
+				}
+			}
+			if client != nil {
+				p.learnHighWater(client)
+			}
 			err := proc.VisitAll(gokaCtx, visitorName, nil)
 			if err != nil && gokaCtx.Err() == nil && !errors.Is(err, goka.ErrVisitAborted) {
 				p.log.Warn("apply held-back events", "err", err)
@@ -318,7 +344,7 @@ func (p *Processor) consume(ctx goka.Context, msg any) {
 		p.dead.Send(ctx, data, fmt.Errorf("message key %q differs from url %q", ctx.Key(), r.URL))
 		return
 	}
-	p.order.processed(string(ctx.Topic()), ctx.Partition(), ctx.Offset(), ctx.Timestamp())
+	p.order.processed(string(ctx.Topic()), ctx.Partition(), ctx.Offset(), r.CheckedAt)
 	st, _ := ctx.Value().(*state)
 	if st == nil {
 		st = &state{}
@@ -328,7 +354,7 @@ func (p *Processor) consume(ctx goka.Context, msg any) {
 		// A re-delivery or a late event: nothing to wait for.
 		p.apply(ctx, st, r)
 	} else {
-		st.hold(&pending{Result: r, Topic: string(ctx.Topic()), TS: ctx.Timestamp()})
+		st.hold(&pending{Result: r, Topic: string(ctx.Topic()), HeldAt: p.cfg.Now()})
 	}
 	p.flush(ctx, st)
 	p.countHolding(held, st)
@@ -363,7 +389,7 @@ func (p *Processor) countHolding(before bool, st *state) {
 func (p *Processor) flush(ctx goka.Context, st *state) {
 	for len(st.Pending) > 0 {
 		e := st.Pending[0]
-		if len(st.Pending) <= maxPending && !p.order.ready(e.Topic, ctx.Partition(), e.TS) {
+		if len(st.Pending) <= maxPending && !p.order.ready(e.Topic, ctx.Partition(), e.Result.CheckedAt, e.HeldAt) {
 			p.log.Debug("events held back until the other input topic catches up", "url", ctx.Key(),
 				"held", len(st.Pending), "oldest_event_id", e.Result.EventID, "partition", ctx.Partition())
 			return

@@ -65,8 +65,8 @@ type state struct {
 type pending struct {
 	Result *codecs.Result `json:"result"`
 	Topic  string         `json:"topic"`
-	// TS is the record's timestamp (when the url_checker produced it).
-	TS time.Time `json:"ts"`
+	// HeldAt is the wall time it was held back.
+	HeldAt time.Time `json:"held_at"`
 }
 
 // hold adds an event to st.Pending in checked_at order, unless it is
