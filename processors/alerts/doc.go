@@ -26,11 +26,15 @@
 //
 // A URL's events are one partition's, and a partition is one group
 // member's: two or ten processors emit each change once. Events are applied
-// in checked_at order per URL: an event not newer than the newest applied
-// is not applied, either because it was applied before (its event_id is
-// among the last ones applied: a re-delivery) or because it is late (goka
-// interleaves the two input topics by message, not by event time); state
-// never moves twice or backwards.
+// in checked_at order per URL. goka interleaves the two input topics by
+// message, not by event time (catching up, it may read an hour of the
+// sparse failed topic before the matching successes), so an event waits in
+// the URL's state until the other topic has been processed past it or is
+// known, from the broker's high-water marks, to have nothing older (see
+// order.go); live, that is at most about half a second. An event not newer
+// than the newest applied is then not applied: either it was applied
+// before (its event_id is among the last ones applied: a re-delivery) or
+// it is late; state never moves twice or backwards.
 //
 // A change's change_id is derived from the URL, the kind and the event_id
 // of the check that crossed the threshold, so the same change derived again
