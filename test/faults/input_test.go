@@ -59,8 +59,9 @@ func resultPoison(r *rand.Rand, valid *codecs.Result) []poison {
 	b, _ := codecs.ResultCodec{}.Encode(valid)
 	with := withField(b)
 	random := randomBytes(r, 200)
+	// Every consumer of the result topics sends its own dead letter.
 	both := func(reason string) map[string]string {
-		return map[string]string{"windows": reason, "sink_results": reason}
+		return map[string]string{"windows": reason, "alerts": reason, "sink_results": reason}
 	}
 	longRes := *valid
 	var sb strings.Builder
