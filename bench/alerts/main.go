@@ -50,6 +50,7 @@ func main() { os.Exit(run()) }
 type options struct {
 	sites, cycles, partitions int
 	outage                    time.Duration
+	throughput                bool
 }
 
 func run() int {
@@ -58,6 +59,7 @@ func run() int {
 	flag.IntVar(&o.cycles, "cycles", 20, "down/up cycles per site in the backlog (5 checks, 2 changes each)")
 	flag.IntVar(&o.partitions, "partitions", 12, "partitions of the topics (the processor's default)")
 	flag.DurationVar(&o.outage, "outage", 30*time.Second, "broker outage of the second figure (0: skip it)")
+	flag.BoolVar(&o.throughput, "throughput", true, "measure the first figure")
 	flag.Parse()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
@@ -65,9 +67,11 @@ func run() int {
 	kafkaconn.RouteSaramaLogs(log)
 	fmt.Printf("alerts benchmark: %s, GOMAXPROCS=%d, %d sites × %d cycles (dddu u), %d partitions\n",
 		runtime.Version(), runtime.GOMAXPROCS(0), o.sites, o.cycles, o.partitions)
-	if err := throughput(ctx, o, log); err != nil {
-		fmt.Fprintln(os.Stderr, "alerts benchmark:", err)
-		return 1
+	if o.throughput {
+		if err := throughput(ctx, o, log); err != nil {
+			fmt.Fprintln(os.Stderr, "alerts benchmark:", err)
+			return 1
+		}
 	}
 	if o.outage > 0 {
 		if err := outage(ctx, o, log); err != nil {

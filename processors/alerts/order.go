@@ -34,6 +34,12 @@ const holdIdle = 5 * time.Second
 // its timeout after it started.
 const orderSlack = 30 * time.Second
 
+// settle is how long an event waits before a caught-up other topic lets
+// it pass: the records of one burst (an emitter's buffer sent after an
+// outage) reach the two topics through separate batches, so a check's
+// predecessor on the other topic may land a little after it.
+const settle = time.Second
+
 // maxPending bounds the events a URL holds back; beyond it the oldest is
 // applied anyway.
 const maxPending = 256
@@ -112,7 +118,7 @@ func (o *order) pos(topic string, partition int32) *topicPos {
 // ready reports whether an event of topic checked at t, held since
 // heldAt, may be applied in partition: every other input topic has
 // processed past t+orderSlack, or had nothing left to read when its marks
-// were asked after heldAt, or is idle.
+// were asked settle after heldAt, or is idle.
 func (o *order) ready(topic string, partition int32, t, heldAt time.Time) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -126,7 +132,7 @@ func (o *order) ready(topic string, partition int32, t, heldAt time.Time) bool {
 		switch {
 		case !known: // goka's tester: one topic at a time, in order
 		case pos.newest.After(t.Add(orderSlack)):
-		case !behind && o.refreshed[partition].After(heldAt):
+		case !behind && o.refreshed[partition].After(heldAt.Add(settle)):
 		case now.Sub(pos.lastSeen) > holdIdle:
 		default:
 			return false

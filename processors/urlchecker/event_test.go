@@ -21,13 +21,15 @@ func TestResultEventIsTheContractsEvent(t *testing.T) {
 	re := "Example"
 	matched := false
 	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)
+	notAfter := now.Add(72 * time.Hour)
 	req := &codecs.Request{RequestID: "r1", URL: "https://example.com/", ScheduledAt: now, NextAt: now.Add(time.Minute), Regexp: &re}
 	cases := []struct {
 		name string
 		r    checker.Result
 	}{
 		{"up", checker.Result{URL: req.URL, CheckedAt: now.Add(time.Second), Up: true, StatusCode: 200,
-			ResponseTime: d(12.5), DNS: d(1), Connect: d(2), TTFB: d(8), Transfer: d(1.5), BodyBytes: 10, RegexpMatched: &matched}},
+			ResponseTime: d(12.5), DNS: d(1), Connect: d(2), TTFB: d(8), Transfer: d(1.5), BodyBytes: 10, RegexpMatched: &matched,
+			TLSNotAfter: &notAfter}},
 		{"refused", checker.Result{URL: req.URL, CheckedAt: now.Add(time.Second), Connect: d(0.25),
 			ErrorKind: checker.KindConnect, ErrorMessage: "connect: connection refused"}},
 	}
@@ -46,6 +48,9 @@ func TestResultEventIsTheContractsEvent(t *testing.T) {
 		}
 		if tc.r.ResponseTime != nil && (got.ResponseTimeMS == nil || *got.ResponseTimeMS != 12.5) {
 			t.Errorf("%s: response_time_ms %v, want 12.5", tc.name, got.ResponseTimeMS)
+		}
+		if (tc.r.TLSNotAfter == nil) != (got.TLSNotAfter == nil) || (got.TLSNotAfter != nil && !got.TLSNotAfter.Equal(notAfter)) {
+			t.Errorf("%s: tls_not_after %v, want %v", tc.name, got.TLSNotAfter, tc.r.TLSNotAfter)
 		}
 		if !tc.r.Up && (got.ErrorKind == nil || *got.ErrorKind != codecs.ErrConnect || *got.ErrorMessage != tc.r.ErrorMessage) {
 			t.Errorf("%s: error %v %v", tc.name, got.ErrorKind, got.ErrorMessage)
