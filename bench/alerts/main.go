@@ -445,5 +445,8 @@ func outage(ctx context.Context, o options, log *slog.Logger) error {
 	fmt.Printf("  %v changes before the outage; the %d buffered checks per site produced at once when the broker came back\n", beforeOutage, buffered)
 	fmt.Printf("  last change %s after the broker came back; processor restarts %v (goka failed and was rebuilt)\n",
 		lastChange.Round(time.Millisecond), metric(reg, "sitewatch_alerts_restarts_total"))
+	fmt.Printf("  events consumed %v of %d produced; late (not applied) %v; duplicates %v\n",
+		metric(reg, "sitewatch_alerts_events_consumed_total"), i*sites,
+		metric(reg, "sitewatch_alerts_late_events_total"), metric(reg, "sitewatch_alerts_duplicate_events_total"))
 	return nil
 }
