@@ -43,7 +43,7 @@ func newMetrics() *metrics {
 		}),
 		deadLetters: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sitewatch_alerts_dead_letters_total",
-			Help: "Messages sent to the dead-letter topic because they could not be decoded.",
+			Help: "Result messages the alerts group sent to the dead-letter topic because they could not be decoded or their key was not their url.",
 		}),
 		restarts: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sitewatch_alerts_restarts_total",
