@@ -412,11 +412,15 @@ func outage(ctx context.Context, o options, log *slog.Logger) error {
 	}
 	want := changesDue(i) * sites
 	var lastChange time.Duration
-	deadline := time.Now().Add(3 * time.Minute)
-	for metric(reg, "sitewatch_alerts_changes_total") < float64(want) && time.Now().Before(deadline) {
+	// Until every change is out, or nothing more came for 20 s.
+	seen, lastAt := metric(reg, "sitewatch_alerts_changes_total"), time.Now()
+	for seen < float64(want) && time.Since(lastAt) < 20*time.Second {
 		time.Sleep(50 * time.Millisecond)
+		if n := metric(reg, "sitewatch_alerts_changes_total"); n > seen {
+			seen, lastAt = n, time.Now()
+		}
 	}
-	lastChange = time.Since(up)
+	lastChange = lastAt.Sub(up)
 	// Read status_changes: distinct ids and copies.
 	cl, err := kgo.NewClient(kgo.SeedBrokers(current.ListenAddrs()...), kgo.ConsumeTopics(string(k.topics.StatusChanges)),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
