@@ -227,12 +227,7 @@ func (s *Store) reportInsert(st insertStats) {
 func stageAndInsert(ctx context.Context, tx pgx.Tx, rs []*codecs.Result, idx []int, st *insertStats) error {
 	src := pgx.CopyFromSlice(len(idx), func(i int) ([]any, error) {
 		r := rs[idx[i]]
-		return []any{
-			int64(i), r.EventID, r.URL, r.ScheduledAt, r.CheckedAt, r.Outcome, int64(r.StatusCode),
-			r.ResponseTimeMS, r.DNSMS, r.ConnectMS, r.TLSMS, r.TTFBMS, r.TransferMS,
-			r.BodyBytes, r.Regexp, r.RegexpMatched, r.ErrorKind, r.ErrorMessage, r.Checker,
-			r.TLSNotAfter,
-		}, nil
+		return resultValues(r, []any{int64(i)}), nil
 	})
 	if _, err := tx.CopyFrom(ctx, stagedResultsTable, stagedColumns, src); err != nil {
 		return fmt.Errorf("copy to staging table: %w", err)

@@ -33,6 +33,17 @@ var checkResultsColumns = func() []string {
 	return cols
 }()
 
+// resultValues appends r's values in checkResultsColumns' order to dst:
+// one list for both paths, so that a column cannot go missing from one.
+// int64 for status_code: pgx refuses a value out of smallint's range
+// rather than wrapping it.
+func resultValues(r *codecs.Result, dst []any) []any {
+	return append(dst, r.EventID, r.URL, r.ScheduledAt, r.CheckedAt, r.Outcome, int64(r.StatusCode),
+		r.ResponseTimeMS, r.DNSMS, r.ConnectMS, r.TLSMS, r.TTFBMS, r.TransferMS,
+		r.BodyBytes, r.Regexp, r.RegexpMatched, r.ErrorKind, r.ErrorMessage, r.Checker,
+		r.TLSNotAfter)
+}
+
 // defaultRowsOfThisTx counts, after the COPY and in its transaction, the
 // rows that went to check_results_default (no daily partition covers
 // them), for the same log and metric as the deduplicating path. The rows a
@@ -48,13 +59,9 @@ FROM check_results_default WHERE xmin = pg_current_xact_id()::xid`
 func (s *Store) copyResults(ctx context.Context, rs []*codecs.Result, idx []int) (insertStats, bool) {
 	var st insertStats
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		// int64 for status_code: pgx refuses a value out of smallint's
-		// range rather than wrapping it.
 		src := pgx.CopyFromSlice(len(idx), func(i int) ([]any, error) {
 			r := rs[idx[i]]
-			return []any{r.EventID, r.URL, r.ScheduledAt, r.CheckedAt, r.Outcome, int64(r.StatusCode),
-				r.ResponseTimeMS, r.DNSMS, r.ConnectMS, r.TLSMS, r.TTFBMS, r.TransferMS,
-				r.BodyBytes, r.Regexp, r.RegexpMatched, r.ErrorKind, r.ErrorMessage, r.Checker}, nil
+			return resultValues(r, nil), nil
 		})
 		n, err := tx.CopyFrom(ctx, checkResultsTable, checkResultsColumns, src)
 		if err != nil {
