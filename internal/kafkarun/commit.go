@@ -233,6 +233,9 @@ func (c *Marks) Behind(topic string, partition int32, next int64) (behind, known
 	if next < initial {
 		next = initial
 	}
+	// A claim without a committed offset starts at sarama.OffsetOldest
+	// (negative): nothing is behind in a partition that never had a record.
+	next = max(next, 0)
 	return next < c.highWater[tp], true
 }
 

@@ -25,9 +25,10 @@ import (
 
 // holdIdle is how long (wall time) a topic that is behind may process
 // nothing before it no longer holds events back: its backlog is not being
-// read (a partition emptied by retention, a stuck fetch), and waiting
-// would delay alerts without end.
-const holdIdle = 5 * time.Second
+// read (a partition emptied by retention), and waiting would delay alerts
+// without end. Long enough that a slow first fetch after a start or a
+// rebalance does not count as idle.
+const holdIdle = 30 * time.Second
 
 // orderSlack is how far apart in checked_at two checks of different URLs
 // may reach a topic out of order: a check is produced when it ends, up to
