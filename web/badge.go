@@ -135,4 +135,3 @@ func (s *Server) badgeLatency(w http.ResponseWriter, r *http.Request) {
 	}
 	writeBadge(w, "p95 24h", value, color)
 }
-

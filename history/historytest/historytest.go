@@ -42,8 +42,8 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		for _, l := range ls {
 			got[l.URL] = l
 		}
-		if len(ls) != 2 {
-			t.Errorf("latest: %d URLs, want 2 (HalfURL has windows only): %+v", len(ls), ls)
+		if len(ls) != 3 || got[HalfURL].Failure != nil || got[HalfURL].Outcome != "up" {
+			t.Errorf("latest: %+v, want 3 URLs, HalfURL up without a failure", ls)
 		}
 		up, down := got[UpURL], got[DownURL]
 		if up.Outcome != "up" || up.Failure == nil || !up.Failure.CheckedAt.Before(sc.Now.Add(-48*time.Hour)) {

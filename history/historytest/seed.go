@@ -22,7 +22,7 @@ const (
 	// refused, every check) up to Now: an open incident.
 	DownURL = "https://down.example/"
 	// HalfURL failed half of its checks two days ago, and has no other
-	// data: a poor day and 89 days without data.
+	// data: a poor day and 89 days without data; one raw check is kept.
 	HalfURL = "https://half.example/"
 )
 
@@ -138,6 +138,8 @@ func Seed(t testing.TB, st sinks.Store, now time.Time) Scenario {
 	for i := range 4 {
 		windows = append(windows, window(HalfURL, half.Add(time.Duration(i)*5*time.Minute), 4, 2))
 	}
+	// Its raw checks are gone but one (retention dropped the others).
+	results = append(results, result(HalfURL, half.Add(time.Minute), true))
 
 	write(ctx, t, st, results, windows)
 	return sc
