@@ -47,6 +47,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	kafka := kafkaconn.RegisterFlags(fs)
 	common := app.RegisterCommon(fs)
 	flags := app.RegisterProcessor(fs)
+	app.RegisterProcessorSites(fs, flags)
 	if err := app.ParseFlags(fs, args, help, stdout); err != nil {
 		return app.ExitCode("processor", err, stderr)
 	}

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -14,12 +15,14 @@ import (
 
 	"golang.org/x/sync/errgroup"
 
+	"github.com/sitewatch/sitewatch/config"
 	"github.com/sitewatch/sitewatch/kafkaconn"
 	"github.com/sitewatch/sitewatch/processors/windows"
 	"github.com/sitewatch/sitewatch/sinks"
 	"github.com/sitewatch/sitewatch/sinks/notify"
 	"github.com/sitewatch/sitewatch/sinks/postgres"
 	"github.com/sitewatch/sitewatch/sinks/sqlite"
+	"github.com/sitewatch/sitewatch/web"
 )
 
 // Processor components selectable with -run.
@@ -30,7 +33,13 @@ const (
 	// PartNotify sends status_changes to the -alert-webhook and
 	// -alert-slack-webhook destinations; with none it does nothing.
 	PartNotify = "notify"
+	// PartWeb serves the status page, badges and API on -http-addr.
+	PartWeb = "web"
 )
+
+// defaultRun is -run's default. With it, a given -http-addr adds the web
+// part; an explicit -run lists web itself.
+var defaultRun = strings.Join([]string{PartWindows, PartSinkResults, PartSinkWindows, PartNotify}, ",")
 
 // Environment variables of the notify part.
 const (
@@ -53,6 +62,15 @@ type ProcessorFlags struct {
 	WindowSize      time.Duration
 	WindowGrace     time.Duration
 	StateDir        string
+	// HTTPAddr is where the web part listens; empty: off.
+	HTTPAddr string
+	// SitesFile names the sites file whose names and intervals the web
+	// part shows (the processor's optional -sites).
+	SitesFile string
+	// listener and sites are set by the all-in-one command, which opens
+	// the address before anything starts and has the sites loaded.
+	listener net.Listener
+	sites    []web.Site
 	// AlertWebhooks and AlertSlackWebhooks are the notify part's
 	// destinations; AlertSecret signs webhook bodies.
 	AlertWebhooks      URLList
@@ -67,8 +85,10 @@ func RegisterProcessor(fs *flag.FlagSet) *ProcessorFlags {
 	f := &ProcessorFlags{}
 	RegisterDatabase(fs, &f.DatabaseURL)
 	fs.BoolVar(&f.Migrate, "migrate", true, "apply database migrations at start")
-	fs.StringVar(&f.Run, "run", strings.Join([]string{PartWindows, PartSinkResults, PartSinkWindows, PartNotify}, ","),
-		"components to run, comma-separated: windows, sink-results, sink-windows, notify (each scales on its own)")
+	fs.StringVar(&f.Run, "run", defaultRun,
+		"components to run, comma-separated: windows, sink-results, sink-windows, notify, web (each scales on its own; web is added when -http-addr is given with the default -run)")
+	fs.StringVar(&f.HTTPAddr, "http-addr", os.Getenv("SITEWATCH_HTTP_ADDR"),
+		"address of the status page, badges and JSON API, e.g. 127.0.0.1:8080 (env SITEWATCH_HTTP_ADDR; empty: off; the all-in-one command defaults to "+DefaultLocalHTTPAddr+")")
 	fs.IntVar(&f.BatchSize, "batch-size", sinks.DefaultBatchSize, "most events per database write")
 	fs.DurationVar(&f.FlushInterval, "flush-interval", sinks.DefaultFlushInterval, "longest an event waits before its batch is written")
 	fs.DurationVar(&f.Retention, "retention", 90*24*time.Hour, "how long raw check results are kept (daily partitions older than this are dropped; 0 keeps all)")
@@ -128,6 +148,14 @@ func (l *URLList) Set(v string) error {
 	return nil
 }
 
+// RegisterProcessorSites declares the processor's optional -sites, read
+// only for the status page's site names and intervals (the all-in-one
+// command has the emitter's -sites instead).
+func RegisterProcessorSites(fs *flag.FlagSet, f *ProcessorFlags) {
+	fs.StringVar(&f.SitesFile, "sites", os.Getenv("SITEWATCH_SITES"),
+		"sites file, for the status page's names and intervals (optional: without it sites are listed by URL; env SITEWATCH_SITES)")
+}
+
 // RegisterDatabase declares -database-url, defaulting to DATABASE_URL.
 func RegisterDatabase(fs *flag.FlagSet, dst *string) {
 	fs.StringVar(dst, "database-url", os.Getenv("DATABASE_URL"),
@@ -140,15 +168,21 @@ func (f *ProcessorFlags) parts() (map[string]bool, error) {
 	for _, p := range strings.Split(f.Run, ",") {
 		p = strings.TrimSpace(p)
 		switch p {
-		case PartWindows, PartSinkResults, PartSinkWindows, PartNotify:
+		case PartWindows, PartSinkResults, PartSinkWindows, PartNotify, PartWeb:
 			out[p] = true
 		case "":
 		default:
-			return nil, Usagef("-run: unknown component %q (want windows, sink-results, sink-windows, notify)", p)
+			return nil, Usagef("-run: unknown component %q (want windows, sink-results, sink-windows, notify, web)", p)
 		}
 	}
 	if len(out) == 0 {
 		return nil, Usagef("-run: no component selected")
+	}
+	if f.HTTPAddr != "" && f.Run == defaultRun {
+		out[PartWeb] = true
+	}
+	if out[PartWeb] && f.HTTPAddr == "" {
+		return nil, Usagef("-run web: needs -http-addr (or SITEWATCH_HTTP_ADDR), e.g. 127.0.0.1:8080")
 	}
 	return out, nil
 }
@@ -293,7 +327,8 @@ func RunProcessor(ctx context.Context, env Env, k *kafkaconn.Options, f *Process
 		return &UsageError{err}
 	}
 	log := env.Logger.With("component", "processor")
-	needStore := parts[PartSinkResults] || parts[PartSinkWindows]
+	needSinks := parts[PartSinkResults] || parts[PartSinkWindows]
+	needStore := needSinks || parts[PartWeb]
 	if needStore && f.DatabaseURL == "" {
 		return Usagef("-database-url: no database given (or set DATABASE_URL)")
 	}
@@ -333,7 +368,14 @@ func RunProcessor(ctx context.Context, env Env, k *kafkaconn.Options, f *Process
 		}
 		runs = append(runs, wp.Run)
 	}
-	if needStore {
+	if parts[PartWeb] {
+		run, err := webPart(log, f, store)
+		if err != nil {
+			return err
+		}
+		runs = append(runs, run)
+	}
+	if needSinks {
 		if pm, ok := store.Store.(partitionMaintainer); ok {
 			runs = append(runs, func(ctx context.Context) error {
 				maintainPartitions(ctx, log, pm, f.PartitionsAhead, f.Retention)
@@ -392,6 +434,44 @@ func RunProcessor(ctx context.Context, env Env, k *kafkaconn.Options, f *Process
 		return err
 	}
 	return nil
+}
+
+// webPart builds the web part: the listener (unless the all-in-one command
+// opened it), the sites to name, and the server over the store's reads.
+func webPart(log *slog.Logger, f *ProcessorFlags, store Store) (func(context.Context) error, error) {
+	reader, ok := store.Store.(web.Reader)
+	if !ok {
+		return nil, fmt.Errorf("web: the store %T cannot be read", store.Store)
+	}
+	sites := f.sites
+	if sites == nil && f.SitesFile != "" {
+		file, err := LoadSites(f.SitesFile)
+		if err != nil {
+			return nil, err
+		}
+		sites = WebSites(file.Sites, f.SitesFile)
+	}
+	srv, err := web.New(web.Config{Reader: reader, Sites: func() []web.Site { return sites }, Logger: log.With("part", PartWeb)})
+	if err != nil {
+		return nil, err
+	}
+	ln := f.listener
+	if ln == nil {
+		if ln, err = web.Listen(f.HTTPAddr); err != nil {
+			return nil, err
+		}
+	}
+	log.Info("status page serving", "url", "http://"+ln.Addr().String()+"/")
+	return func(ctx context.Context) error { return web.Serve(ctx, ln, srv, log) }, nil
+}
+
+// WebSites are the sites of a sites file as the status page names them.
+func WebSites(sites []config.Site, path string) []web.Site {
+	out := make([]web.Site, 0, len(sites))
+	for _, s := range sites {
+		out = append(out, web.Site{URL: s.URL, Name: s.Name, Interval: s.Interval, Timeout: s.Timeout, Owner: "file:" + path})
+	}
+	return out
 }
 
 // maintainPartitions keeps daily partitions created ahead and drops expired
