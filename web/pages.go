@@ -15,11 +15,7 @@ import (
 //go:embed templates/*.html
 var templateFS embed.FS
 
-var templates = template.Must(template.New("").Funcs(template.FuncMap{
-	"add":  func(a, b float64) float64 { return a + b },
-	"sub":  func(a, b float64) float64 { return a - b },
-	"half": func(a int) float64 { return float64(a) / 2 },
-}).ParseFS(templateFS, "templates/*.html"))
+var templates = template.Must(template.New("").ParseFS(templateFS, "templates/*.html"))
 
 // row is one site in the overview.
 type row struct {

@@ -198,7 +198,8 @@ func (s *Store) Failures(ctx context.Context, url string, limit int) ([]history.
 // check's. It is open when it is the URL's newest run, the URL's latest
 // check is down, and that check is no more than 15 minutes after the
 // run's last window (the windows of a down period still in progress
-// arrive after it closes). %s is the URL filter.
+// arrive after it closes). The first failed check is looked up for the
+// incidents picked only (at most the limit). %s is the URL filter.
 const incidentsQuery = `WITH down AS (
   SELECT url, window_start, window_end, failures,
          CASE WHEN window_start <= lag(window_end) OVER (PARTITION BY url ORDER BY window_start) THEN 0 ELSE 1 END AS brk
@@ -216,17 +217,17 @@ const incidentsQuery = `WITH down AS (
   SELECT inc.*, coalesce(inc.recency = 1 AND s.last_outcome = 'down'
                          AND s.last_checked_at < inc.last_end + interval '15 minutes', false) AS open
     FROM inc LEFT JOIN site_status s ON s.url = inc.url
+), picked AS (
+  SELECT * FROM marked WHERE open OR NOT $3 ORDER BY first_start DESC, url LIMIT $4
 )
 SELECT m.url, coalesce(c.checked_at, m.first_start), CASE WHEN m.open THEN NULL ELSE m.last_end END,
        coalesce(c.error_kind, ''), coalesce(c.error_message, ''), m.failed
-  FROM marked m
+  FROM picked m
   LEFT JOIN LATERAL (SELECT r.checked_at, r.error_kind, r.error_message FROM check_results r
                       WHERE r.url = m.url AND r.outcome = 'down'
                         AND r.checked_at >= m.first_start AND r.checked_at < m.last_end
                       ORDER BY r.checked_at LIMIT 1) c ON true
- WHERE m.open OR NOT $3
- ORDER BY m.first_start DESC, m.url
- LIMIT $4`
+ ORDER BY m.first_start DESC, m.url`
 
 // Incidents returns the incidents q selects, newest first.
 func (s *Store) Incidents(ctx context.Context, q history.IncidentQuery) ([]history.Incident, error) {

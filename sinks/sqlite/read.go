@@ -288,20 +288,20 @@ const incidentsQuery = `WITH down AS (
   SELECT inc.*, coalesce(inc.recency = 1 AND s.last_outcome = 'down'
                          AND unixepoch(s.last_checked_at) < unixepoch(inc.last_end) + 900, 0) AS open
     FROM inc LEFT JOIN site_status s ON s.url = inc.url
+), picked AS (
+  SELECT * FROM marked WHERE open OR NOT ?3 ORDER BY first_start DESC, url LIMIT ?4
 ), first AS (
   SELECT m.*,
          (SELECT r.checked_at FROM check_results r WHERE r.url = m.url AND r.outcome = 'down'
              AND r.checked_at >= m.first_start AND r.checked_at < m.last_end ORDER BY r.checked_at LIMIT 1) AS first_failure
-    FROM marked m
+    FROM picked m
 )
 SELECT f.url, coalesce(f.first_failure, f.first_start), CASE WHEN f.open THEN NULL ELSE f.last_end END,
        coalesce(r.error_kind, ''), coalesce(r.error_message, ''), f.failed
   FROM first f
   LEFT JOIN check_results r ON r.url = f.url AND r.checked_at = f.first_failure AND r.outcome = 'down'
- WHERE f.open OR NOT ?3
  GROUP BY f.url, f.first_start
- ORDER BY f.first_start DESC, f.url
- LIMIT ?4`
+ ORDER BY f.first_start DESC, f.url`
 
 // Incidents returns the incidents q selects, newest first.
 func (s *Store) Incidents(ctx context.Context, q history.IncidentQuery) ([]history.Incident, error) {
