@@ -4,11 +4,9 @@ import (
 	"context"
 	"net/http/httptest"
 	"path/filepath"
-	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/sitewatch/sitewatch/history"
 	"github.com/sitewatch/sitewatch/history/historytest"
 	"github.com/sitewatch/sitewatch/internal/testkit"
 	"github.com/sitewatch/sitewatch/sinks/postgres"
@@ -53,41 +51,6 @@ func seededSites() []web.Site {
 		{URL: historytest.UpURL, Name: "Up site", Interval: time.Minute, Timeout: 10 * time.Second, Owner: "file:sites.yaml"},
 		{URL: historytest.DownURL, Name: HostileName, Interval: time.Minute, Timeout: 5 * time.Second, Owner: "file:sites.yaml"},
 	}
-}
-
-// counting counts the Reader calls, each of which is one query.
-type counting struct {
-	web.Reader
-	n atomic.Int64
-}
-
-func (c *counting) Latest(ctx context.Context, urls []string) ([]history.Latest, error) {
-	c.n.Add(1)
-	return c.Reader.Latest(ctx, urls)
-}
-func (c *counting) Stats(ctx context.Context, urls []string, now time.Time) (map[string]history.Stats, error) {
-	c.n.Add(1)
-	return c.Reader.Stats(ctx, urls, now)
-}
-func (c *counting) Daily(ctx context.Context, urls []string, from, to time.Time) ([]history.Day, error) {
-	c.n.Add(1)
-	return c.Reader.Daily(ctx, urls, from, to)
-}
-func (c *counting) Windows(ctx context.Context, url string, from, to time.Time) ([]history.Window, error) {
-	c.n.Add(1)
-	return c.Reader.Windows(ctx, url, from, to)
-}
-func (c *counting) Phases(ctx context.Context, url string, from, to time.Time) ([]history.Phases, error) {
-	c.n.Add(1)
-	return c.Reader.Phases(ctx, url, from, to)
-}
-func (c *counting) Failures(ctx context.Context, url string, limit int) ([]history.Failure, error) {
-	c.n.Add(1)
-	return c.Reader.Failures(ctx, url, limit)
-}
-func (c *counting) Incidents(ctx context.Context, q history.IncidentQuery) ([]history.Incident, error) {
-	c.n.Add(1)
-	return c.Reader.Incidents(ctx, q)
 }
 
 // serve starts the web server over r with sites, its clock at now.

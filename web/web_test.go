@@ -129,15 +129,15 @@ func TestQueriesBoundedWhateverTheSites(t *testing.T) {
 	paths := []string{"/", "/?fragment=live", "/sites/" + history.SiteID(historytest.UpURL), "/api/v1/sites",
 		"/api/v1/sites/" + history.SiteID(historytest.UpURL), "/api/v1/incidents?open=true", "/badge/" + history.SiteID(historytest.UpURL) + "/uptime.svg"}
 	count := func(sites []web.Site) map[string]int64 {
-		c := &counting{Reader: st}
+		c := &historytest.Counting{Reader: st}
 		ts := serve(t, c, sites, sc.Now)
 		out := map[string]int64{}
 		for _, p := range paths {
-			c.n.Store(0)
+			c.Reset()
 			if resp, body := get(t, ts.URL+p); resp.StatusCode != 200 {
 				t.Fatalf("%s: %d %s", p, resp.StatusCode, body)
 			}
-			out[p] = c.n.Load()
+			out[p] = c.Reset()
 		}
 		return out
 	}

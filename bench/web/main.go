@@ -27,13 +27,14 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
-	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
 
 	"github.com/sitewatch/sitewatch/history"
+	"github.com/sitewatch/sitewatch/history/historytest"
 	"github.com/sitewatch/sitewatch/internal/testkit"
 	"github.com/sitewatch/sitewatch/sinks/postgres"
 	"github.com/sitewatch/sitewatch/sinks/sqlite"
@@ -68,7 +69,7 @@ const timedSite = 100
 
 func run(ctx context.Context, o options) error {
 	end := time.Now().UTC().Truncate(5 * time.Minute)
-	fmt.Printf("bench/web: %d days of windows, %d timed requests per page, %d CPUs\n\n", o.days, o.n, numCPU())
+	fmt.Printf("bench/web: %d days of windows, %d timed requests per page, %d CPUs\n\n", o.days, o.n, runtime.NumCPU())
 
 	type result struct {
 		store string
@@ -169,47 +170,12 @@ type timing struct {
 	queries       int64
 }
 
-// counting counts the reads, one query each.
-type counting struct {
-	web.Reader
-	n atomic.Int64
-}
-
-func (c *counting) Latest(ctx context.Context, urls []string) ([]history.Latest, error) {
-	c.n.Add(1)
-	return c.Reader.Latest(ctx, urls)
-}
-func (c *counting) Stats(ctx context.Context, urls []string, now time.Time) (map[string]history.Stats, error) {
-	c.n.Add(1)
-	return c.Reader.Stats(ctx, urls, now)
-}
-func (c *counting) Daily(ctx context.Context, urls []string, from, to time.Time) ([]history.Day, error) {
-	c.n.Add(1)
-	return c.Reader.Daily(ctx, urls, from, to)
-}
-func (c *counting) Windows(ctx context.Context, url string, from, to time.Time) ([]history.Window, error) {
-	c.n.Add(1)
-	return c.Reader.Windows(ctx, url, from, to)
-}
-func (c *counting) Phases(ctx context.Context, url string, from, to time.Time) ([]history.Phases, error) {
-	c.n.Add(1)
-	return c.Reader.Phases(ctx, url, from, to)
-}
-func (c *counting) Failures(ctx context.Context, url string, limit int) ([]history.Failure, error) {
-	c.n.Add(1)
-	return c.Reader.Failures(ctx, url, limit)
-}
-func (c *counting) Incidents(ctx context.Context, q history.IncidentQuery) ([]history.Incident, error) {
-	c.n.Add(1)
-	return c.Reader.Incidents(ctx, q)
-}
-
-func measure(ctx context.Context, r web.Reader, n int, now time.Time, reps int) (map[string]timing, error) {
+func measure(ctx context.Context, r historytest.Reader, n int, now time.Time, reps int) (map[string]timing, error) {
 	sites := make([]web.Site, 0, n)
 	for i := 1; i <= n; i++ {
 		sites = append(sites, web.Site{URL: siteURL(i), Name: fmt.Sprintf("Site %d", i), Interval: time.Minute, Timeout: 10 * time.Second})
 	}
-	c := &counting{Reader: r}
+	c := &historytest.Counting{Reader: r}
 	srv, err := web.New(web.Config{Reader: c, Sites: func() []web.Site { return sites }, Now: func() time.Time { return now }})
 	if err != nil {
 		return nil, err
@@ -229,7 +195,7 @@ func measure(ctx context.Context, r web.Reader, n int, now time.Time, reps int) 
 		var ds []time.Duration
 		var queries int64
 		for i := range reps + 2 {
-			c.n.Store(0)
+			c.Reset()
 			start := time.Now()
 			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, ts.URL+paths[name], nil)
 			resp, err := http.DefaultClient.Do(req)
@@ -242,7 +208,7 @@ func measure(ctx context.Context, r web.Reader, n int, now time.Time, reps int) 
 			if resp.StatusCode != 200 {
 				return nil, fmt.Errorf("%s: status %d", paths[name], resp.StatusCode)
 			}
-			queries = c.n.Load()
+			queries = c.Reset()
 			if i >= 2 { // two warm-up requests
 				ds = append(ds, d)
 			}
@@ -405,5 +371,3 @@ func containsQ(q string) bool {
 	}
 	return false
 }
-
-func numCPU() int { return runtimeNumCPU() }

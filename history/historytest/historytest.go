@@ -2,6 +2,7 @@ package historytest
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -13,6 +14,12 @@ import (
 // Store is a store with its write and read sides.
 type Store interface {
 	sinks.Store
+	Reader
+}
+
+// Reader is the read side (web.Reader, restated: web imports nothing
+// from tests).
+type Reader interface {
 	Latest(ctx context.Context, urls []string) ([]history.Latest, error)
 	Stats(ctx context.Context, urls []string, now time.Time) (map[string]history.Stats, error)
 	Daily(ctx context.Context, urls []string, from, to time.Time) ([]history.Day, error)
@@ -265,4 +272,44 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 			t.Errorf("after an up check, open incidents: %+v", onlyOpen)
 		}
 	})
+}
+
+// Counting counts the reads made through it, each of which is one query:
+// the tests and bench/web show that a page's count does not grow with the
+// number of sites.
+type Counting struct {
+	Reader
+	n atomic.Int64
+}
+
+// Reset zeroes the count and returns what it was.
+func (c *Counting) Reset() int64 { return c.n.Swap(0) }
+
+func (c *Counting) Latest(ctx context.Context, urls []string) ([]history.Latest, error) {
+	c.n.Add(1)
+	return c.Reader.Latest(ctx, urls)
+}
+func (c *Counting) Stats(ctx context.Context, urls []string, now time.Time) (map[string]history.Stats, error) {
+	c.n.Add(1)
+	return c.Reader.Stats(ctx, urls, now)
+}
+func (c *Counting) Daily(ctx context.Context, urls []string, from, to time.Time) ([]history.Day, error) {
+	c.n.Add(1)
+	return c.Reader.Daily(ctx, urls, from, to)
+}
+func (c *Counting) Windows(ctx context.Context, url string, from, to time.Time) ([]history.Window, error) {
+	c.n.Add(1)
+	return c.Reader.Windows(ctx, url, from, to)
+}
+func (c *Counting) Phases(ctx context.Context, url string, from, to time.Time) ([]history.Phases, error) {
+	c.n.Add(1)
+	return c.Reader.Phases(ctx, url, from, to)
+}
+func (c *Counting) Failures(ctx context.Context, url string, limit int) ([]history.Failure, error) {
+	c.n.Add(1)
+	return c.Reader.Failures(ctx, url, limit)
+}
+func (c *Counting) Incidents(ctx context.Context, q history.IncidentQuery) ([]history.Incident, error) {
+	c.n.Add(1)
+	return c.Reader.Incidents(ctx, q)
 }
