@@ -116,11 +116,11 @@ func toAPISite(st *site, stats history.Stats, now time.Time) apiSite {
 	}
 	if c := st.Configured; c != nil {
 		if c.Interval > 0 {
-			s := c.Interval.String()
+			s := intervalText(c.Interval)
 			a.Interval = &s
 		}
 		if c.Timeout > 0 {
-			s := c.Timeout.String()
+			s := intervalText(c.Timeout)
 			a.Timeout = &s
 		}
 		if c.Owner != "" {

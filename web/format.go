@@ -116,3 +116,16 @@ func uptimeClass(c history.Counts) string {
 		return "u-bad"
 	}
 }
+
+// intervalText is a configured duration as the sites file would write it:
+// 30s, 1m, 1m30s, 1h (Go's String gives 1m0s).
+func intervalText(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
+}

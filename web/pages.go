@@ -186,10 +186,10 @@ func (s *Server) sitePage(w http.ResponseWriter, r *http.Request) {
 		Latency: latencyChart(d.windows, d.from, now), Phases: phaseChart(d.phases, d.from, now), CertExpiry: "unknown"}
 	if c := st.Configured; c != nil {
 		if c.Interval > 0 {
-			p.Interval = c.Interval.String()
+			p.Interval = intervalText(c.Interval)
 		}
 		if c.Timeout > 0 {
-			p.Timeout = c.Timeout.String()
+			p.Timeout = intervalText(c.Timeout)
 		}
 	}
 	if l := st.Latest; l != nil && l.Outcome == "down" {
