@@ -158,3 +158,24 @@ func StatsBounds(now time.Time) (hourFrom, dayFrom7, dayFrom30 time.Time) {
 	today := time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)
 	return now.Add(-24 * time.Hour).Truncate(time.Hour), today.AddDate(0, 0, -6), today.AddDate(0, 0, -29)
 }
+
+// The periods of Stats, as the stores' queries number them.
+const (
+	Period24h = iota
+	Period7d
+	Period30d
+)
+
+// SetPeriod stores c as url's figures for period in m.
+func SetPeriod(m map[string]Stats, url string, period int, c Counts) {
+	st := m[url]
+	switch period {
+	case Period24h:
+		st.Last24h = c
+	case Period7d:
+		st.Last7d = c
+	case Period30d:
+		st.Last30d = c
+	}
+	m[url] = st
+}

@@ -170,7 +170,7 @@ type timing struct {
 	queries       int64
 }
 
-func measure(ctx context.Context, r historytest.Reader, n int, now time.Time, reps int) (map[string]timing, error) {
+func measure(ctx context.Context, r web.Reader, n int, now time.Time, reps int) (map[string]timing, error) {
 	sites := make([]web.Site, 0, n)
 	for i := 1; i <= n; i++ {
 		sites = append(sites, web.Site{URL: siteURL(i), Name: fmt.Sprintf("Site %d", i), Interval: time.Minute, Timeout: 10 * time.Second})

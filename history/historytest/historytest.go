@@ -9,24 +9,13 @@ import (
 	"github.com/sitewatch/sitewatch/codecs"
 	"github.com/sitewatch/sitewatch/history"
 	"github.com/sitewatch/sitewatch/sinks"
+	"github.com/sitewatch/sitewatch/web"
 )
 
 // Store is a store with its write and read sides.
 type Store interface {
 	sinks.Store
-	Reader
-}
-
-// Reader is the read side (web.Reader, restated: web imports nothing
-// from tests).
-type Reader interface {
-	Latest(ctx context.Context, urls []string) ([]history.Latest, error)
-	Stats(ctx context.Context, urls []string, now time.Time) (map[string]history.Stats, error)
-	Daily(ctx context.Context, urls []string, from, to time.Time) ([]history.Day, error)
-	Windows(ctx context.Context, url string, from, to time.Time) ([]history.Window, error)
-	Phases(ctx context.Context, url string, from, to time.Time) ([]history.Phases, error)
-	Failures(ctx context.Context, url string, limit int) ([]history.Failure, error)
-	Incidents(ctx context.Context, q history.IncidentQuery) ([]history.Incident, error)
+	web.Reader
 }
 
 // Run runs the read tests against fresh stores made by open, the same
@@ -278,7 +267,7 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 // the tests and bench/web show that a page's count does not grow with the
 // number of sites.
 type Counting struct {
-	Reader
+	web.Reader
 	n atomic.Int64
 }
 

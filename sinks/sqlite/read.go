@@ -131,16 +131,7 @@ SELECT url, 2, sum(checks), sum(failures), sum(responses), coalesce(sum(response
 		if err := rows.Scan(&url, &period, &c.Checks, &c.Failures, &c.Responses, &c.P95SumMS); err != nil {
 			return nil, fmt.Errorf("read uptime: %w", err)
 		}
-		st := out[url]
-		switch period {
-		case 0:
-			st.Last24h = c
-		case 1:
-			st.Last7d = c
-		case 2:
-			st.Last30d = c
-		}
-		out[url] = st
+		history.SetPeriod(out, url, period, c)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read uptime: %w", err)
