@@ -1,0 +1,60 @@
+package postgres
+
+import (
+	"testing"
+	"time"
+
+	"github.com/golang-migrate/migrate/v4"
+
+	"github.com/sitewatch/sitewatch/history/historytest"
+	"github.com/sitewatch/sitewatch/internal/testkit"
+)
+
+// Migration 000004 upgrades a database that already holds checks and
+// windows: site_status and the rollups start from what is stored, and the
+// down migration removes them.
+func TestMigrationWebUpgradesData(t *testing.T) {
+	t.Parallel()
+	url := testkit.Postgres(t)
+	ctx := testCtx(t)
+	if err := runMigrations(ctx, url, testLogger(t), func(m *migrate.Migrate) error { return m.Migrate(1) }); err != nil {
+		t.Fatal(err)
+	}
+	s, err := Open(ctx, url, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := historytest.Seed(t, s, time.Now())
+	s.Close()
+	if err := Migrate(ctx, url, testLogger(t)); err != nil {
+		t.Fatalf("upgrade a database with data: %v", err)
+	}
+	s, err = Open(ctx, url, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ls, err := s.Latest(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ls) != 3 || ls[0].URL != historytest.DownURL || ls[0].Outcome != "down" || ls[0].Failure == nil || ls[0].Failure.ErrorMessage != historytest.DownMessage {
+		t.Errorf("site_status after the upgrade: %+v", ls)
+	}
+	stats, err := s.Stats(ctx, nil, sc.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := stats[historytest.UpURL].Last24h; c.Checks != sc.ChecksUp24h {
+		t.Errorf("hourly rollup after the upgrade: %+v, want %d checks", c, sc.ChecksUp24h)
+	}
+	if c := stats[historytest.HalfURL].Last7d; c.Checks != 16 || c.Failures != 8 {
+		t.Errorf("daily rollup after the upgrade: %+v", c)
+	}
+	if err := runMigrations(ctx, url, testLogger(t), func(m *migrate.Migrate) error { return m.Migrate(1) }); err != nil {
+		t.Fatalf("down to 1: %v", err)
+	}
+	if got := existing(t, url, "site_status", "check_windows_hourly", "check_windows_daily", "check_windows_down", "check_results_url_failures"); len(got) != 0 {
+		t.Errorf("after down: %v still there", got)
+	}
+}

@@ -1,0 +1,69 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"log/slog"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/golang-migrate/migrate/v4"
+	msqlite "github.com/golang-migrate/migrate/v4/database/sqlite"
+	"github.com/golang-migrate/migrate/v4/source/iofs"
+
+	"github.com/sitewatch/sitewatch/history/historytest"
+)
+
+// Migration 000004 upgrades a file that already holds checks and windows:
+// site_status and the rollups start from what is stored.
+func TestMigrationWebUpgradesData(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "old.db")
+	db, err := sql.Open("sqlite", path+"?_pragma=busy_timeout(5000)&_txlock=immediate")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := iofs.New(migrationsFS, "migrations")
+	if err != nil {
+		t.Fatal(err)
+	}
+	drv, err := msqlite.WithInstance(db, &msqlite.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := migrate.NewWithInstance("iofs", src, "sqlite", drv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Migrate(1); err != nil {
+		t.Fatal(err)
+	}
+	old := &Store{db: db, logger: slog.New(slog.DiscardHandler), writer: make(chan struct{}, 1)}
+	sc := historytest.Seed(t, old, time.Now())
+	db.Close()
+
+	s, err := Open(ctx, path, nil) // migrates up
+	if err != nil {
+		t.Fatalf("upgrade a file with data: %v", err)
+	}
+	defer s.Close()
+	ls, err := s.Latest(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ls) != 3 || ls[0].URL != historytest.DownURL || ls[0].Outcome != "down" || ls[0].Failure == nil || ls[0].Failure.ErrorMessage != historytest.DownMessage {
+		t.Errorf("site_status after the upgrade: %+v", ls)
+	}
+	stats, err := s.Stats(ctx, nil, sc.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := stats[historytest.UpURL].Last24h; c.Checks != sc.ChecksUp24h {
+		t.Errorf("hourly rollup after the upgrade: %+v, want %d checks", c, sc.ChecksUp24h)
+	}
+	if c := stats[historytest.HalfURL].Last7d; c.Checks != 16 || c.Failures != 8 {
+		t.Errorf("daily rollup after the upgrade: %+v", c)
+	}
+}
