@@ -215,6 +215,23 @@ func TestBrowserOverviewAndSitePage(t *testing.T) {
 		t.Errorf("site page: %d incidents, name %q", chart.Incidents, chart.Name)
 	}
 
+	// On a phone: the page itself does not scroll sideways (the table may,
+	// inside its wrapper), and the charts shrink to the screen.
+	do(t, ctx, chromedp.EmulateViewport(390, 844, chromedp.EmulateMobile, chromedp.EmulateScale(2)),
+		chromedp.Navigate(ts.URL+"/sites/"+history.SiteID(historytest.UpURL)), chromedp.WaitVisible(chromedp.CSS("#chart-latency")))
+	phone := eval[[]float64](t, ctx, `[document.documentElement.scrollWidth, window.innerWidth, document.querySelector('#chart-latency').getBoundingClientRect().width]`)
+	screenshot(t, ctx, "site-phone.png")
+	if phone[0] > phone[1]+1 || phone[2] > phone[1] || phone[2] < 300 {
+		t.Errorf("on a 390 px phone: page %.0f px wide in a %.0f px window, chart %.0f px", phone[0], phone[1], phone[2])
+	}
+	do(t, ctx, chromedp.Navigate(ts.URL+"/"), chromedp.WaitVisible(chromedp.CSS("table#sites")))
+	phone = eval[[]float64](t, ctx, `[document.documentElement.scrollWidth, window.innerWidth, 0]`)
+	screenshot(t, ctx, "overview-phone.png")
+	if phone[0] > phone[1]+1 {
+		t.Errorf("overview on a 390 px phone: page %.0f px wide in a %.0f px window", phone[0], phone[1])
+	}
+	do(t, ctx, chromedp.ResetViewport())
+
 	// The hostile site's page: its name and its error messages are text.
 	do(t, ctx, chromedp.Navigate(ts.URL+"/sites/"+history.SiteID(historytest.DownURL)), chromedp.WaitVisible(chromedp.CSS("#site-name")))
 	name := eval[string](t, ctx, `document.querySelector('#site-name').textContent`)
