@@ -11,6 +11,7 @@ import (
 
 	"github.com/sitewatch/sitewatch/codecs"
 	"github.com/sitewatch/sitewatch/sinks"
+	"github.com/sitewatch/sitewatch/web"
 )
 
 // The seeded sites.
@@ -158,5 +159,31 @@ func write(ctx context.Context, t testing.TB, st sinks.Store, rs []*codecs.Resul
 		if err != nil || len(rej) > 0 {
 			t.Fatalf("seed windows: %v %v", err, rej)
 		}
+	}
+}
+
+// CheckUpgraded checks what a store migrated up over the seeded scenario
+// (written before migration 000004) reads: site_status and the rollups
+// start from the rows already stored.
+func CheckUpgraded(t *testing.T, r web.Reader, sc Scenario) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ls, err := r.Latest(ctx, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ls) != 3 || ls[0].URL != DownURL || ls[0].Outcome != "down" || ls[0].Failure == nil || ls[0].Failure.ErrorMessage != DownMessage {
+		t.Errorf("site_status after the upgrade: %+v", ls)
+	}
+	stats, err := r.Stats(ctx, nil, sc.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := stats[UpURL].Last24h; c.Checks != sc.ChecksUp24h {
+		t.Errorf("hourly rollup after the upgrade: %+v, want %d checks", c, sc.ChecksUp24h)
+	}
+	if c := stats[HalfURL].Last7d; c.Checks != 16 || c.Failures != 8 {
+		t.Errorf("daily rollup after the upgrade: %+v", c)
 	}
 }

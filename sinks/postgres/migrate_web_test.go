@@ -34,23 +34,7 @@ func TestMigrationWebUpgradesData(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	ls, err := s.Latest(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(ls) != 3 || ls[0].URL != historytest.DownURL || ls[0].Outcome != "down" || ls[0].Failure == nil || ls[0].Failure.ErrorMessage != historytest.DownMessage {
-		t.Errorf("site_status after the upgrade: %+v", ls)
-	}
-	stats, err := s.Stats(ctx, nil, sc.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if c := stats[historytest.UpURL].Last24h; c.Checks != sc.ChecksUp24h {
-		t.Errorf("hourly rollup after the upgrade: %+v, want %d checks", c, sc.ChecksUp24h)
-	}
-	if c := stats[historytest.HalfURL].Last7d; c.Checks != 16 || c.Failures != 8 {
-		t.Errorf("daily rollup after the upgrade: %+v", c)
-	}
+	historytest.CheckUpgraded(t, s, sc)
 	if err := runMigrations(ctx, url, testLogger(t), func(m *migrate.Migrate) error { return m.Migrate(1) }); err != nil {
 		t.Fatalf("down to 1: %v", err)
 	}

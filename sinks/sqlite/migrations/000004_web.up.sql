@@ -85,6 +85,7 @@ SELECT url, strftime('%Y-%m-%dT00:00:00.000000000Z', hour) AS d, sum(checks), su
   FROM check_windows_hourly
  GROUP BY url, d;
 
+-- The same body twice: SQLite has no AFTER INSERT OR UPDATE trigger.
 CREATE TRIGGER check_windows_rollup_insert AFTER INSERT ON check_windows
 BEGIN
     INSERT INTO check_windows_hourly (url, hour, checks, failures, responses, response_p95_sum_ms)
