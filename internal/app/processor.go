@@ -64,9 +64,9 @@ type ProcessorFlags struct {
 	StateDir        string
 	// HTTPAddr is where the web part listens; empty: off.
 	HTTPAddr string
-	// SitesFile names the sites file whose names and intervals the web
+	// Sites names the sites file whose names and intervals the web
 	// part shows (the processor's optional -sites).
-	SitesFile string
+	Sites string
 	// listener and sites are set by the all-in-one command, which opens
 	// the address before anything starts and has the sites loaded.
 	listener net.Listener
@@ -152,7 +152,7 @@ func (l *URLList) Set(v string) error {
 // only for the status page's site names and intervals (the all-in-one
 // command has the emitter's -sites instead).
 func RegisterProcessorSites(fs *flag.FlagSet, f *ProcessorFlags) {
-	fs.StringVar(&f.SitesFile, "sites", os.Getenv("SITEWATCH_SITES"),
+	fs.StringVar(&f.Sites, "sites", os.Getenv("SITEWATCH_SITES"),
 		"sites file, for the status page's names and intervals (optional: without it sites are listed by URL; env SITEWATCH_SITES)")
 }
 
@@ -444,12 +444,12 @@ func webPart(log *slog.Logger, f *ProcessorFlags, store Store) (func(context.Con
 		return nil, fmt.Errorf("web: the store %T cannot be read", store.Store)
 	}
 	sites := f.sites
-	if sites == nil && f.SitesFile != "" {
-		file, err := LoadSites(f.SitesFile)
+	if sites == nil && f.Sites != "" {
+		file, err := LoadSites(f.Sites)
 		if err != nil {
 			return nil, err
 		}
-		sites = WebSites(file.Sites, f.SitesFile)
+		sites = WebSites(file.Sites, f.Sites)
 	}
 	srv, err := web.New(web.Config{Reader: reader, Sites: func() []web.Site { return sites }, Logger: log.With("part", PartWeb)})
 	if err != nil {
