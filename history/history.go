@@ -159,23 +159,14 @@ func StatsBounds(now time.Time) (hourFrom, dayFrom7, dayFrom30 time.Time) {
 	return now.Add(-24 * time.Hour).Truncate(time.Hour), today.AddDate(0, 0, -6), today.AddDate(0, 0, -29)
 }
 
-// The periods of Stats, as the stores' queries number them.
-const (
-	Period24h = iota
-	Period7d
-	Period30d
-)
-
-// SetPeriod stores c as url's figures for period in m.
-func SetPeriod(m map[string]Stats, url string, period int, c Counts) {
+// SetStats stores a row of the stores' Stats query in m: the last 24 h
+// (days false, c), or the last 7 days (c) and 30 days (c30).
+func SetStats(m map[string]Stats, url string, days bool, c, c30 Counts) {
 	st := m[url]
-	switch period {
-	case Period24h:
+	if days {
+		st.Last7d, st.Last30d = c, c30
+	} else {
 		st.Last24h = c
-	case Period7d:
-		st.Last7d = c
-	case Period30d:
-		st.Last30d = c
 	}
 	m[url] = st
 }

@@ -61,13 +61,14 @@ func (s *Store) Stats(ctx context.Context, urls []string, now time.Time) (map[st
 	if urls != nil {
 		filter, args = " AND url = ANY($4)", append(args, urls)
 	}
-	q := `SELECT url, 0 AS period, sum(checks), sum(failures), sum(responses), coalesce(sum(response_p95_sum_ms), 0)
+	// One pass over the hours and one over the days: 7 d and 30 d come
+	// from the same rows (FILTER), the overview's largest read.
+	q := `SELECT url, 0, sum(checks), sum(failures), sum(responses), coalesce(sum(response_p95_sum_ms), 0), 0, 0, 0, 0
   FROM check_windows_hourly WHERE hour >= $1` + filter + ` GROUP BY url
 UNION ALL
-SELECT url, 1, sum(checks), sum(failures), sum(responses), coalesce(sum(response_p95_sum_ms), 0)
-  FROM check_windows_daily WHERE day >= $2` + filter + ` GROUP BY url
-UNION ALL
-SELECT url, 2, sum(checks), sum(failures), sum(responses), coalesce(sum(response_p95_sum_ms), 0)
+SELECT url, 1, coalesce(sum(checks) FILTER (WHERE day >= $2), 0), coalesce(sum(failures) FILTER (WHERE day >= $2), 0),
+       coalesce(sum(responses) FILTER (WHERE day >= $2), 0), coalesce(sum(response_p95_sum_ms) FILTER (WHERE day >= $2), 0),
+       sum(checks), sum(failures), sum(responses), coalesce(sum(response_p95_sum_ms), 0)
   FROM check_windows_daily WHERE day >= $3` + filter + ` GROUP BY url`
 	rows, err := s.pool.Query(ctx, q, args...)
 	if err != nil {
@@ -77,12 +78,13 @@ SELECT url, 2, sum(checks), sum(failures), sum(responses), coalesce(sum(response
 	out := map[string]history.Stats{}
 	for rows.Next() {
 		var url string
-		var period int
-		var c history.Counts
-		if err := rows.Scan(&url, &period, &c.Checks, &c.Failures, &c.Responses, &c.P95SumMS); err != nil {
+		var days int
+		var c, c30 history.Counts
+		if err := rows.Scan(&url, &days, &c.Checks, &c.Failures, &c.Responses, &c.P95SumMS,
+			&c30.Checks, &c30.Failures, &c30.Responses, &c30.P95SumMS); err != nil {
 			return nil, fmt.Errorf("read uptime: %w", err)
 		}
-		history.SetPeriod(out, url, period, c)
+		history.SetStats(out, url, days == 1, c, c30)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read uptime: %w", err)

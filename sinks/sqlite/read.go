@@ -102,22 +102,18 @@ func (s *Store) Stats(ctx context.Context, urls []string, now time.Time) (map[st
 	if filter != "" {
 		args = append(args, arg)
 	}
-	args = append(args, formatTime(dayFrom7))
+	args = append(args, formatTime(dayFrom7), formatTime(dayFrom30))
 	if filter != "" {
 		args = append(args, arg)
 	}
-	args = append(args, formatTime(dayFrom30))
-	if filter != "" {
-		args = append(args, arg)
-	}
-	q := `SELECT url, 0, sum(checks), sum(failures), sum(responses), coalesce(sum(response_p95_sum_ms), 0)
+	// One pass over the hours and one over the days (7 d with FILTER).
+	q := `SELECT url, 0, sum(checks), sum(failures), sum(responses), coalesce(sum(response_p95_sum_ms), 0), 0, 0, 0, 0
   FROM check_windows_hourly WHERE hour >= ?` + filter + ` GROUP BY url
 UNION ALL
-SELECT url, 1, sum(checks), sum(failures), sum(responses), coalesce(sum(response_p95_sum_ms), 0)
-  FROM check_windows_daily WHERE day >= ?` + filter + ` GROUP BY url
-UNION ALL
-SELECT url, 2, sum(checks), sum(failures), sum(responses), coalesce(sum(response_p95_sum_ms), 0)
-  FROM check_windows_daily WHERE day >= ?` + filter + ` GROUP BY url`
+SELECT url, 1, coalesce(sum(checks) FILTER (WHERE day >= from7), 0), coalesce(sum(failures) FILTER (WHERE day >= from7), 0),
+       coalesce(sum(responses) FILTER (WHERE day >= from7), 0), coalesce(sum(response_p95_sum_ms) FILTER (WHERE day >= from7), 0),
+       sum(checks), sum(failures), sum(responses), coalesce(sum(response_p95_sum_ms), 0)
+  FROM (SELECT *, ? AS from7 FROM check_windows_daily) WHERE day >= ?` + filter + ` GROUP BY url`
 	rows, err := s.db.QueryContext(ctx, q, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read uptime: %w", err)
@@ -126,12 +122,13 @@ SELECT url, 2, sum(checks), sum(failures), sum(responses), coalesce(sum(response
 	out := map[string]history.Stats{}
 	for rows.Next() {
 		var url string
-		var period int
-		var c history.Counts
-		if err := rows.Scan(&url, &period, &c.Checks, &c.Failures, &c.Responses, &c.P95SumMS); err != nil {
+		var days int
+		var c, c30 history.Counts
+		if err := rows.Scan(&url, &days, &c.Checks, &c.Failures, &c.Responses, &c.P95SumMS,
+			&c30.Checks, &c30.Failures, &c30.Responses, &c30.P95SumMS); err != nil {
 			return nil, fmt.Errorf("read uptime: %w", err)
 		}
-		history.SetPeriod(out, url, period, c)
+		history.SetStats(out, url, days == 1, c, c30)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read uptime: %w", err)
