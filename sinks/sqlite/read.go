@@ -297,6 +297,11 @@ func (s *Store) Incidents(ctx context.Context, q history.IncidentQuery) ([]histo
 	if q.URL != "" {
 		filter, args = "AND url = ?5", append(args, q.URL)
 	}
+	if q.OpenOnly {
+		// Only a URL whose latest check is down has an open incident:
+		// its down windows alone are read, not every site's.
+		filter += " AND url IN (SELECT url FROM site_status WHERE last_outcome = 'down')"
+	}
 	rows, err := s.db.QueryContext(ctx, fmt.Sprintf(incidentsQuery, filter), args...)
 	if err != nil {
 		return nil, fmt.Errorf("read incidents: %w", err)
