@@ -187,3 +187,25 @@ func CheckUpgraded(t *testing.T, r web.Reader, sc Scenario) {
 		t.Errorf("daily rollup after the upgrade: %+v", c)
 	}
 }
+
+// WebMigration is the number of the migration that adds the status page's
+// tables (000004).
+const WebMigration = 4
+
+// BeforeWeb returns the newest migration before WebMigration among the
+// embedded file names (NNNNNN_name.up.sql): what a store that predates
+// the status page has.
+func BeforeWeb(t testing.TB, names []string) uint {
+	t.Helper()
+	var best uint
+	for _, n := range names {
+		var v uint
+		if _, err := fmt.Sscanf(n, "%06d_", &v); err == nil && v < WebMigration && v > best {
+			best = v
+		}
+	}
+	if best == 0 {
+		t.Fatalf("no migration before %06d in %v", WebMigration, names)
+	}
+	return best
+}

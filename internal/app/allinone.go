@@ -334,10 +334,8 @@ func (a *AllInOne) run(ctx context.Context, env Env, dir *DataDir, embeddedKafka
 			}
 			cfg.Paths = []dashboard.Path{{Label: "data", Path: dir.Path}, {Label: "logs", Path: dir.LogPath()}}
 			cfg.Grace = a.Processor.WindowGrace
-
-			cfg.Title = fmt.Sprintf("sitewatch · logs: %s · data: %s · Ctrl-C to stop", dir.LogPath(), dir.Path)
 			if statusURL != "" {
-				cfg.Title = fmt.Sprintf("sitewatch · %s · logs: %s · data: %s · Ctrl-C to stop", statusURL, dir.LogPath(), dir.Path)
+				cfg.Title = strings.Replace(cfg.Title, " · Ctrl-C to stop", " · status page: "+statusURL+" · Ctrl-C to stop", 1)
 			}
 			if fd, ok := terminalFD(a.Stdout); ok {
 				cfg.Size = func() (int, int) {

@@ -1,6 +1,7 @@
 package postgres
 
 import (
+	"io/fs"
 	"testing"
 	"time"
 
@@ -8,6 +9,7 @@ import (
 
 	"github.com/sitewatch/sitewatch/history/historytest"
 	"github.com/sitewatch/sitewatch/internal/testkit"
+	"github.com/sitewatch/sitewatch/migrations"
 )
 
 // Migration 000004 upgrades a database that already holds checks and
@@ -17,7 +19,12 @@ func TestMigrationWebUpgradesData(t *testing.T) {
 	t.Parallel()
 	url := testkit.Postgres(t)
 	ctx := testCtx(t)
-	if err := runMigrations(ctx, url, testLogger(t), func(m *migrate.Migrate) error { return m.Migrate(1) }); err != nil {
+	names, err := fs.Glob(migrations.FS, "*.up.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := historytest.BeforeWeb(t, names)
+	if err := runMigrations(ctx, url, testLogger(t), func(m *migrate.Migrate) error { return m.Migrate(before) }); err != nil {
 		t.Fatal(err)
 	}
 	s, err := Open(ctx, url, Options{})
@@ -35,8 +42,8 @@ func TestMigrationWebUpgradesData(t *testing.T) {
 	}
 	defer s.Close()
 	historytest.CheckUpgraded(t, s, sc)
-	if err := runMigrations(ctx, url, testLogger(t), func(m *migrate.Migrate) error { return m.Migrate(1) }); err != nil {
-		t.Fatalf("down to 1: %v", err)
+	if err := runMigrations(ctx, url, testLogger(t), func(m *migrate.Migrate) error { return m.Migrate(before) }); err != nil {
+		t.Fatalf("down to %d: %v", before, err)
 	}
 	if got := existing(t, url, "site_status", "check_windows_hourly", "check_windows_daily", "check_windows_down", "check_results_url_failures"); len(got) != 0 {
 		t.Errorf("after down: %v still there", got)

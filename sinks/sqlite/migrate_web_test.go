@@ -3,7 +3,9 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"io/fs"
 	"log/slog"
+	pathpkg "path"
 	"path/filepath"
 	"testing"
 	"time"
@@ -37,7 +39,14 @@ func TestMigrationWebUpgradesData(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := m.Migrate(1); err != nil {
+	names, err := fs.Glob(migrationsFS, "migrations/*.up.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range names {
+		names[i] = pathpkg.Base(names[i])
+	}
+	if err := m.Migrate(historytest.BeforeWeb(t, names)); err != nil {
 		t.Fatal(err)
 	}
 	old := &Store{db: db, logger: slog.New(slog.DiscardHandler), writer: make(chan struct{}, 1)}
