@@ -54,6 +54,7 @@ bench:
 	$(GO) run ./bench/processor
 	$(GO) run ./bench/notify
 	$(GO) run ./bench/report
+	$(GO) run ./bench/web
 
 bench-more:
 	$(GO) test -run '^$$' -bench . -benchmem -count=1 ./checker/ ./processors/windows/... ./sinks/...

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/sitewatch/sitewatch/codecs"
 	"github.com/sitewatch/sitewatch/config"
+	"github.com/sitewatch/sitewatch/history"
 	"github.com/sitewatch/sitewatch/registry"
 )
 
@@ -247,33 +247,6 @@ func writeError(w http.ResponseWriter, status int, msg, field string) {
 	writeJSON(w, status, body)
 }
 
-// SiteID is the site's id in the routes. TODO(rebase): the web package's
-// history.SiteID, which this copies, once that is on main.
-func SiteID(url string) string {
-	rest := url
-	if i := strings.Index(rest, "://"); i >= 0 {
-		rest = rest[i+3:]
-	}
-	var b strings.Builder
-	dash := false
-	for _, r := range strings.ToLower(rest) {
-		if (r >= 'a' && r <= 'z') || (r >= '0' && r <= '9') {
-			if dash && b.Len() > 0 {
-				b.WriteByte('-')
-			}
-			dash = false
-			b.WriteRune(r)
-			if b.Len() >= 48 {
-				break
-			}
-			continue
-		}
-		dash = true
-	}
-	sum := sha256.Sum256([]byte(url))
-	slug := strings.Trim(b.String(), "-")
-	if slug == "" {
-		return hex.EncodeToString(sum[:4])
-	}
-	return slug + "-" + hex.EncodeToString(sum[:4])
-}
+// SiteID is the site's id in the routes: history.SiteID, the one
+// definition the status page uses too.
+func SiteID(url string) string { return history.SiteID(url) }

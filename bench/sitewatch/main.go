@@ -158,7 +158,7 @@ func command(bin string, args ...string) *exec.Cmd {
 // startup starts sitewatch and returns the time until check_results has
 // a row.
 func startup(bin, sites, dataDir string) (time.Duration, error) {
-	cmd := command(bin, "-sites", sites, "-data-dir", dataDir, "-table", "off", "-log-level", "warn", "-kafka-listen", "127.0.0.1:0")
+	cmd := command(bin, "-sites", sites, "-data-dir", dataDir, "-table", "off", "-log-level", "warn", "-kafka-listen", "127.0.0.1:0", "-http-addr", "127.0.0.1:0")
 	cmd.Stderr = os.Stderr
 	// go run's child gets the signal through the process group.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -180,7 +180,7 @@ func startup(bin, sites, dataDir string) (time.Duration, error) {
 // memory runs sitewatch for d and returns its peak RSS and the checks
 // stored.
 func memory(bin, sites, dataDir string, d time.Duration) (peak int64, rows int, err error) {
-	cmd := command(bin, "-sites", sites, "-data-dir", dataDir, "-table", "off", "-log-level", "warn", "-kafka-listen", "127.0.0.1:0")
+	cmd := command(bin, "-sites", sites, "-data-dir", dataDir, "-table", "off", "-log-level", "warn", "-kafka-listen", "127.0.0.1:0", "-http-addr", "127.0.0.1:0")
 	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {

@@ -98,6 +98,10 @@ func startSitewatch(t *testing.T, args ...string) (stop func() int, stdout, stde
 	ctx, cancel := context.WithCancel(context.Background())
 	stdout, stderr = &syncBuffer{}, &syncBuffer{}
 	done := make(chan int, 1)
+	if !slices.Contains(args, "-http-addr") {
+		// Never the default 127.0.0.1:8080: tests run side by side.
+		args = append([]string{"-http-addr", "127.0.0.1:0"}, args...)
+	}
 	go func() { done <- run(ctx, args, stdout, stderr) }()
 	var once sync.Once
 	code := -1

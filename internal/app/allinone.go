@@ -28,6 +28,7 @@ import (
 	"github.com/sitewatch/sitewatch/kafkaconn"
 	"github.com/sitewatch/sitewatch/processors/alerts"
 	"github.com/sitewatch/sitewatch/processors/windows"
+	"github.com/sitewatch/sitewatch/web"
 )
 
 // Live table modes selectable with -table.
@@ -53,6 +54,10 @@ const (
 	DemoDataDir       = "sitewatch-demo"
 	DefaultDemoListen = "127.0.0.1:8099"
 )
+
+// DefaultLocalHTTPAddr is the all-in-one command's -http-addr unless
+// given (an empty -http-addr turns the status page off).
+const DefaultLocalHTTPAddr = "127.0.0.1:8080"
 
 // LocalPartitions is the partition count of the topics the all-in-one
 // command creates in its embedded Kafka unless -topic-partitions is given:
@@ -156,6 +161,26 @@ func (a *AllInOne) Run(ctx context.Context) error {
 		a.Kafka.Partitions = LocalPartitions
 	}
 
+	// The status page's address is opened first: one taken by another
+	// program ends the run before anything starts.
+	if !a.given("http-addr") && os.Getenv("SITEWATCH_HTTP_ADDR") == "" {
+		a.Processor.HTTPAddr = DefaultLocalHTTPAddr
+	}
+	statusURL := ""
+	if a.Processor.HTTPAddr != "" {
+		ln, err := web.Listen(a.Processor.HTTPAddr)
+		if err != nil {
+			return fmt.Errorf("%w (pass another -http-addr, or -http-addr '' for no status page)", err)
+		}
+		defer ln.Close()
+		a.Processor.listener = ln
+		a.Processor.sites = WebSites(sites.Sites, a.Emitter.Sites)
+		statusURL = "http://" + ln.Addr().String() + "/"
+		if !table {
+			fmt.Fprintf(a.Stdout, "sitewatch: status page at %s\n", statusURL)
+		}
+	}
+
 	logTo := a.Stderr
 	if table {
 		f, err := os.OpenFile(dir.LogPath(), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o644)
@@ -172,7 +197,7 @@ func (a *AllInOne) Run(ctx context.Context) error {
 			len(sites.Sites), demoURL, demo.Interval, a.Emitter.Sites)
 	}
 	err = Main(ctx, a.Common, logTo, func(ctx context.Context, env Env) error {
-		return a.run(ctx, env, dir, embeddedKafka, table, board)
+		return a.run(ctx, env, dir, embeddedKafka, table, board, statusURL)
 	})
 	if table && err == nil {
 		fmt.Fprintln(a.Stdout, a.stopMessage(dir, embeddedStore))
@@ -229,7 +254,7 @@ func (a *AllInOne) stopMessage(dir *DataDir, embeddedStore bool) string {
 // new checks; checks in flight finish and are flushed to Kafka), then the
 // processor (whatever it has consumed is written), then Kafka, which saves
 // its topics and offsets on close.
-func (a *AllInOne) run(ctx context.Context, env Env, dir *DataDir, embeddedKafka, table bool, board *dashboard.Board) error {
+func (a *AllInOne) run(ctx context.Context, env Env, dir *DataDir, embeddedKafka, table bool, board *dashboard.Board, statusURL string) error {
 	log := env.Logger
 	// The store first: a database that cannot be used ends the run with
 	// one line, before Kafka, the checks or the table start.
@@ -314,6 +339,9 @@ func (a *AllInOne) run(ctx context.Context, env Env, dir *DataDir, embeddedKafka
 			}
 			cfg.Paths = []dashboard.Path{{Label: "data", Path: dir.Path}, {Label: "logs", Path: dir.LogPath()}}
 			cfg.Grace = a.Processor.WindowGrace
+			if statusURL != "" {
+				cfg.Title = strings.Replace(cfg.Title, " · Ctrl-C to stop", " · status page: "+statusURL+" · Ctrl-C to stop", 1)
+			}
 			if fd, ok := terminalFD(a.Stdout); ok {
 				cfg.Size = func() (int, int) {
 					w, h, err := term.GetSize(fd)

@@ -42,7 +42,7 @@ func TestComposeFileMatchesThePrograms(t *testing.T) {
 		t.Fatalf("docker-compose.yml: %v", err)
 	}
 	known := []string{"KAFKA_BROKERS", "DATABASE_URL", "SITEWATCH_METRICS_ADDR", "SITEWATCH_SITES", "KAFKA_CA", "KAFKA_CERT", "KAFKA_KEY",
-		"KAFKA_SASL_MECHANISM", "KAFKA_SASL_USER", "KAFKA_SASL_PASSWORD", "SITEWATCH_LOG_LEVEL", "SITEWATCH_LOG_FORMAT", "SITEWATCH_TOPIC_PREFIX"}
+		"KAFKA_SASL_MECHANISM", "KAFKA_SASL_USER", "KAFKA_SASL_PASSWORD", "SITEWATCH_LOG_LEVEL", "SITEWATCH_LOG_FORMAT", "SITEWATCH_TOPIC_PREFIX", "SITEWATCH_HTTP_ADDR"}
 	flagsFor := map[string]func(fs *flag.FlagSet){
 		"/usr/local/bin/emitter": func(fs *flag.FlagSet) {
 			kafkaconn.RegisterFlags(fs)

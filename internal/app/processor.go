@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/url"
 	"os"
 	"os/signal"
@@ -25,6 +26,7 @@ import (
 	"github.com/sitewatch/sitewatch/sinks/notify"
 	"github.com/sitewatch/sitewatch/sinks/postgres"
 	"github.com/sitewatch/sitewatch/sinks/sqlite"
+	"github.com/sitewatch/sitewatch/web"
 )
 
 // Processor components selectable with -run.
@@ -37,7 +39,13 @@ const (
 	// PartNotify sends status_changes to the -alert-webhook and
 	// -alert-slack-webhook destinations; with none it does nothing.
 	PartNotify = "notify"
+	// PartWeb serves the status page, badges and API on -http-addr.
+	PartWeb = "web"
 )
+
+// defaultRun is -run's default. With it, a given -http-addr adds the web
+// part; an explicit -run lists web itself.
+var defaultRun = strings.Join(slices.DeleteFunc(slices.Clone(allParts), func(p string) bool { return p == PartWeb }), ",")
 
 // Environment variables of the notify part.
 const (
@@ -49,8 +57,8 @@ const (
 )
 
 // allParts are the components of -run, in the order they are listed; all
-// of them run by default.
-var allParts = []string{PartWindows, PartSinkResults, PartSinkWindows, PartAlerts, PartSinkIncidents, PartNotify}
+// but web run by default.
+var allParts = []string{PartWindows, PartSinkResults, PartSinkWindows, PartAlerts, PartSinkIncidents, PartNotify, PartWeb}
 
 // ProcessorFlags are the processor's own flags.
 type ProcessorFlags struct {
@@ -64,6 +72,12 @@ type ProcessorFlags struct {
 	WindowSize      time.Duration
 	WindowGrace     time.Duration
 	StateDir        string
+	// HTTPAddr is where the web part listens; empty: off.
+	HTTPAddr string
+	// listener and sites are set by the all-in-one command, which opens
+	// the address before anything starts and has the sites loaded.
+	listener net.Listener
+	sites    []web.Site
 	// AlertWebhooks and AlertSlackWebhooks are the notify part's
 	// destinations; AlertSecret signs webhook bodies.
 	AlertWebhooks      URLList
@@ -75,8 +89,9 @@ type ProcessorFlags struct {
 	AlertSuccesses     int
 	AlertCertDays      int
 	// Sites is the sites file the alerts read names and per-site
-	// thresholds from (the processor's -sites; the all-in-one passes its
-	// own). Empty: every site gets the defaults and its URL as name.
+	// thresholds from, and the web part names and intervals (the
+	// processor's -sites; the all-in-one passes its own). Empty: every
+	// site gets the defaults and its URL as name.
 	Sites string
 }
 
@@ -85,8 +100,10 @@ func RegisterProcessor(fs *flag.FlagSet) *ProcessorFlags {
 	f := &ProcessorFlags{}
 	RegisterDatabase(fs, &f.DatabaseURL)
 	fs.BoolVar(&f.Migrate, "migrate", true, "apply database migrations at start")
-	fs.StringVar(&f.Run, "run", strings.Join(allParts, ","),
-		"components to run, comma-separated: "+strings.Join(allParts, ", ")+" (each scales on its own)")
+	fs.StringVar(&f.Run, "run", defaultRun,
+		"components to run, comma-separated: "+strings.Join(allParts, ", ")+" (each scales on its own; web is added when -http-addr is given with the default -run)")
+	fs.StringVar(&f.HTTPAddr, "http-addr", os.Getenv("SITEWATCH_HTTP_ADDR"),
+		"address of the status page, badges and JSON API, e.g. 127.0.0.1:8080 (env SITEWATCH_HTTP_ADDR; empty: off; the all-in-one command defaults to "+DefaultLocalHTTPAddr+")")
 	fs.IntVar(&f.BatchSize, "batch-size", sinks.DefaultBatchSize, "most events per database write")
 	fs.DurationVar(&f.FlushInterval, "flush-interval", sinks.DefaultFlushInterval, "longest an event waits before its batch is written")
 	fs.DurationVar(&f.Retention, "retention", 90*24*time.Hour, "how long raw check results are kept (daily partitions older than this are dropped; 0 keeps all)")
@@ -149,11 +166,12 @@ func (l *URLList) Set(v string) error {
 	return nil
 }
 
-// RegisterProcessorSites declares the processor's -sites (the all-in-one
-// has the emitter's, which it passes on).
+// RegisterProcessorSites declares the processor's optional -sites: site
+// names and alert thresholds for the alerts, names and intervals for the
+// status page (the all-in-one command has the emitter's -sites instead).
 func RegisterProcessorSites(fs *flag.FlagSet, f *ProcessorFlags) {
 	fs.StringVar(&f.Sites, "sites", os.Getenv("SITEWATCH_SITES"),
-		"sites file (YAML) the alerts take site names and alert thresholds from; optional (env SITEWATCH_SITES)")
+		"sites file (YAML) for site names, alert thresholds and the status page's intervals; optional: without it sites are named by URL (env SITEWATCH_SITES)")
 }
 
 // RegisterDatabase declares -database-url, defaulting to DATABASE_URL.
@@ -177,6 +195,12 @@ func (f *ProcessorFlags) parts() (map[string]bool, error) {
 	}
 	if len(out) == 0 {
 		return nil, Usagef("-run: no component selected")
+	}
+	if f.HTTPAddr != "" && f.Run == defaultRun {
+		out[PartWeb] = true
+	}
+	if out[PartWeb] && f.HTTPAddr == "" {
+		return nil, Usagef("-run web: needs -http-addr (or SITEWATCH_HTTP_ADDR), e.g. 127.0.0.1:8080")
 	}
 	return out, nil
 }
@@ -327,7 +351,8 @@ func RunProcessor(ctx context.Context, env Env, k *kafkaconn.Options, f *Process
 		return &UsageError{err}
 	}
 	log := env.Logger.With("component", "processor")
-	needStore := parts[PartSinkResults] || parts[PartSinkWindows] || parts[PartSinkIncidents]
+	needSinks := parts[PartSinkResults] || parts[PartSinkWindows] || parts[PartSinkIncidents]
+	needStore := needSinks || parts[PartWeb]
 	if needStore && f.DatabaseURL == "" {
 		return Usagef("-database-url: no database given (or set DATABASE_URL)")
 	}
@@ -391,7 +416,14 @@ func RunProcessor(ctx context.Context, env Env, k *kafkaconn.Options, f *Process
 			})
 		}
 	}
-	if needStore {
+	if parts[PartWeb] {
+		run, err := webPart(log, f, store)
+		if err != nil {
+			return err
+		}
+		runs = append(runs, run)
+	}
+	if needSinks {
 		if pm, ok := store.Store.(partitionMaintainer); ok {
 			runs = append(runs, func(ctx context.Context) error {
 				maintainPartitions(ctx, log, pm, f.PartitionsAhead, f.Retention)
@@ -510,6 +542,44 @@ func AlertRules(sites []config.Site) map[string]alerts.Rule {
 	out := make(map[string]alerts.Rule, len(sites))
 	for _, s := range sites {
 		out[s.URL] = alerts.Rule{Name: s.Name, Failures: s.Alert.Failures, Successes: s.Alert.Successes}
+	}
+	return out
+}
+
+// webPart builds the web part: the listener (unless the all-in-one command
+// opened it), the sites to name, and the server over the store's reads.
+func webPart(log *slog.Logger, f *ProcessorFlags, store Store) (func(context.Context) error, error) {
+	reader, ok := store.Store.(web.Reader)
+	if !ok {
+		return nil, fmt.Errorf("web: the store %T cannot be read", store.Store)
+	}
+	sites := f.sites
+	if sites == nil && f.Sites != "" {
+		file, err := LoadSites(f.Sites)
+		if err != nil {
+			return nil, err
+		}
+		sites = WebSites(file.Sites, f.Sites)
+	}
+	srv, err := web.New(web.Config{Reader: reader, Sites: func() []web.Site { return sites }, Logger: log.With("part", PartWeb)})
+	if err != nil {
+		return nil, err
+	}
+	ln := f.listener
+	if ln == nil {
+		if ln, err = web.Listen(f.HTTPAddr); err != nil {
+			return nil, err
+		}
+	}
+	log.Info("status page serving", "url", "http://"+ln.Addr().String()+"/")
+	return func(ctx context.Context) error { return web.Serve(ctx, ln, srv, log) }, nil
+}
+
+// WebSites are the sites of a sites file as the status page names them.
+func WebSites(sites []config.Site, path string) []web.Site {
+	out := make([]web.Site, 0, len(sites))
+	for _, s := range sites {
+		out = append(out, web.Site{URL: s.URL, Name: s.Name, Interval: s.Interval, Timeout: s.Timeout, Owner: "file:" + path})
 	}
 	return out
 }

@@ -1,0 +1,262 @@
+package postgres
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/sitewatch/sitewatch/history"
+)
+
+// The read methods below serve the status page, the badges and the API
+// (package web) from the tables of migration 000004. Each is one query,
+// whatever the number of URLs it covers. A nil urls means every URL.
+
+// Latest returns the latest check and failure of urls (all when nil), in
+// URL order.
+func (s *Store) Latest(ctx context.Context, urls []string) ([]history.Latest, error) {
+	q := `SELECT url, last_checked_at, last_outcome, last_status_code, last_error_kind, last_error_message,
+       last_failure_at, last_failure_status_code, last_failure_kind, last_failure_message
+  FROM site_status`
+	var args []any
+	if urls != nil {
+		q += ` WHERE url = ANY($1)`
+		args = append(args, urls)
+	}
+	rows, err := s.pool.Query(ctx, q+` ORDER BY url`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read site status: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (history.Latest, error) {
+		var l history.Latest
+		var checkedAt, failedAt *time.Time
+		var outcome, kind, msg, fkind, fmsg *string
+		var code, fcode *int16
+		if err := r.Scan(&l.URL, &checkedAt, &outcome, &code, &kind, &msg, &failedAt, &fcode, &fkind, &fmsg); err != nil {
+			return l, err
+		}
+		if checkedAt != nil {
+			l.CheckedAt = checkedAt.UTC()
+		}
+		l.Outcome, l.StatusCode, l.ErrorKind, l.ErrorMessage = deref(outcome), int(deref(code)), deref(kind), deref(msg)
+		if failedAt != nil {
+			l.Failure = &history.Failure{CheckedAt: failedAt.UTC(), StatusCode: int(deref(fcode)), ErrorKind: deref(fkind), ErrorMessage: deref(fmsg)}
+		}
+		return l, nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read site status: %w", err)
+	}
+	return out, nil
+}
+
+// Stats returns the sums of urls (all when nil) over the last 24 hours,
+// 7 days and 30 days before now (see history.Stats), from the hourly and
+// daily rollups: at most 24 + 30 rows per URL.
+func (s *Store) Stats(ctx context.Context, urls []string, now time.Time) (map[string]history.Stats, error) {
+	hourFrom, dayFrom7, dayFrom30 := history.StatsBounds(now)
+	filter, args := "", []any{hourFrom, dayFrom7, dayFrom30}
+	if urls != nil {
+		filter, args = " AND url = ANY($4)", append(args, urls)
+	}
+	// One pass over the hours and one over the days: 7 d and 30 d come
+	// from the same rows (FILTER), the overview's largest read.
+	q := `SELECT url, 0, sum(checks), sum(failures), sum(responses), coalesce(sum(response_p95_sum_ms), 0), 0, 0, 0, 0
+  FROM check_windows_hourly WHERE hour >= $1` + filter + ` GROUP BY url
+UNION ALL
+SELECT url, 1, coalesce(sum(checks) FILTER (WHERE day >= $2), 0), coalesce(sum(failures) FILTER (WHERE day >= $2), 0),
+       coalesce(sum(responses) FILTER (WHERE day >= $2), 0), coalesce(sum(response_p95_sum_ms) FILTER (WHERE day >= $2), 0),
+       sum(checks), sum(failures), sum(responses), coalesce(sum(response_p95_sum_ms), 0)
+  FROM check_windows_daily WHERE day >= $3` + filter + ` GROUP BY url`
+	rows, err := s.pool.Query(ctx, q, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read uptime: %w", err)
+	}
+	defer rows.Close()
+	out := map[string]history.Stats{}
+	for rows.Next() {
+		var url string
+		var days int
+		var c, c30 history.Counts
+		if err := rows.Scan(&url, &days, &c.Checks, &c.Failures, &c.Responses, &c.P95SumMS,
+			&c30.Checks, &c30.Failures, &c30.Responses, &c30.P95SumMS); err != nil {
+			return nil, fmt.Errorf("read uptime: %w", err)
+		}
+		history.SetStats(out, url, days == 1, c, c30)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read uptime: %w", err)
+	}
+	return out, nil
+}
+
+// Daily returns the daily sums of urls (all when nil) for the UTC days in
+// [from, to), by URL and day. Days without checks have no row.
+func (s *Store) Daily(ctx context.Context, urls []string, from, to time.Time) ([]history.Day, error) {
+	q := `SELECT url, day, checks, failures, responses, coalesce(response_p95_sum_ms, 0)
+  FROM check_windows_daily WHERE day >= $1 AND day < $2`
+	args := []any{from, to}
+	if urls != nil {
+		q += ` AND url = ANY($3)`
+		args = append(args, urls)
+	}
+	rows, err := s.pool.Query(ctx, q+` ORDER BY url, day`, args...)
+	if err != nil {
+		return nil, fmt.Errorf("read daily uptime: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (history.Day, error) {
+		var d history.Day
+		err := r.Scan(&d.URL, &d.Day, &d.Checks, &d.Failures, &d.Responses, &d.P95SumMS)
+		d.Day = d.Day.UTC()
+		return d, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read daily uptime: %w", err)
+	}
+	return out, nil
+}
+
+// Windows returns url's five-minute windows starting in [from, to), oldest
+// first (the primary key's range).
+func (s *Store) Windows(ctx context.Context, url string, from, to time.Time) ([]history.Window, error) {
+	rows, err := s.pool.Query(ctx, `SELECT window_start, window_end, checks, failures, responses,
+       response_avg_ms, response_p50_ms, response_p95_ms, response_p99_ms, response_max_ms
+  FROM check_windows WHERE url = $1 AND window_start >= $2 AND window_start < $3
+ ORDER BY window_start`, url, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("read windows: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (history.Window, error) {
+		var w history.Window
+		err := r.Scan(&w.Start, &w.End, &w.Checks, &w.Failures, &w.Responses, &w.AvgMS, &w.P50MS, &w.P95MS, &w.P99MS, &w.MaxMS)
+		w.Start, w.End = w.Start.UTC(), w.End.UTC()
+		return w, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read windows: %w", err)
+	}
+	return out, nil
+}
+
+// Phases returns the mean phase timings of url's checks in [from, to) per
+// five-minute bucket (aligned on the Unix epoch, as the windows are).
+func (s *Store) Phases(ctx context.Context, url string, from, to time.Time) ([]history.Phases, error) {
+	rows, err := s.pool.Query(ctx, `SELECT to_timestamp(floor(extract(epoch FROM checked_at) / 300) * 300) AS b, count(*),
+       avg(dns_ms), avg(connect_ms), avg(tls_ms), avg(ttfb_ms), avg(transfer_ms)
+  FROM check_results WHERE url = $1 AND checked_at >= $2 AND checked_at < $3
+ GROUP BY b ORDER BY b`, url, from, to)
+	if err != nil {
+		return nil, fmt.Errorf("read phases: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (history.Phases, error) {
+		var p history.Phases
+		err := r.Scan(&p.Start, &p.Checks, &p.DNSMS, &p.ConnectMS, &p.TLSMS, &p.TTFBMS, &p.TransferMS)
+		p.Start = p.Start.UTC()
+		return p, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read phases: %w", err)
+	}
+	return out, nil
+}
+
+// Failures returns url's newest failed checks, at most limit.
+func (s *Store) Failures(ctx context.Context, url string, limit int) ([]history.Failure, error) {
+	rows, err := s.pool.Query(ctx, `SELECT checked_at, status_code, error_kind, coalesce(error_message, ''), response_time_ms
+  FROM check_results WHERE url = $1 AND outcome = 'down'
+ ORDER BY checked_at DESC LIMIT $2`, url, limit)
+	if err != nil {
+		return nil, fmt.Errorf("read failed checks: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (history.Failure, error) {
+		var f history.Failure
+		var code int16
+		err := r.Scan(&f.CheckedAt, &code, &f.ErrorKind, &f.ErrorMessage, &f.ResponseTimeMS)
+		f.CheckedAt, f.StatusCode = f.CheckedAt.UTC(), int(code)
+		return f, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read failed checks: %w", err)
+	}
+	return out, nil
+}
+
+// incidentsQuery derives incidents from down windows (most of a window's
+// checks failed; index check_windows_down): a run of down windows, each
+// starting where the previous one ended, is one incident. It starts at its
+// first failed check (its first window's start when the raw checks are
+// gone), ends at its last window's end, and its cause is its first failed
+// check's. It is open when it is the URL's newest run, the URL's latest
+// check is down, and that check is no more than 15 minutes after the
+// run's last window (the windows of a down period still in progress
+// arrive after it closes). The first failed check is looked up for the
+// incidents picked only (at most the limit). %s is the URL filter.
+const incidentsQuery = `WITH down AS (
+  SELECT url, window_start, window_end, failures,
+         CASE WHEN window_start <= lag(window_end) OVER (PARTITION BY url ORDER BY window_start) THEN 0 ELSE 1 END AS brk
+    FROM check_windows
+   WHERE failures * 2 > checks AND window_start >= $1 AND window_start < $2 %s
+), runs AS (
+  SELECT url, window_start, window_end, failures,
+         sum(brk) OVER (PARTITION BY url ORDER BY window_start) AS run
+    FROM down
+), inc AS (
+  SELECT url, min(window_start) AS first_start, max(window_end) AS last_end, sum(failures) AS failed,
+         row_number() OVER (PARTITION BY url ORDER BY min(window_start) DESC) AS recency
+    FROM runs GROUP BY url, run
+), marked AS (
+  SELECT inc.*, coalesce(inc.recency = 1 AND s.last_outcome = 'down'
+                         AND s.last_checked_at < inc.last_end + interval '15 minutes', false) AS open
+    FROM inc LEFT JOIN site_status s ON s.url = inc.url
+), picked AS (
+  SELECT * FROM marked WHERE open OR NOT $3 ORDER BY first_start DESC, url LIMIT $4
+)
+SELECT m.url, coalesce(c.checked_at, m.first_start), CASE WHEN m.open THEN NULL ELSE m.last_end END,
+       coalesce(c.error_kind, ''), coalesce(c.error_message, ''), m.failed
+  FROM picked m
+  LEFT JOIN LATERAL (SELECT r.checked_at, r.error_kind, r.error_message FROM check_results r
+                      WHERE r.url = m.url AND r.outcome = 'down'
+                        AND r.checked_at >= m.first_start AND r.checked_at < m.last_end
+                      ORDER BY r.checked_at LIMIT 1) c ON true
+ ORDER BY m.first_start DESC, m.url`
+
+// Incidents returns the incidents q selects, newest first.
+func (s *Store) Incidents(ctx context.Context, q history.IncidentQuery) ([]history.Incident, error) {
+	filter, args := "", []any{q.From, q.To, q.OpenOnly, q.Limit}
+	if q.URL != "" {
+		filter, args = "AND url = $5", append(args, q.URL)
+	}
+	if q.OpenOnly {
+		// Only a URL whose latest check is down has an open incident:
+		// its down windows alone are read, not every site's.
+		filter += " AND url IN (SELECT url FROM site_status WHERE last_outcome = 'down')"
+	}
+	rows, err := s.pool.Query(ctx, fmt.Sprintf(incidentsQuery, filter), args...)
+	if err != nil {
+		return nil, fmt.Errorf("read incidents: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (history.Incident, error) {
+		var in history.Incident
+		err := r.Scan(&in.URL, &in.StartedAt, &in.EndedAt, &in.CauseKind, &in.CauseMessage, &in.FailedChecks)
+		in.StartedAt = in.StartedAt.UTC()
+		if in.EndedAt != nil {
+			t := in.EndedAt.UTC()
+			in.EndedAt = &t
+		}
+		return in, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read incidents: %w", err)
+	}
+	return out, nil
+}
+
+func deref[T any](p *T) T {
+	var zero T
+	if p == nil {
+		return zero
+	}
+	return *p
+}
