@@ -65,6 +65,10 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Routes are more handlers on the same server, by ServeMux pattern:
+	// the report (GET /api/v1/report) and the sites API's writes, which
+	// live in their own packages and need nothing of the pages.
+	Routes map[string]http.Handler
 }
 
 // Server is the status page, badges and API as an http.Handler.
@@ -98,6 +102,9 @@ func New(cfg Config) (*Server, error) {
 	s.mux.HandleFunc("GET /api/v1/sites/{id}", s.apiSite)
 	s.mux.HandleFunc("GET /api/v1/sites/{id}/windows", s.apiWindows)
 	s.mux.HandleFunc("GET /api/v1/incidents", s.apiIncidents)
+	for pattern, h := range cfg.Routes {
+		s.mux.Handle(pattern, h)
+	}
 	s.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such API route (see docs/openapi.yaml)", "")
 	})

@@ -59,6 +59,28 @@ func TestWebPart(t *testing.T) {
 	if resp.StatusCode != 200 || !strings.Contains(string(body), "The Down One") || strings.Contains(string(body), dbURL) {
 		t.Errorf("site page: %d, name shown: %v", resp.StatusCode, strings.Contains(string(body), "The Down One"))
 	}
+	// The report and the sites API's writes are served on the same
+	// address: the report names the configured site; with no
+	// SITEWATCH_API_TOKEN the API is read-only and a write is refused.
+	from := time.Now().Add(-24 * time.Hour).UTC().Format(time.RFC3339)
+	resp, err = http.Get(base + "api/v1/report?from=" + from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `"sites": [`) || !strings.Contains(string(body), "The Down One") {
+		t.Errorf("GET /api/v1/report: %d %s", resp.StatusCode, body)
+	}
+	resp, err = http.Post(base+"api/v1/sites", "application/json", strings.NewReader(`{"url":"https://new.example/","interval":"30s"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusForbidden || !strings.Contains(string(body), `"error"`) {
+		t.Errorf("POST /api/v1/sites without a configured token: %d %s, want 403 with an error", resp.StatusCode, body)
+	}
 	if code := p.stop(); code != 0 {
 		t.Errorf("exit %d; logs:\n%s", code, p.logs.String())
 	}

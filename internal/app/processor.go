@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"os/signal"
@@ -22,10 +23,12 @@ import (
 	"github.com/sitewatch/sitewatch/kafkaconn"
 	"github.com/sitewatch/sitewatch/processors/alerts"
 	"github.com/sitewatch/sitewatch/processors/windows"
+	sla "github.com/sitewatch/sitewatch/report"
 	"github.com/sitewatch/sitewatch/sinks"
 	"github.com/sitewatch/sitewatch/sinks/notify"
 	"github.com/sitewatch/sitewatch/sinks/postgres"
 	"github.com/sitewatch/sitewatch/sinks/sqlite"
+	"github.com/sitewatch/sitewatch/sitesapi"
 	"github.com/sitewatch/sitewatch/web"
 )
 
@@ -417,7 +420,7 @@ func RunProcessor(ctx context.Context, env Env, k *kafkaconn.Options, f *Process
 		}
 	}
 	if parts[PartWeb] {
-		run, err := webPart(log, f, store)
+		run, err := webPart(ctx, log, k, f, store)
 		if err != nil {
 			return err
 		}
@@ -547,11 +550,17 @@ func AlertRules(sites []config.Site) map[string]alerts.Rule {
 }
 
 // webPart builds the web part: the listener (unless the all-in-one command
-// opened it), the sites to name, and the server over the store's reads.
-func webPart(log *slog.Logger, f *ProcessorFlags, store Store) (func(context.Context) error, error) {
+// opened it), the sites to name, and the server over the store's reads,
+// with the report and the sites API's writes (to sitewatch_sites) on the
+// same address.
+func webPart(ctx context.Context, log *slog.Logger, k *kafkaconn.Options, f *ProcessorFlags, store Store) (func(context.Context) error, error) {
 	reader, ok := store.Store.(web.Reader)
 	if !ok {
 		return nil, fmt.Errorf("web: the store %T cannot be read", store.Store)
+	}
+	source, ok := store.Store.(sla.Source)
+	if !ok {
+		return nil, fmt.Errorf("web: the store %T cannot report", store.Store)
 	}
 	sites := f.sites
 	if sites == nil && f.Sites != "" {
@@ -561,18 +570,43 @@ func webPart(log *slog.Logger, f *ProcessorFlags, store Store) (func(context.Con
 		}
 		sites = WebSites(file.Sites, f.Sites)
 	}
-	srv, err := web.New(web.Config{Reader: reader, Sites: func() []web.Site { return sites }, Logger: log.With("part", PartWeb)})
+	reportSites := make([]sla.Site, 0, len(sites))
+	for _, s := range sites {
+		reportSites = append(reportSites, sla.Site{URL: s.URL, Name: s.Name, Interval: s.Interval})
+	}
+	weblog := log.With("part", PartWeb)
+	routes := map[string]http.Handler{
+		"GET /api/v1/report": sla.Handler(sla.HandlerConfig{Source: source, Sites: func() []sla.Site { return reportSites }, Logger: weblog}),
+	}
+	api, err := NewSitesAPI(ctx, k, weblog, PartWeb, os.Getenv(sitesapi.TokenEnv))
 	if err != nil {
+		return nil, fmt.Errorf("web: sites api: %w", err)
+	}
+	for _, pattern := range []string{"POST /api/v1/sites", "PUT /api/v1/sites/{id}", "DELETE /api/v1/sites/{id}"} {
+		routes[pattern] = api.Handler
+	}
+	srv, err := web.New(web.Config{Reader: reader, Sites: func() []web.Site { return sites }, Logger: weblog, Routes: routes})
+	if err != nil {
+		api.Registry.Close()
 		return nil, err
 	}
 	ln := f.listener
 	if ln == nil {
 		if ln, err = web.Listen(f.HTTPAddr); err != nil {
+			api.Registry.Close()
 			return nil, err
 		}
 	}
 	log.Info("status page serving", "url", "http://"+ln.Addr().String()+"/")
-	return func(ctx context.Context) error { return web.Serve(ctx, ln, srv, log) }, nil
+	return func(ctx context.Context) error {
+		stop, err := api.Start(ctx)
+		if err != nil {
+			ln.Close()
+			return fmt.Errorf("web: sites api: %w", err)
+		}
+		defer stop()
+		return web.Serve(ctx, ln, srv, log)
+	}, nil
 }
 
 // WebSites are the sites of a sites file as the status page names them.
