@@ -19,17 +19,18 @@ import (
 	"github.com/sitewatch/sitewatch/internal/kafkarun"
 )
 
+// DefaultGroup is the goka group (and, with its prefix, the consumer
+// named in dead letters) of the alerts processor.
+const DefaultGroup goka.Group = "alerts"
+
 // Defaults of Config, as in the contract's flags.
 const (
-	DefaultGroup     goka.Group = "alerts"
-	DefaultFailures             = 3
-	DefaultSuccesses            = 2
-	DefaultCertDays             = 14
+	DefaultFailures  = 3
+	DefaultSuccesses = 2
+	DefaultCertDays  = 14
 )
 
 const (
-	// consumerName is the consumer recorded in dead letters.
-	consumerName = "alerts"
 	// visitorName is the goka visitor that applies held-back events.
 	visitorName = "flush-pending"
 	// flushEvery is how often the high-water marks are asked of the
