@@ -185,8 +185,13 @@ func (o *Options) Sarama() (*sarama.Config, error) {
 	cfg.Producer.Return.Successes = true
 	cfg.Producer.Return.Errors = true
 	cfg.Producer.Compression = sarama.CompressionSnappy
+	// A produce request goes out every 50 ms, or sooner once 512 KiB are
+	// waiting. At 64 KiB the windows processor's table writes (kilobytes
+	// each, one per event) went out five to a request while a backlog
+	// drained, and the emitter's 20,000 requests a second a few hundred
+	// to one: each request costs an encode, a CRC and a round trip.
 	cfg.Producer.Flush.Frequency = 50 * time.Millisecond
-	cfg.Producer.Flush.Bytes = 64 << 10
+	cfg.Producer.Flush.Bytes = 512 << 10
 	cfg.Producer.Retry.Max = 10
 	cfg.Producer.Retry.BackoffFunc = backoff(100*time.Millisecond, 5*time.Second)
 
