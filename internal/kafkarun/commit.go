@@ -2,6 +2,7 @@ package kafkarun
 
 import (
 	"context"
+	"math"
 	"slices"
 	"sync"
 
@@ -57,6 +58,15 @@ type inOrderHandler struct {
 }
 
 func (h *inOrderHandler) Setup(s sarama.ConsumerGroupSession) error {
+	// sarama starts each claim on its own goroutine: until a claim's
+	// ConsumeClaim runs, its partition must read as behind, not as
+	// unclaimed, or a processor merging two topics would take the late
+	// one for absent (processors/alerts orders by it).
+	for topic, partitions := range s.Claims() {
+		for _, partition := range partitions {
+			h.marks.expect(topic, partition)
+		}
+	}
 	h.sess = &inOrderSession{ConsumerGroupSession: s, marks: h.marks, parts: map[topicPartition]*pendingOffsets{}}
 	return h.inner.Setup(h.sess)
 }
@@ -190,6 +200,18 @@ func NewMarks() *Marks {
 	return &Marks{next: map[topicPartition]int64{}, claimed: map[topicPartition]int64{}, highWater: map[topicPartition]int64{}}
 }
 
+// notStarted is the initial offset of a partition claimed by the session
+// whose claim has not started yet.
+const notStarted = int64(math.MaxInt64)
+
+// expect records that the session claimed the partition, before its
+// claim starts.
+func (c *Marks) expect(topic string, partition int32) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.claimed[topicPartition{topic, partition}] = notStarted
+}
+
 // start records a new claim of the partition, read from initial on.
 func (c *Marks) start(topic string, partition int32, initial, highWater int64) {
 	c.mu.Lock()
@@ -229,6 +251,11 @@ func (c *Marks) Behind(topic string, partition int32, next int64) (behind, known
 	initial, ok := c.claimed[tp]
 	if !ok {
 		return false, false
+	}
+	if initial == notStarted {
+		// Claimed, not read yet: what it holds is unknown, so it may
+		// hold older events.
+		return true, true
 	}
 	if next < initial {
 		next = initial

@@ -34,3 +34,30 @@ func TestPendingOffsetsMarkInOrder(t *testing.T) {
 		t.Errorf("left over: offsets %v done %v", p.offsets, p.done)
 	}
 }
+
+// TestMarksClaimedBeforeStarted: between a session's Setup and the start
+// of one of its claims, that partition reads as behind (it may hold older
+// events), never as unclaimed; once started, an empty partition is not
+// behind and one with unread records is.
+func TestMarksClaimedBeforeStarted(t *testing.T) {
+	m := NewMarks()
+	if _, known := m.Behind("failed", 0, -1); known {
+		t.Fatal("a partition never claimed reads as known")
+	}
+	m.expect("failed", 0)
+	if behind, known := m.Behind("failed", 0, -1); !behind || !known {
+		t.Fatalf("claimed, not started: behind=%v known=%v, want true true", behind, known)
+	}
+	m.start("failed", 0, -2, 0)
+	if behind, known := m.Behind("failed", 0, -1); behind || !known {
+		t.Fatalf("started, empty: behind=%v known=%v, want false true", behind, known)
+	}
+	m.expect("failed", 1)
+	m.start("failed", 1, 0, 5)
+	if behind, _ := m.Behind("failed", 1, 3); !behind {
+		t.Fatal("started with records 3..4 unread: not behind")
+	}
+	if behind, _ := m.Behind("failed", 1, 5); behind {
+		t.Fatal("every record read: still behind")
+	}
+}
