@@ -18,6 +18,9 @@ const (
 	httpTimeout  = 25 * time.Second
 )
 
+// Pattern is the route Handler answers on the server.
+const Pattern = "GET /api/v1/report"
+
 // HandlerConfig configures Handler.
 type HandlerConfig struct {
 	Source Source

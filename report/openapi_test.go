@@ -20,12 +20,12 @@ import (
 // document.
 func TestAPIMatchesOpenAPI(t *testing.T) {
 	ctx := context.Background()
-	doc, err := openapi3.NewLoader().LoadFromFile("../docs/openapi-report.yaml")
+	doc, err := openapi3.NewLoader().LoadFromFile("../docs/openapi.yaml")
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := doc.Validate(ctx); err != nil {
-		t.Fatalf("docs/openapi-report.yaml is not valid OpenAPI 3: %v", err)
+		t.Fatalf("docs/openapi.yaml is not valid OpenAPI 3: %v", err)
 	}
 	router, err := legacy.NewRouter(doc)
 	if err != nil {
@@ -34,7 +34,7 @@ func TestAPIMatchesOpenAPI(t *testing.T) {
 	s := reporttest.OpenSQLite(t)
 	write(t, s, reporttest.Results())
 	mux := http.NewServeMux()
-	mux.Handle("GET /api/v1/report", report.Handler(report.HandlerConfig{Source: s, Sites: func() []report.Site { return reporttest.Sites }}))
+	mux.Handle(report.Pattern, report.Handler(report.HandlerConfig{Source: s, Sites: func() []report.Site { return reporttest.Sites }}))
 	ts := httptest.NewServer(mux)
 	defer ts.Close()
 	for _, c := range []struct {

@@ -24,6 +24,11 @@ const MaxBody = 64 << 10
 // TokenEnv is the environment variable holding the API token.
 const TokenEnv = "SITEWATCH_API_TOKEN"
 
+// WritePatterns are the routes that change the registry: the server on
+// -http-addr mounts these next to the status page's reads (its own GET
+// routes answer for the status page's sites).
+var WritePatterns = []string{"POST /api/v1/sites", "PUT /api/v1/sites/{id}", "DELETE /api/v1/sites/{id}"}
+
 // Store is the registry as the API uses it.
 type Store interface {
 	Sites() []registry.Entry

@@ -73,9 +73,10 @@ type Config struct {
 
 // Server is the status page, badges and API as an http.Handler.
 type Server struct {
-	cfg Config
-	mux *http.ServeMux
-	log *slog.Logger
+	cfg      Config
+	mux      *http.ServeMux
+	log      *slog.Logger
+	patterns []string
 }
 
 // New returns a Server reading through cfg.Reader.
@@ -93,23 +94,34 @@ func New(cfg Config) (*Server, error) {
 		cfg.Sites = func() []Site { return nil }
 	}
 	s := &Server{cfg: cfg, mux: http.NewServeMux(), log: cfg.Logger}
-	s.mux.HandleFunc("GET /{$}", s.overview)
-	s.mux.HandleFunc("GET /sites/{id}", s.sitePage)
-	s.mux.HandleFunc("GET /badge/{id}/status.svg", s.badgeStatus)
-	s.mux.HandleFunc("GET /badge/{id}/uptime.svg", s.badgeUptime)
-	s.mux.HandleFunc("GET /badge/{id}/latency.svg", s.badgeLatency)
-	s.mux.HandleFunc("GET /api/v1/sites", s.apiSites)
-	s.mux.HandleFunc("GET /api/v1/sites/{id}", s.apiSite)
-	s.mux.HandleFunc("GET /api/v1/sites/{id}/windows", s.apiWindows)
-	s.mux.HandleFunc("GET /api/v1/incidents", s.apiIncidents)
+	s.handle("GET /{$}", http.HandlerFunc(s.overview))
+	s.handle("GET /sites/{id}", http.HandlerFunc(s.sitePage))
+	s.handle("GET /badge/{id}/status.svg", http.HandlerFunc(s.badgeStatus))
+	s.handle("GET /badge/{id}/uptime.svg", http.HandlerFunc(s.badgeUptime))
+	s.handle("GET /badge/{id}/latency.svg", http.HandlerFunc(s.badgeLatency))
+	s.handle("GET /api/v1/sites", http.HandlerFunc(s.apiSites))
+	s.handle("GET /api/v1/sites/{id}", http.HandlerFunc(s.apiSite))
+	s.handle("GET /api/v1/sites/{id}/windows", http.HandlerFunc(s.apiWindows))
+	s.handle("GET /api/v1/incidents", http.HandlerFunc(s.apiIncidents))
 	for pattern, h := range cfg.Routes {
-		s.mux.Handle(pattern, h)
+		s.handle(pattern, h)
 	}
+	slices.Sort(s.patterns)
 	s.mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such API route (see docs/openapi.yaml)", "")
 	})
 	return s, nil
 }
+
+func (s *Server) handle(pattern string, h http.Handler) {
+	s.mux.Handle(pattern, h)
+	s.patterns = append(s.patterns, pattern)
+}
+
+// Patterns are the routes served ("METHOD /path" as ServeMux patterns),
+// sorted, without the /api/ catch-all that answers 404: the OpenAPI
+// document must describe each of them.
+func (s *Server) Patterns() []string { return slices.Clone(s.patterns) }
 
 // ServeHTTP implements http.Handler.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {

@@ -588,13 +588,13 @@ func webPart(ctx context.Context, log *slog.Logger, k *kafkaconn.Options, f *Pro
 	}
 	weblog := log.With("part", PartWeb)
 	routes := map[string]http.Handler{
-		"GET /api/v1/report": sla.Handler(sla.HandlerConfig{Source: source, Sites: func() []sla.Site { return reportSites }, Logger: weblog}),
+		sla.Pattern: sla.Handler(sla.HandlerConfig{Source: source, Sites: func() []sla.Site { return reportSites }, Logger: weblog}),
 	}
 	api, err := NewSitesAPI(ctx, k, weblog, PartWeb, os.Getenv(sitesapi.TokenEnv))
 	if err != nil {
 		return nil, fmt.Errorf("web: sites api: %w", err)
 	}
-	for _, pattern := range []string{"POST /api/v1/sites", "PUT /api/v1/sites/{id}", "DELETE /api/v1/sites/{id}"} {
+	for _, pattern := range sitesapi.WritePatterns {
 		routes[pattern] = api.Handler
 	}
 	srv, err := web.New(web.Config{Reader: reader, Sites: func() []web.Site { return sites }, Logger: weblog, Routes: routes})
