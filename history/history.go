@@ -55,6 +55,10 @@ type Latest struct {
 	ErrorMessage string
 	// Failure is the newest check that was down; nil when none is stored.
 	Failure *Failure
+	// IncidentSince is the start of the URL's open incident (view
+	// incidents_open), nil when none is open: a site with an open
+	// incident is down, whatever its latest check says.
+	IncidentSince *time.Time
 }
 
 // Failure is one failed check.
@@ -131,7 +135,8 @@ type Phases struct {
 	DNSMS, ConnectMS, TLSMS, TTFBMS, TransferMS *float64
 }
 
-// Incident is one down period of a URL.
+// Incident is one down period of a URL: a row of the incidents table,
+// opened by a down status change and closed by the up change after it.
 type Incident struct {
 	URL       string
 	StartedAt time.Time
@@ -142,8 +147,9 @@ type Incident struct {
 	FailedChecks int64
 }
 
-// IncidentQuery selects incidents: of one URL (or every URL when URL is
-// empty), started in [From, To), newest first, at most Limit.
+// IncidentQuery selects incidents (table incidents): of one URL (or every
+// URL when URL is empty), overlapping [From, To) (started before To, open
+// or ended after From), newest first, at most Limit.
 type IncidentQuery struct {
 	URL      string
 	From, To time.Time

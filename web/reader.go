@@ -17,7 +17,8 @@ type Reader interface {
 	Windows(ctx context.Context, url string, from, to time.Time) ([]history.Window, error)
 	Phases(ctx context.Context, url string, from, to time.Time) ([]history.Phases, error)
 	Failures(ctx context.Context, url string, limit int) ([]history.Failure, error)
-	// Incidents are derived from down windows until the incidents table
-	// lands; switching is this method's business alone.
+	// Incidents are the rows of the incidents table (migration 000003),
+	// which the processor's sink-incidents keeps from the alerts part's
+	// status changes.
 	Incidents(ctx context.Context, q history.IncidentQuery) ([]history.Incident, error)
 }

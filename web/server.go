@@ -267,8 +267,13 @@ func (st *site) staleAfter() time.Duration {
 	return max(3*iv, 3*time.Minute)
 }
 
-// state is the site's current state from its latest check.
+// state is the site's current state: down while an incident is open
+// (the alerts part decided so, past its thresholds), else from its latest
+// check.
 func (st *site) state(now time.Time) string {
+	if st.Latest != nil && st.Latest.IncidentSince != nil {
+		return StateDown
+	}
 	if st.Latest == nil || st.Latest.CheckedAt.IsZero() || now.Sub(st.Latest.CheckedAt) > st.staleAfter() {
 		return StateUnknown
 	}

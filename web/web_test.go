@@ -2,6 +2,7 @@ package web_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -15,6 +16,7 @@ import (
 	"github.com/getkin/kin-openapi/openapi3filter"
 	"github.com/getkin/kin-openapi/routers/legacy"
 
+	"github.com/sitewatch/sitewatch/codecs"
 	"github.com/sitewatch/sitewatch/history"
 	"github.com/sitewatch/sitewatch/history/historytest"
 	"github.com/sitewatch/sitewatch/web"
@@ -192,3 +194,47 @@ func (failing) Latest(context.Context, []string) ([]history.Latest, error) {
 }
 
 func TestMain(m *testing.M) { os.Exit(m.Run()) }
+
+// A site is down while its incident is open, even when its latest check
+// is up (the alerts part waits for its successes in a row), and up once
+// the up change closes the incident: on the API, the badge and the page.
+func TestStateFromOpenIncident(t *testing.T) {
+	t.Parallel()
+	for name, st := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			sc := historytest.Seed(t, st, time.Now().Add(-time.Minute))
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			at := sc.Now.Add(-10 * time.Second)
+			good := &codecs.Result{EventID: "good", URL: historytest.DownURL, ScheduledAt: at, CheckedAt: at,
+				Outcome: codecs.OutcomeUp, StatusCode: 200, Checker: "test"}
+			if _, err := st.WriteResults(ctx, []*codecs.Result{good}); err != nil {
+				t.Fatal(err)
+			}
+			ts := serve(t, st, seededSites(), sc.Now)
+			id := history.SiteID(historytest.DownURL)
+			state := func() (api, badge string, downFirst bool) {
+				_, b := get(t, ts.URL+"/api/v1/sites/"+id)
+				var s struct{ State string }
+				if err := json.Unmarshal(b, &s); err != nil {
+					t.Fatal(err)
+				}
+				_, svg := get(t, ts.URL+"/badge/"+id+"/status.svg")
+				_, page := get(t, ts.URL+"/api/v1/sites")
+				var all struct{ Sites []struct{ URL, State string } }
+				if err := json.Unmarshal(page, &all); err != nil {
+					t.Fatal(err)
+				}
+				return s.State, string(svg), len(all.Sites) > 0 && all.Sites[0].URL == historytest.DownURL && all.Sites[0].State == "down"
+			}
+			if api, svg, first := state(); api != "down" || !strings.Contains(svg, ">down<") || !first {
+				t.Errorf("open incident, latest check up: state %q, badge down %v, listed first as down %v", api, strings.Contains(svg, ">down<"), first)
+			}
+			historytest.WriteChanges(t, st, &codecs.StatusChange{V: 1, ChangeID: "closed", URL: historytest.DownURL, Kind: codecs.ChangeUp,
+				State: "up", PreviousState: "down", Since: at, ChangedAt: at, Consecutive: 1, EventID: "good", StatusCode: 200})
+			if api, svg, _ := state(); api != "up" || !strings.Contains(svg, ">up<") {
+				t.Errorf("incident closed: state %q, badge %s", api, svg)
+			}
+		})
+	}
+}

@@ -14,7 +14,7 @@ import (
 
 // Store is a store with its write and read sides.
 type Store interface {
-	sinks.Store
+	sinks.IncidentStore
 	web.Reader
 }
 
@@ -247,18 +247,45 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		if len(one) != 1 || one[0].URL != UpURL {
 			t.Errorf("one URL: %+v", one)
 		}
-		// The site comes back: the incident ends with its last down window.
+		// An incident open before the range still overlaps it.
+		recent, err := st.Incidents(ctx, history.IncidentQuery{From: sc.Now.Add(-time.Minute), To: sc.Now.Add(time.Hour), Limit: 100})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(recent) != 1 || recent[0].URL != DownURL {
+			t.Errorf("incidents of the last minute: %+v, want the one open for 30 minutes", recent)
+		}
+		// A good check alone does not end it (the alerts part wants its
+		// successes in a row): the site stays down while it is open.
 		back := &codecs.Result{EventID: "back", URL: DownURL, ScheduledAt: sc.Now.Add(2 * time.Minute), CheckedAt: sc.Now.Add(2 * time.Minute),
 			Outcome: codecs.OutcomeUp, StatusCode: 200, ResponseTimeMS: f(1), Checker: "back"}
 		if _, err := st.WriteResults(ctx, []*codecs.Result{back}); err != nil {
 			t.Fatal(err)
 		}
+		ls, err := st.Latest(ctx, []string{DownURL})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ls) != 1 || ls[0].Outcome != "up" || ls[0].IncidentSince == nil || !ls[0].IncidentSince.Equal(open.StartedAt) {
+			t.Errorf("after one up check: %+v, want the latest check up and the incident open since %s", ls, open.StartedAt)
+		}
+		// The up change closes it.
+		WriteChanges(t, st, &codecs.StatusChange{V: 1, ChangeID: "back-up", URL: DownURL, Kind: codecs.ChangeUp, State: "up",
+			PreviousState: "down", Since: back.CheckedAt, ChangedAt: back.CheckedAt, Consecutive: 1, EventID: "back", StatusCode: 200})
 		onlyOpen, err = st.Incidents(ctx, history.IncidentQuery{From: sc.Now.AddDate(0, 0, -90), To: sc.Now.Add(time.Hour), OpenOnly: true, Limit: 100})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if len(onlyOpen) != 0 {
-			t.Errorf("after an up check, open incidents: %+v", onlyOpen)
+			t.Errorf("after the up change, open incidents: %+v", onlyOpen)
+		}
+		ls, err = st.Latest(ctx, []string{DownURL})
+		if err != nil || len(ls) != 1 || ls[0].IncidentSince != nil {
+			t.Errorf("after the up change: %+v %v, want no open incident", ls, err)
+		}
+		closed, err := st.Incidents(ctx, history.IncidentQuery{URL: DownURL, From: sc.Now.AddDate(0, 0, -90), To: sc.Now.Add(time.Hour), Limit: 100})
+		if err != nil || len(closed) != 1 || closed[0].EndedAt == nil || !closed[0].EndedAt.Equal(back.CheckedAt) || closed[0].FailedChecks != int64(sc.DownFailures) {
+			t.Errorf("closed incident: %+v %v, want ended at %s with %d failed checks", closed, err, back.CheckedAt, sc.DownFailures)
 		}
 	})
 }

@@ -46,7 +46,7 @@ type Scenario struct {
 	// UpOldDays are the days (UTC) of UpURL's older history.
 	UpOldDays []time.Time
 	// IncidentStart is UpURL's ended incident's first failed check, and
-	// IncidentEnd the end of its last down window.
+	// IncidentEnd its first good check after (the up change's since).
 	IncidentStart, IncidentEnd time.Time
 	// DownSince is DownURL's first failed check.
 	DownSince time.Time
@@ -56,8 +56,9 @@ func f(v float64) *float64 { return &v }
 func s(v string) *string   { return &v }
 
 // Seed writes the scenario through the store's own write path (the sinks'
-// WriteResults and WriteWindows), as of now (rounded down to five
-// minutes).
+// WriteResults and WriteWindows, and WriteChanges for the incidents, as
+// the alerts part's changes reach the incidents sink), as of now (rounded
+// down to five minutes).
 func Seed(t testing.TB, st sinks.Store, now time.Time) Scenario {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -110,9 +111,9 @@ func Seed(t testing.TB, st sinks.Store, now time.Time) Scenario {
 	// UpURL's ended incident three days ago: six down windows (30 min).
 	incStart := now.Add(-72 * time.Hour)
 	sc.IncidentStart = incStart.Add(7 * time.Second)
-	sc.IncidentEnd = incStart.Add(30 * time.Minute)
+	sc.IncidentEnd = incStart.Add(30*time.Minute + 7*time.Second)
 	for ws := incStart.Add(-30 * time.Minute); ws.Before(incStart.Add(60 * time.Minute)); ws = ws.Add(5 * time.Minute) {
-		down := !ws.Before(incStart) && ws.Before(sc.IncidentEnd)
+		down := !ws.Before(incStart) && ws.Before(incStart.Add(30*time.Minute))
 		var fails int64
 		for i := range 5 {
 			at := ws.Add(time.Duration(i)*time.Minute + 7*time.Second)
@@ -143,7 +144,38 @@ func Seed(t testing.TB, st sinks.Store, now time.Time) Scenario {
 	results = append(results, result(HalfURL, half.Add(time.Minute), true))
 
 	write(ctx, t, st, results, windows)
+
+	// The status changes the alerts part makes of these checks (three
+	// failures open an incident): UpURL's ended incident, DownURL's open one.
+	cw, ok := st.(sinks.ChangeWriter)
+	if !ok {
+		t.Fatalf("%T keeps no incidents (no WriteChanges)", st)
+	}
+	change := func(id, url, kind string, since time.Time) *codecs.StatusChange {
+		c := &codecs.StatusChange{V: 1, ChangeID: id, URL: url, Kind: kind, State: kind, Since: since,
+			ChangedAt: since.Add(2 * time.Minute), Consecutive: 3, EventID: id}
+		if kind == codecs.ChangeDown {
+			c.PreviousState, c.ErrorKind, c.ErrorMessage = codecs.ChangeUp, s(codecs.ErrConnect), s(DownMessage)
+		} else {
+			c.PreviousState, c.StatusCode = codecs.ChangeDown, 200
+		}
+		return c
+	}
+	WriteChanges(t, cw,
+		change("seed-up-down", UpURL, codecs.ChangeDown, sc.IncidentStart),
+		change("seed-up-up", UpURL, codecs.ChangeUp, sc.IncidentEnd),
+		change("seed-down-down", DownURL, codecs.ChangeDown, sc.DownSince.Add(7*time.Second)))
 	return sc
+}
+
+// WriteChanges writes status changes through the store's incidents path.
+func WriteChanges(t testing.TB, cw sinks.ChangeWriter, cs ...*codecs.StatusChange) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if rej, err := cw.WriteChanges(ctx, cs); err != nil || len(rej) > 0 {
+		t.Fatalf("seed status changes: %v %v", err, rej)
+	}
 }
 
 func write(ctx context.Context, t testing.TB, st sinks.Store, rs []*codecs.Result, ws []*codecs.Window) {

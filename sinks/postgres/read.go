@@ -17,15 +17,17 @@ import (
 // Latest returns the latest check and failure of urls (all when nil), in
 // URL order.
 func (s *Store) Latest(ctx context.Context, urls []string) ([]history.Latest, error) {
-	q := `SELECT url, last_checked_at, last_outcome, last_status_code, last_error_kind, last_error_message,
-       last_failure_at, last_failure_status_code, last_failure_kind, last_failure_message
-  FROM site_status`
+	// The open incident (incidents_open: at most one a URL, its partial
+	// unique index) makes the site down whatever its latest check says.
+	q := `SELECT s.url, s.last_checked_at, s.last_outcome, s.last_status_code, s.last_error_kind, s.last_error_message,
+       s.last_failure_at, s.last_failure_status_code, s.last_failure_kind, s.last_failure_message, o.started_at
+  FROM site_status s LEFT JOIN incidents_open o ON o.url = s.url`
 	var args []any
 	if urls != nil {
-		q += ` WHERE url = ANY($1)`
+		q += ` WHERE s.url = ANY($1)`
 		args = append(args, urls)
 	}
-	rows, err := s.pool.Query(ctx, q+` ORDER BY url`, args...)
+	rows, err := s.pool.Query(ctx, q+` ORDER BY s.url`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read site status: %w", err)
 	}
@@ -34,8 +36,12 @@ func (s *Store) Latest(ctx context.Context, urls []string) ([]history.Latest, er
 		var checkedAt, failedAt *time.Time
 		var outcome, kind, msg, fkind, fmsg *string
 		var code, fcode *int16
-		if err := r.Scan(&l.URL, &checkedAt, &outcome, &code, &kind, &msg, &failedAt, &fcode, &fkind, &fmsg); err != nil {
+		if err := r.Scan(&l.URL, &checkedAt, &outcome, &code, &kind, &msg, &failedAt, &fcode, &fkind, &fmsg, &l.IncidentSince); err != nil {
 			return l, err
+		}
+		if l.IncidentSince != nil {
+			t := l.IncidentSince.UTC()
+			l.IncidentSince = &t
 		}
 		if checkedAt != nil {
 			l.CheckedAt = checkedAt.UTC()
@@ -183,55 +189,30 @@ func (s *Store) Failures(ctx context.Context, url string, limit int) ([]history.
 	return out, nil
 }
 
-// incidentsQuery derives incidents from down windows (most of a window's
-// checks failed; index check_windows_down): a run of down windows, each
-// starting where the previous one ended, is one incident. It starts at its
-// first failed check (its first window's start when the raw checks are
-// gone), ends at its last window's end, and its cause is its first failed
-// check's. It is open when it is the URL's newest run, the URL's latest
-// check is down, and that check is no more than 15 minutes after the
-// run's last window (the windows of a down period still in progress
-// arrive after it closes). The first failed check is looked up for the
-// incidents picked only (at most the limit). %s is the URL filter.
-const incidentsQuery = `WITH down AS (
-  SELECT url, window_start, window_end, failures,
-         CASE WHEN window_start <= lag(window_end) OVER (PARTITION BY url ORDER BY window_start) THEN 0 ELSE 1 END AS brk
-    FROM check_windows
-   WHERE failures * 2 > checks AND window_start >= $1 AND window_start < $2 %s
-), runs AS (
-  SELECT url, window_start, window_end, failures,
-         sum(brk) OVER (PARTITION BY url ORDER BY window_start) AS run
-    FROM down
-), inc AS (
-  SELECT url, min(window_start) AS first_start, max(window_end) AS last_end, sum(failures) AS failed,
-         row_number() OVER (PARTITION BY url ORDER BY min(window_start) DESC) AS recency
-    FROM runs GROUP BY url, run
-), marked AS (
-  SELECT inc.*, coalesce(inc.recency = 1 AND s.last_outcome = 'down'
-                         AND s.last_checked_at < inc.last_end + interval '15 minutes', false) AS open
-    FROM inc LEFT JOIN site_status s ON s.url = inc.url
-), picked AS (
-  SELECT * FROM marked WHERE open OR NOT $3 ORDER BY first_start DESC, url LIMIT $4
-)
-SELECT m.url, coalesce(c.checked_at, m.first_start), CASE WHEN m.open THEN NULL ELSE m.last_end END,
-       coalesce(c.error_kind, ''), coalesce(c.error_message, ''), m.failed
-  FROM picked m
-  LEFT JOIN LATERAL (SELECT r.checked_at, r.error_kind, r.error_message FROM check_results r
-                      WHERE r.url = m.url AND r.outcome = 'down'
-                        AND r.checked_at >= m.first_start AND r.checked_at < m.last_end
-                      ORDER BY r.checked_at LIMIT 1) c ON true
- ORDER BY m.first_start DESC, m.url`
+// incidentsQuery reads the incidents table (migration 000003, kept by
+// the processor's sink-incidents from status_changes): the incidents
+// overlapping [$1, $2), newest first, at most $3. While an incident is open
+// its failed checks are counted on from check_results (the row holds the
+// run that opened it until the up change closes it), for the rows picked
+// only (index check_results_url_failures). %s is the URL and open filter.
+const incidentsQuery = `SELECT url, started_at, ended_at, coalesce(cause_kind, ''), coalesce(cause_message, ''),
+       CASE WHEN ended_at IS NULL
+            THEN GREATEST(failed_checks, (SELECT count(*) FROM check_results r
+                                          WHERE r.url = i.url AND r.outcome = 'down' AND r.checked_at >= i.started_at))
+            ELSE failed_checks END
+  FROM (SELECT url, started_at, ended_at, cause_kind, cause_message, failed_checks FROM incidents
+         WHERE started_at < $2 AND (ended_at IS NULL OR ended_at > $1) %s
+         ORDER BY started_at DESC, url LIMIT $3) i
+ ORDER BY started_at DESC, url`
 
 // Incidents returns the incidents q selects, newest first.
 func (s *Store) Incidents(ctx context.Context, q history.IncidentQuery) ([]history.Incident, error) {
-	filter, args := "", []any{q.From, q.To, q.OpenOnly, q.Limit}
+	filter, args := "", []any{q.From, q.To, q.Limit}
 	if q.URL != "" {
-		filter, args = "AND url = $5", append(args, q.URL)
+		filter, args = "AND url = $4", append(args, q.URL)
 	}
 	if q.OpenOnly {
-		// Only a URL whose latest check is down has an open incident:
-		// its down windows alone are read, not every site's.
-		filter += " AND url IN (SELECT url FROM site_status WHERE last_outcome = 'down')"
+		filter += " AND ended_at IS NULL" // the partial index incidents_open_url
 	}
 	rows, err := s.pool.Query(ctx, fmt.Sprintf(incidentsQuery, filter), args...)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/sitewatch/sitewatch/history"
@@ -54,10 +55,12 @@ func (s *Store) Latest(ctx context.Context, urls []string) ([]history.Latest, er
 	if filter != "" {
 		args = append(args, arg)
 	}
-	rows, err := s.db.QueryContext(ctx, `SELECT url, last_checked_at, coalesce(last_outcome, ''), coalesce(last_status_code, 0),
-       coalesce(last_error_kind, ''), coalesce(last_error_message, ''),
-       last_failure_at, coalesce(last_failure_status_code, 0), coalesce(last_failure_kind, ''), coalesce(last_failure_message, '')
-  FROM site_status WHERE true`+filter+` ORDER BY url`, args...)
+	// The open incident makes the site down (see sinks/postgres).
+	rows, err := s.db.QueryContext(ctx, `SELECT s.url, s.last_checked_at, coalesce(s.last_outcome, ''), coalesce(s.last_status_code, 0),
+       coalesce(s.last_error_kind, ''), coalesce(s.last_error_message, ''),
+       s.last_failure_at, coalesce(s.last_failure_status_code, 0), coalesce(s.last_failure_kind, ''), coalesce(s.last_failure_message, ''),
+       o.started_at
+  FROM site_status s LEFT JOIN incidents_open o ON o.url = s.url WHERE true`+strings.ReplaceAll(filter, " url IN", " s.url IN")+` ORDER BY s.url`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read site status: %w", err)
 	}
@@ -65,10 +68,13 @@ func (s *Store) Latest(ctx context.Context, urls []string) ([]history.Latest, er
 	var out []history.Latest
 	for rows.Next() {
 		var l history.Latest
-		var checkedAt, failedAt sql.NullString
+		var checkedAt, failedAt, incidentSince sql.NullString
 		var f history.Failure
 		if err := rows.Scan(&l.URL, &checkedAt, &l.Outcome, &l.StatusCode, &l.ErrorKind, &l.ErrorMessage,
-			&failedAt, &f.StatusCode, &f.ErrorKind, &f.ErrorMessage); err != nil {
+			&failedAt, &f.StatusCode, &f.ErrorKind, &f.ErrorMessage, &incidentSince); err != nil {
+			return nil, fmt.Errorf("read site status: %w", err)
+		}
+		if l.IncidentSince, err = parseNullTime(incidentSince); err != nil {
 			return nil, fmt.Errorf("read site status: %w", err)
 		}
 		if t, err := parseNullTime(checkedAt); err != nil {
@@ -257,50 +263,26 @@ func (s *Store) Failures(ctx context.Context, url string, limit int) ([]history.
 	return out, nil
 }
 
-// incidentsQuery is sinks/postgres's (see there for the rules), with
-// correlated subqueries for the first failed check. %s is the URL filter.
-const incidentsQuery = `WITH down AS (
-  SELECT url, window_start, window_end, failures,
-         CASE WHEN window_start <= lag(window_end) OVER (PARTITION BY url ORDER BY window_start) THEN 0 ELSE 1 END AS brk
-    FROM check_windows
-   WHERE failures * 2 > checks AND window_start >= ?1 AND window_start < ?2 %s
-), runs AS (
-  SELECT url, window_start, window_end, failures,
-         sum(brk) OVER (PARTITION BY url ORDER BY window_start) AS run
-    FROM down
-), inc AS (
-  SELECT url, min(window_start) AS first_start, max(window_end) AS last_end, sum(failures) AS failed,
-         row_number() OVER (PARTITION BY url ORDER BY min(window_start) DESC) AS recency
-    FROM runs GROUP BY url, run
-), marked AS (
-  SELECT inc.*, coalesce(inc.recency = 1 AND s.last_outcome = 'down'
-                         AND unixepoch(s.last_checked_at) < unixepoch(inc.last_end) + 900, 0) AS open
-    FROM inc LEFT JOIN site_status s ON s.url = inc.url
-), picked AS (
-  SELECT * FROM marked WHERE open OR NOT ?3 ORDER BY first_start DESC, url LIMIT ?4
-), first AS (
-  SELECT m.*,
-         (SELECT r.checked_at FROM check_results r WHERE r.url = m.url AND r.outcome = 'down'
-             AND r.checked_at >= m.first_start AND r.checked_at < m.last_end ORDER BY r.checked_at LIMIT 1) AS first_failure
-    FROM picked m
-)
-SELECT f.url, coalesce(f.first_failure, f.first_start), CASE WHEN f.open THEN NULL ELSE f.last_end END,
-       coalesce(r.error_kind, ''), coalesce(r.error_message, ''), f.failed
-  FROM first f
-  LEFT JOIN check_results r ON r.url = f.url AND r.checked_at = f.first_failure AND r.outcome = 'down'
- GROUP BY f.url, f.first_start
- ORDER BY f.first_start DESC, f.url`
+// incidentsQuery is sinks/postgres's (see there for the rules) in
+// SQLite's dialect. %s is the URL and open filter.
+const incidentsQuery = `SELECT url, started_at, ended_at, coalesce(cause_kind, ''), coalesce(cause_message, ''),
+       CASE WHEN ended_at IS NULL
+            THEN max(failed_checks, (SELECT count(*) FROM check_results r
+                                     WHERE r.url = i.url AND r.outcome = 'down' AND r.checked_at >= i.started_at))
+            ELSE failed_checks END
+  FROM (SELECT url, started_at, ended_at, cause_kind, cause_message, failed_checks FROM incidents
+         WHERE started_at < ?2 AND (ended_at IS NULL OR ended_at > ?1) %s
+         ORDER BY started_at DESC, url LIMIT ?3) i
+ ORDER BY started_at DESC, url`
 
 // Incidents returns the incidents q selects, newest first.
 func (s *Store) Incidents(ctx context.Context, q history.IncidentQuery) ([]history.Incident, error) {
-	filter, args := "", []any{formatTime(q.From), formatTime(q.To), q.OpenOnly, q.Limit}
+	filter, args := "", []any{formatTime(q.From), formatTime(q.To), q.Limit}
 	if q.URL != "" {
-		filter, args = "AND url = ?5", append(args, q.URL)
+		filter, args = "AND url = ?4", append(args, q.URL)
 	}
 	if q.OpenOnly {
-		// Only a URL whose latest check is down has an open incident:
-		// its down windows alone are read, not every site's.
-		filter += " AND url IN (SELECT url FROM site_status WHERE last_outcome = 'down')"
+		filter += " AND ended_at IS NULL" // the partial index incidents_open_url
 	}
 	rows, err := s.db.QueryContext(ctx, fmt.Sprintf(incidentsQuery, filter), args...)
 	if err != nil {
