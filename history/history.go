@@ -59,6 +59,12 @@ type Latest struct {
 	// incidents_open), nil when none is open: a site with an open
 	// incident is down, whatever its latest check says.
 	IncidentSince *time.Time
+	// TLSNotAfter is the certificate expiry (tls_not_after) of the latest
+	// check: nil for plain HTTP, a check that got no certificate, or rows
+	// older than the column. The stores fill it only when Latest is asked
+	// for given URLs (a site's page or API), not for every site: the
+	// overview does not show it, and it costs a lookup in check_results.
+	TLSNotAfter *time.Time
 }
 
 // Failure is one failed check.

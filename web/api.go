@@ -82,6 +82,8 @@ type apiIncident struct {
 type apiSiteDetail struct {
 	apiSite
 	Uptime90d      *float64      `json:"uptime_90d"`
+	TLSNotAfter    *time.Time    `json:"tls_not_after"`
+	CertDaysLeft   *int          `json:"cert_days_left"`
 	Daily          []apiDay      `json:"daily"`
 	Incidents      []apiIncident `json:"incidents"`
 	RecentFailures []apiFailure  `json:"recent_failures"`
@@ -192,6 +194,9 @@ func (s *Server) apiSite(w http.ResponseWriter, r *http.Request) {
 	}
 	out := apiSiteDetail{apiSite: toAPISite(st, d.stats, now), Uptime90d: uptimePtr(d.days90),
 		Daily: []apiDay{}, Incidents: []apiIncident{}, RecentFailures: []apiFailure{}}
+	if st.Latest != nil {
+		out.TLSNotAfter, out.CertDaysLeft = st.Latest.TLSNotAfter, certDaysLeft(st.Latest.TLSNotAfter, now)
+	}
 	for _, day := range d.days {
 		out.Daily = append(out.Daily, apiDay{Day: day.Day.Format("2006-01-02"), Checks: day.Checks, Failures: day.Failures, Uptime: uptimePtr(day.Counts)})
 	}

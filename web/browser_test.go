@@ -161,9 +161,11 @@ func TestBrowserOverviewAndSitePage(t *testing.T) {
 	}
 
 	// The refresh swaps in new data without reloading the page: the up
-	// site goes down.
+	// site goes down (a timeout after the TLS handshake: the check has the
+	// certificate's expiry).
 	fail := &codecs.Result{EventID: "now-down", URL: historytest.UpURL, ScheduledAt: sc.Now, CheckedAt: sc.Now,
-		Outcome: codecs.OutcomeDown, ErrorKind: ptr(codecs.ErrTimeout), ErrorMessage: ptr("timeout after 10s"), Checker: "t"}
+		Outcome: codecs.OutcomeDown, ErrorKind: ptr(codecs.ErrTimeout), ErrorMessage: ptr("timeout after 10s"), Checker: "t",
+		TLSNotAfter: &sc.CertNotAfter}
 	if _, err := st.WriteResults(context.Background(), []*codecs.Result{fail}); err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +188,7 @@ func TestBrowserOverviewAndSitePage(t *testing.T) {
 		P95, P50, PhaseRects, Buckets int
 		Width                         float64
 		Incidents, Failures           int
-		Name                          string
+		Name, Cert, CertColor         string
 	}
 	do(t, ctx, chromedp.Navigate(ts.URL+"/sites/"+history.SiteID(historytest.UpURL)), chromedp.WaitVisible(chromedp.CSS("#chart-latency")))
 	chart := eval[chartInfo](t, ctx, `(() => {
@@ -198,7 +200,8 @@ func TestBrowserOverviewAndSitePage(t *testing.T) {
   return {P95: pts('p95'), P50: pts('p50'), PhaseRects: document.querySelectorAll('#chart-phases rect').length,
     Buckets: +document.querySelector('#chart-phases').dataset.points, Width: maxX - minX,
     Incidents: document.querySelectorAll('tr.incident').length, Failures: document.querySelectorAll('tr.failure').length,
-    Name: document.querySelector('#site-name').textContent};
+    Name: document.querySelector('#site-name').textContent,
+    Cert: document.querySelector('#cert').textContent, CertColor: getComputedStyle(document.querySelector('#cert')).color};
 })()`)
 	screenshot(t, ctx, "site.png")
 	if chart.P95 != sc.WindowsUp || chart.P50 != sc.WindowsUp {
@@ -213,6 +216,11 @@ func TestBrowserOverviewAndSitePage(t *testing.T) {
 	}
 	if chart.Incidents != 1 || chart.Name != "Up site" {
 		t.Errorf("site page: %d incidents, name %q", chart.Incidents, chart.Name)
+	}
+	// The certificate expires in ten days: its date and days left, in the
+	// warning colour (--bad, under 14 days).
+	if want := sc.CertNotAfter.Format(time.DateOnly) + " (10 days left)"; chart.Cert != want || chart.CertColor != "rgb(217, 48, 37)" {
+		t.Errorf("certificate expiry: %q in %s, want %q in the warning colour rgb(217, 48, 37)", chart.Cert, chart.CertColor, want)
 	}
 
 	// On a phone: the page itself does not scroll sideways (the table may,
@@ -237,6 +245,9 @@ func TestBrowserOverviewAndSitePage(t *testing.T) {
 	name := eval[string](t, ctx, `document.querySelector('#site-name').textContent`)
 	failures := eval[int](t, ctx, `document.querySelectorAll('tr.failure').length`)
 	firstMsg := eval[string](t, ctx, `document.querySelector('tr.failure td.reason').textContent`)
+	if cert := eval[string](t, ctx, `document.querySelector('#cert').textContent`); cert != "unknown" {
+		t.Errorf("certificate expiry of a site without TLS data: %q, want unknown", cert)
+	}
 	pwned = eval[any](t, ctx, `window.__pwned === undefined ? null : window.__pwned`)
 	screenshot(t, ctx, "site-hostile.png")
 	if strings.TrimSpace(name) != strings.TrimSpace(HostileName) || pwned != nil || failures != sc.DownFailures || firstMsg != historytest.DownMessage {

@@ -77,6 +77,38 @@ func durationText(d time.Duration) string {
 	}
 }
 
+// CertWarnDays is how close a certificate's expiry is shown as a warning
+// (sitewatch's alerts warn from -alert-cert-days, 14 by default, too).
+const CertWarnDays = 14
+
+// certDaysLeft is the whole days from now until notAfter (negative once
+// expired); nil when unknown.
+func certDaysLeft(notAfter *time.Time, now time.Time) *int {
+	if notAfter == nil {
+		return nil
+	}
+	d := int(math.Floor(notAfter.Sub(now).Hours() / 24))
+	return &d
+}
+
+// certText is a certificate's expiry as the site page shows it: the date
+// and the days left, and whether that is under CertWarnDays.
+func certText(notAfter *time.Time, now time.Time) (text string, warn bool) {
+	days := certDaysLeft(notAfter, now)
+	if days == nil {
+		return "unknown", false
+	}
+	date := notAfter.UTC().Format(time.DateOnly)
+	switch {
+	case notAfter.Before(now):
+		return fmt.Sprintf("%s (expired %d days ago)", date, -*days), true
+	case *days == 1:
+		return date + " (1 day left)", true
+	default:
+		return fmt.Sprintf("%s (%d days left)", date, *days), *days < CertWarnDays
+	}
+}
+
 func timeText(t time.Time) string { return t.UTC().Format("2006-01-02 15:04:05 UTC") }
 
 // reasonText is a failure's reason in one line: kind, status, message.

@@ -155,6 +155,7 @@ type sitePage struct {
 	Interval, Timeout string
 	Uptime90d         string
 	CertExpiry        string
+	CertWarn          bool
 	Latency, Phases   *chart
 	Incidents         []incidentRow
 	Failures          []failureRow
@@ -184,6 +185,9 @@ func (s *Server) sitePage(w http.ResponseWriter, r *http.Request) {
 	}
 	p := sitePage{Nonce: nonce(), Row: d.row, Generated: timeText(now), Uptime90d: pctText(d.days90),
 		Latency: latencyChart(d.windows, d.from, now), Phases: phaseChart(d.phases, d.from, now), CertExpiry: "unknown"}
+	if st.Latest != nil {
+		p.CertExpiry, p.CertWarn = certText(st.Latest.TLSNotAfter, now)
+	}
 	if c := st.Configured; c != nil {
 		if c.Interval > 0 {
 			p.Interval = intervalText(c.Interval)

@@ -221,7 +221,8 @@ func newSite(c *Site, url string, l *history.Latest) *site {
 }
 
 // findSite resolves an id: a configured site costs one query for its
-// latest check, another site one query over site_status.
+// latest check, another site one query over site_status and one for its
+// latest check.
 func (s *Server) findSite(ctx context.Context, id string) (*site, error) {
 	for _, c := range s.cfg.Sites() {
 		if history.SiteID(c.URL) == id {
@@ -243,6 +244,15 @@ func (s *Server) findSite(ctx context.Context, id string) (*site, error) {
 	}
 	for _, st := range all {
 		if st.ID == id {
+			// The list has no certificate expiry (see history.Latest):
+			// one more query, for this site.
+			l, err := s.cfg.Reader.Latest(ctx, []string{st.URL})
+			if err != nil {
+				return nil, err
+			}
+			if len(l) > 0 {
+				st.Latest = &l[0]
+			}
 			return st, nil
 		}
 	}

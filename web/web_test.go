@@ -69,6 +69,8 @@ func TestAPIMatchesOpenAPI(t *testing.T) {
 			}{
 				{"/api/v1/sites", 200, "", `"state":"down"`},
 				{"/api/v1/sites/" + up, 200, "", `"uptime_24h":100`},
+				{"/api/v1/sites/" + up, 200, "", `"cert_days_left":10,`},
+				{"/api/v1/sites/" + down, 200, "", `"tls_not_after":null,"cert_days_left":null`},
 				{"/api/v1/sites/" + down, 200, "", `"open":true`},
 				{"/api/v1/sites/" + history.SiteID(historytest.HalfURL), 200, "", `"uptime":50`},
 				{"/api/v1/sites/nope", 404, "id", ""},

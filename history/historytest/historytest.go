@@ -52,6 +52,18 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		if down.Failure == nil || down.Failure.ErrorMessage != DownMessage || !down.Failure.CheckedAt.Equal(want) {
 			t.Errorf("down site's last failure: %+v", down.Failure)
 		}
+		if down.IncidentSince == nil || !down.IncidentSince.Equal(sc.DownSince.Add(7*time.Second)) || up.IncidentSince != nil {
+			t.Errorf("open incidents: down since %v, up since %v; want down since %s, up none", down.IncidentSince, up.IncidentSince, sc.DownSince.Add(7*time.Second))
+		}
+		// The certificate expiry of the latest check comes for given URLs
+		// (one query for both), not for the overview's every URL.
+		certs, err := st.Latest(ctx, []string{UpURL, DownURL})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(certs) != 2 || certs[1].URL != UpURL || certs[1].TLSNotAfter == nil || !certs[1].TLSNotAfter.Equal(sc.CertNotAfter) || certs[0].TLSNotAfter != nil {
+			t.Errorf("certificate expiry: %+v, want %s for the up site and none for the down one (no TLS)", certs, sc.CertNotAfter)
+		}
 		// One URL, and an older check arriving late changes nothing.
 		late := &codecs.Result{EventID: "late", URL: DownURL, ScheduledAt: sc.Now.Add(-2 * time.Hour), CheckedAt: sc.Now.Add(-2 * time.Hour),
 			Outcome: codecs.OutcomeUp, StatusCode: 200, ResponseTimeMS: f(1), Checker: "late"}

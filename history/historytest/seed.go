@@ -50,6 +50,10 @@ type Scenario struct {
 	IncidentStart, IncidentEnd time.Time
 	// DownSince is DownURL's first failed check.
 	DownSince time.Time
+	// CertNotAfter is the certificate expiry of UpURL's good checks: ten
+	// and a half days after Now, under the page's 14-day warning.
+	// DownURL's checks got no certificate.
+	CertNotAfter time.Time
 }
 
 func f(v float64) *float64 { return &v }
@@ -143,6 +147,12 @@ func Seed(t testing.TB, st sinks.Store, now time.Time) Scenario {
 	// Its raw checks are gone but one (retention dropped the others).
 	results = append(results, result(HalfURL, half.Add(time.Minute), true))
 
+	sc.CertNotAfter = now.Add(10*24*time.Hour + 12*time.Hour)
+	for _, r := range results {
+		if r.URL == UpURL && r.Outcome == codecs.OutcomeUp {
+			r.TLSNotAfter = &sc.CertNotAfter
+		}
+	}
 	write(ctx, t, st, results, windows)
 
 	// The status changes the alerts part makes of these checks (three

@@ -19,14 +19,18 @@ import (
 func (s *Store) Latest(ctx context.Context, urls []string) ([]history.Latest, error) {
 	// The open incident (incidents_open: at most one a URL, its partial
 	// unique index) makes the site down whatever its latest check says.
-	q := `SELECT s.url, s.last_checked_at, s.last_outcome, s.last_status_code, s.last_error_kind, s.last_error_message,
-       s.last_failure_at, s.last_failure_status_code, s.last_failure_kind, s.last_failure_message, o.started_at
-  FROM site_status s LEFT JOIN incidents_open o ON o.url = s.url`
+	// With urls, the latest check's certificate expiry too (index
+	// check_results_url_checked_at, one probe a URL).
+	tls, where := "NULL::timestamptz", ""
 	var args []any
 	if urls != nil {
-		q += ` WHERE s.url = ANY($1)`
+		tls = "(SELECT r.tls_not_after FROM check_results r WHERE r.url = s.url AND r.checked_at = s.last_checked_at ORDER BY r.tls_not_after NULLS LAST LIMIT 1)"
+		where = ` WHERE s.url = ANY($1)`
 		args = append(args, urls)
 	}
+	q := `SELECT s.url, s.last_checked_at, s.last_outcome, s.last_status_code, s.last_error_kind, s.last_error_message,
+       s.last_failure_at, s.last_failure_status_code, s.last_failure_kind, s.last_failure_message, o.started_at, ` + tls + `
+  FROM site_status s LEFT JOIN incidents_open o ON o.url = s.url` + where
 	rows, err := s.pool.Query(ctx, q+` ORDER BY s.url`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read site status: %w", err)
@@ -36,13 +40,10 @@ func (s *Store) Latest(ctx context.Context, urls []string) ([]history.Latest, er
 		var checkedAt, failedAt *time.Time
 		var outcome, kind, msg, fkind, fmsg *string
 		var code, fcode *int16
-		if err := r.Scan(&l.URL, &checkedAt, &outcome, &code, &kind, &msg, &failedAt, &fcode, &fkind, &fmsg, &l.IncidentSince); err != nil {
+		if err := r.Scan(&l.URL, &checkedAt, &outcome, &code, &kind, &msg, &failedAt, &fcode, &fkind, &fmsg, &l.IncidentSince, &l.TLSNotAfter); err != nil {
 			return l, err
 		}
-		if l.IncidentSince != nil {
-			t := l.IncidentSince.UTC()
-			l.IncidentSince = &t
-		}
+		l.IncidentSince, l.TLSNotAfter = utcPtr(l.IncidentSince), utcPtr(l.TLSNotAfter)
 		if checkedAt != nil {
 			l.CheckedAt = checkedAt.UTC()
 		}
@@ -232,6 +233,14 @@ func (s *Store) Incidents(ctx context.Context, q history.IncidentQuery) ([]histo
 		return nil, fmt.Errorf("read incidents: %w", err)
 	}
 	return out, nil
+}
+
+func utcPtr(t *time.Time) *time.Time {
+	if t == nil {
+		return nil
+	}
+	u := t.UTC()
+	return &u
 }
 
 func deref[T any](p *T) T {

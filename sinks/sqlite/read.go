@@ -55,11 +55,16 @@ func (s *Store) Latest(ctx context.Context, urls []string) ([]history.Latest, er
 	if filter != "" {
 		args = append(args, arg)
 	}
-	// The open incident makes the site down (see sinks/postgres).
+	// The open incident makes the site down, and with urls the latest
+	// check's certificate expiry comes too (see sinks/postgres).
+	tls := "NULL"
+	if urls != nil {
+		tls = "(SELECT r.tls_not_after FROM check_results r WHERE r.url = s.url AND r.checked_at = s.last_checked_at ORDER BY r.tls_not_after IS NULL LIMIT 1)"
+	}
 	rows, err := s.db.QueryContext(ctx, `SELECT s.url, s.last_checked_at, coalesce(s.last_outcome, ''), coalesce(s.last_status_code, 0),
        coalesce(s.last_error_kind, ''), coalesce(s.last_error_message, ''),
        s.last_failure_at, coalesce(s.last_failure_status_code, 0), coalesce(s.last_failure_kind, ''), coalesce(s.last_failure_message, ''),
-       o.started_at
+       o.started_at, `+tls+`
   FROM site_status s LEFT JOIN incidents_open o ON o.url = s.url WHERE true`+strings.ReplaceAll(filter, " url IN", " s.url IN")+` ORDER BY s.url`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("read site status: %w", err)
@@ -68,13 +73,16 @@ func (s *Store) Latest(ctx context.Context, urls []string) ([]history.Latest, er
 	var out []history.Latest
 	for rows.Next() {
 		var l history.Latest
-		var checkedAt, failedAt, incidentSince sql.NullString
+		var checkedAt, failedAt, incidentSince, notAfter sql.NullString
 		var f history.Failure
 		if err := rows.Scan(&l.URL, &checkedAt, &l.Outcome, &l.StatusCode, &l.ErrorKind, &l.ErrorMessage,
-			&failedAt, &f.StatusCode, &f.ErrorKind, &f.ErrorMessage, &incidentSince); err != nil {
+			&failedAt, &f.StatusCode, &f.ErrorKind, &f.ErrorMessage, &incidentSince, &notAfter); err != nil {
 			return nil, fmt.Errorf("read site status: %w", err)
 		}
-		if l.IncidentSince, err = parseNullTime(incidentSince); err != nil {
+		if l.IncidentSince, err = parseNullTime(incidentSince); err == nil {
+			l.TLSNotAfter, err = parseNullTime(notAfter)
+		}
+		if err != nil {
 			return nil, fmt.Errorf("read site status: %w", err)
 		}
 		if t, err := parseNullTime(checkedAt); err != nil {
