@@ -114,11 +114,7 @@ func (cfg Config) withDefaults() (Config, error) {
 		cfg.Now = time.Now
 	}
 	if cfg.Storage == nil {
-		if cfg.StorageDir != "" {
-			cfg.Storage = storage.DefaultBuilder(cfg.StorageDir)
-		} else {
-			cfg.Storage = storage.MemoryBuilder()
-		}
+		cfg.Storage = kafkarun.Storage(cfg.StorageDir)
 	}
 	var errs []error
 	for name, t := range map[string]goka.Stream{
