@@ -34,6 +34,15 @@ type SiteFields struct {
 	Method       string            `json:"method" yaml:"method,omitempty"`
 	Headers      map[string]string `json:"headers,omitempty" yaml:"headers,omitempty"`
 	TLS          *SiteTLS          `json:"tls,omitempty" yaml:"tls,omitempty"`
+	Alert        *SiteAlert        `json:"alert,omitempty" yaml:"alert,omitempty"`
+}
+
+// SiteAlert is a site's own alert thresholds (the sites file's alert:);
+// an absent or zero field keeps the processor's -alert-failures and
+// -alert-successes.
+type SiteAlert struct {
+	Failures  int `json:"failures,omitempty" yaml:"failures,omitempty"`
+	Successes int `json:"successes,omitempty" yaml:"successes,omitempty"`
 }
 
 // SiteTLS is a site's own TLS settings. The CA certificates travel as PEM
@@ -55,6 +64,9 @@ func FieldsOf(s config.Site) SiteFields {
 	if s.Regexp != nil {
 		re := s.Regexp.String()
 		f.Regexp = &re
+	}
+	if s.Alert != (config.Alert{}) {
+		f.Alert = &SiteAlert{Failures: s.Alert.Failures, Successes: s.Alert.Successes}
 	}
 	if s.TLS != nil {
 		f.TLS = &SiteTLS{CAPEM: string(s.TLS.CAPEM), ServerName: s.TLS.ServerName, InsecureSkipVerify: s.TLS.InsecureSkipVerify}

@@ -80,3 +80,31 @@ func TestSiteTLSRoundTrip(t *testing.T) {
 		t.Errorf("tls after the round trip: %+v (value %s)", back.TLS, value)
 	}
 }
+
+// A site's alert thresholds travel through the registry: without them a
+// site published from a file with alert: {failures: 5} alerted at the
+// processor's default once the processor took its sites from the registry.
+func TestSiteAlertRoundTrip(t *testing.T) {
+	t.Parallel()
+	site, _, err := config.ParseSiteJSON("test", []byte(`{"url": "https://a.example/", "alert": {"failures": 5, "successes": 1}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	value, err := EncodeSite(site, OwnerAPI)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(value), `"alert":{"failures":5,"successes":1}`) {
+		t.Errorf("value %s has no alert thresholds", value)
+	}
+	back, _, err := DecodeSite(site.URL, value)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if back.Alert != (config.Alert{Failures: 5, Successes: 1}) {
+		t.Errorf("decoded thresholds %+v, want failures 5, successes 1", back.Alert)
+	}
+	if _, _, err := config.ParseSiteJSON("test", []byte(`{"url": "https://a.example/", "alert": {"failures": 0}}`)); err == nil || !strings.Contains(err.Error(), "alert") {
+		t.Errorf("alert failures 0: %v, want an error naming alert", err)
+	}
+}

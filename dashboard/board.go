@@ -47,6 +47,9 @@ type Alert struct {
 
 type siteState struct {
 	name string
+	// configured is set for a site of the sites file or registry, unset
+	// for one known only from its results.
+	configured bool
 	// last is the newest result by checked_at: the two result topics are
 	// consumed side by side, so results of one site may arrive out of order.
 	last *codecs.Result
@@ -88,10 +91,44 @@ func NewBoard(sites []Site, window time.Duration) *Board {
 		if name == "" {
 			name = s.URL
 		}
-		b.sites[s.URL] = &siteState{name: name}
+		b.sites[s.URL] = &siteState{name: name, configured: true}
 		b.order = append(b.order, s.URL)
 	}
 	return b
+}
+
+// SetSites makes sites the configured ones, as the sites registry changes:
+// a new site is listed (after the others), a renamed one takes its new
+// name, and one that was configured and no longer is leaves the table
+// (a site seen only in results stays: its results still arrive).
+func (b *Board) SetSites(sites []Site) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	want := make(map[string]string, len(sites))
+	for _, s := range sites {
+		name := s.Name
+		if name == "" {
+			name = s.URL
+		}
+		want[s.URL] = name
+	}
+	b.order = slices.DeleteFunc(b.order, func(url string) bool {
+		_, keep := want[url]
+		if !keep && b.sites[url].configured {
+			delete(b.sites, url)
+			return true
+		}
+		return false
+	})
+	for _, s := range sites {
+		st, ok := b.sites[s.URL]
+		if !ok {
+			st = &siteState{}
+			b.sites[s.URL] = st
+			b.order = append(b.order, s.URL)
+		}
+		st.name, st.configured = want[s.URL], true
+	}
 }
 
 // Window is the span that uptime and p95 are computed over.

@@ -60,6 +60,31 @@ func TestBoardListsConfiguredSitesBeforeResults(t *testing.T) {
 	}
 }
 
+// The table follows the sites registry: a site added through the API is
+// listed before its first check, a renamed one takes its new name, a
+// removed one leaves, keeping its history nowhere; a site seen only in
+// results stays, since its results keep arriving.
+func TestBoardSetSitesFollowsTheRegistry(t *testing.T) {
+	b := NewBoard([]Site{{URL: "https://a/", Name: "A"}, {URL: "https://b/", Name: "B"}}, time.Minute)
+	b.Add(result("1", "https://a/", t0, false, 5))
+	b.Add(result("2", "https://x/", t0, true, 5))
+	b.SetSites([]Site{{URL: "https://b/", Name: "B renamed"}, {URL: "https://c/"}})
+	s := b.Snapshot(t0)
+	var got []string
+	for _, r := range s.Rows {
+		got = append(got, r.URL+"="+r.Name)
+	}
+	want := []string{"https://b/=B renamed", "https://x/=https://x/", "https://c/=https://c/"}
+	if !slices.Equal(got, want) {
+		t.Errorf("rows %v, want %v", got, want)
+	}
+	// A removed site that comes back is new: none of its old checks.
+	b.SetSites([]Site{{URL: "https://a/", Name: "A again"}})
+	if r := rowOf(t, b.Snapshot(t0), "https://a/"); r.Checked || r.Name != "A again" {
+		t.Errorf("re-added site: %+v, want unchecked and the new name", r)
+	}
+}
+
 func TestBoardWindowStatistics(t *testing.T) {
 	const url = "https://a/"
 	b := NewBoard([]Site{{URL: url}}, time.Minute)

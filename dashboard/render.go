@@ -26,6 +26,9 @@ type Layout struct {
 	Grace time.Duration
 	// Color marks down sites red and up sites green with ANSI escapes.
 	Color bool
+	// Empty is shown instead of the table while there is no site: how
+	// to add one.
+	Empty string
 }
 
 // Path is a labelled file or directory in the table's header.
@@ -126,6 +129,9 @@ func Render(s Snapshot, l Layout) string {
 	}
 	summary += " · " + s.At.Format("15:04:05")
 	line(summary)
+	if len(rows) == 0 && l.Empty != "" {
+		line(l.Empty)
+	}
 
 	failures := make([]string, len(rows))
 	for i, r := range rows {

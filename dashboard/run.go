@@ -57,6 +57,8 @@ type Config struct {
 	Title string
 	Paths []Path
 	Grace time.Duration
+	// Empty is the Layout's: shown while there is no site.
+	Empty string
 	// Size returns the terminal's width and height; nil or zeros mean
 	// unlimited.
 	Size func() (width, height int)
@@ -103,7 +105,7 @@ func Run(ctx context.Context, cfg Config) error {
 	var draw func(stopping bool)
 	if cfg.Terminal {
 		draw = func(stopping bool) {
-			l := Layout{Title: cfg.Title, Paths: cfg.Paths, Grace: cfg.Grace, Color: cfg.Color}
+			l := Layout{Title: cfg.Title, Paths: cfg.Paths, Grace: cfg.Grace, Color: cfg.Color, Empty: cfg.Empty}
 			if p := problem.Load(); p != nil {
 				l.Title = strings.TrimSpace(l.Title + "  [not following kafka: " + *p + "]")
 			}

@@ -89,7 +89,7 @@ func (o *Options) TopicManagerBuilder(cfg *sarama.Config) goka.TopicManagerBuild
 // retried with backoff until ctx ends; an authentication or TLS failure is
 // returned at once, since waiting cannot fix it.
 func (o *Options) EnsureTopics(ctx context.Context, cfg *sarama.Config, logger *slog.Logger, topics ...goka.Stream) error {
-	return o.ensure(ctx, cfg, logger, "create kafka topics", func(tm goka.TopicManager) error {
+	return o.ensure(ctx, cfg, logger, o.TopicManagerConfig(), "create kafka topics", func(tm goka.TopicManager) error {
 		for _, t := range topics {
 			if err := tm.EnsureStreamExists(string(t), o.Partitions); err != nil {
 				return fmt.Errorf("topic %s: %w", t, err)
@@ -105,7 +105,14 @@ func (o *Options) EnsureTopics(ctx context.Context, cfg *sarama.Config, logger *
 // existing one. Retries as EnsureTopics does.
 func (o *Options) EnsureSitesTopic(ctx context.Context, cfg *sarama.Config, logger *slog.Logger) error {
 	topic := string(o.Topics().Sites)
-	return o.ensure(ctx, cfg, logger, "create the sites topic", func(tm goka.TopicManager) error {
+	tmc := o.TopicManagerConfig()
+	// The registry's partition count is the first creator's (the
+	// all-in-one makes 3, a processor 12): any works, since every writer
+	// hashes by the topic's real count. goka would warn of the mismatch on
+	// the standard log, which reaches a `sitewatch sites` user's terminal
+	// unformatted.
+	tmc.MismatchBehavior = goka.TMConfigMismatchBehaviorIgnore
+	return o.ensure(ctx, cfg, logger, tmc, "create the sites topic", func(tm goka.TopicManager) error {
 		// goka's table topics are exactly this: compacted and keyed.
 		if err := tm.EnsureTableExists(topic, o.Partitions); err != nil {
 			return fmt.Errorf("topic %s: %w", topic, err)
@@ -116,7 +123,7 @@ func (o *Options) EnsureSitesTopic(ctx context.Context, cfg *sarama.Config, logg
 
 // ensure runs fn with a topic manager, retrying an unreachable broker with
 // backoff until ctx or -kafka-start-timeout ends.
-func (o *Options) ensure(ctx context.Context, cfg *sarama.Config, logger *slog.Logger, what string, fn func(goka.TopicManager) error) error {
+func (o *Options) ensure(ctx context.Context, cfg *sarama.Config, logger *slog.Logger, tmc *goka.TopicManagerConfig, what string, fn func(goka.TopicManager) error) error {
 	if o.StartTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeoutCause(ctx, o.StartTimeout, fmt.Errorf("no answer within -kafka-start-timeout %v", o.StartTimeout))
@@ -126,7 +133,7 @@ func (o *Options) ensure(ctx context.Context, cfg *sarama.Config, logger *slog.L
 		if err := o.Probe(ctx, cfg); err != nil {
 			return err
 		}
-		tm, err := goka.NewTopicManager(o.Brokers, cfg, o.TopicManagerConfig())
+		tm, err := goka.NewTopicManager(o.Brokers, cfg, tmc)
 		if err != nil {
 			return Explain(o, err)
 		}

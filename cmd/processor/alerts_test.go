@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -11,7 +12,10 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/sitewatch/sitewatch/codecs"
+	"github.com/sitewatch/sitewatch/config"
 	"github.com/sitewatch/sitewatch/internal/testkit"
+	"github.com/sitewatch/sitewatch/kafkaconn"
+	"github.com/sitewatch/sitewatch/registry"
 )
 
 // alertChecks turns a pattern such as "uudddddu" into checks of site, one
@@ -201,5 +205,51 @@ func TestAlertsKilled(t *testing.T) {
 	t.Logf("status_changes after the kill and restart: %s", describe(got[site]))
 	if code := proc.stop(); code != 0 {
 		t.Fatalf("exit status %d; logs:\n%s", code, tail(proc.logs.String(), 40))
+	}
+}
+
+// TestAlertsThresholdsFromRegistry: a site added to the sites registry
+// (as the sites API does) with alert: {failures: 1, successes: 1} and a
+// name is alerted by those thresholds and under that name, with no -sites
+// file: the processor follows sitewatch_sites. By the defaults (3 and 2)
+// the single failure would alert nobody.
+func TestAlertsThresholdsFromRegistry(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end to end")
+	}
+	t.Parallel()
+	e := newEnv(t)
+	const url = "https://registry.test/"
+	site, _, err := config.ParseSiteJSON("test", []byte(`{"url": "`+url+`", "name": "From the registry", "alert": {"failures": 1, "successes": 1}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	k := &kafkaconn.Options{Brokers: e.addrs, Partitions: testPartitions, Replication: 1}
+	if err := k.EnsureSitesTopic(ctx, e.sarama(), slog.New(slog.DiscardHandler)); err != nil {
+		t.Fatal(err)
+	}
+	reg, err := registry.New(registry.Config{Brokers: e.addrs, Sarama: e.sarama(), Topic: string(topics.Sites), DeadLetters: string(topics.DeadLetters)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reg.Close()
+	if err := reg.Put(ctx, site, codecs.OwnerAPI); err != nil {
+		t.Fatal(err)
+	}
+	proc := startProcessor(t, e.args(e.db))
+	p := e.producer(t)
+	p.results(alertChecks(url, "uuduu", time.Now().UTC().Add(-time.Hour).Truncate(time.Minute)))
+	p.done()
+	got := changesBySite(t, e, settleTimeout, func(cs []*codecs.StatusChange) bool { return len(cs) >= 2 })[url]
+	if len(got) != 2 || got[0].Kind != codecs.ChangeDown || got[1].Kind != codecs.ChangeUp || got[0].Consecutive != 1 {
+		t.Fatalf("changes %s, want down after 1 failure, then up after 1 success; logs:\n%s", describe(got), tail(proc.logs.String(), 40))
+	}
+	if got[0].Name != "From the registry" {
+		t.Errorf("change names the site %q, want the registry's name", got[0].Name)
+	}
+	if code := proc.stop(); code != 0 {
+		t.Errorf("processor: exit status %d", code)
 	}
 }

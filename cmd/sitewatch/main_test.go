@@ -405,7 +405,10 @@ func TestBadInput(t *testing.T) {
 		want string
 	}{
 		{"bad sites file", []string{"-sites", bad, "-data-dir", filepath.Join(dir, "d1")}, 2, bad + ":2:"},
-		{"no sites file", []string{"-data-dir", filepath.Join(dir, "d2")}, 2, "-sites"},
+		// Without -sites the all-in-one runs on the registry's sites
+		// (TestAllInOneWithoutSitesFile); a -sites that is not there is
+		// still a mistake.
+		{"missing sites file", []string{"-sites", filepath.Join(dir, "nope.yaml"), "-data-dir", filepath.Join(dir, "d2")}, 2, filepath.Join(dir, "nope.yaml")},
 		{"unknown flag", []string{"-frobnicate"}, 2, "-frobnicate: no such flag (-h lists them)"},
 		{"misspelt flag", []string{"-site", good}, 2, "-site: no such flag; did you mean -sites?"},
 		{"duration without unit", []string{"-sites", good, "-window-size", "60"}, 2, `-window-size: "60" has no unit; write e.g. 60s or 60ms`},

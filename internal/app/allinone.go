@@ -28,6 +28,7 @@ import (
 	"github.com/sitewatch/sitewatch/kafkaconn"
 	"github.com/sitewatch/sitewatch/processors/alerts"
 	"github.com/sitewatch/sitewatch/processors/windows"
+	"github.com/sitewatch/sitewatch/registry"
 	"github.com/sitewatch/sitewatch/web"
 )
 
@@ -124,9 +125,13 @@ func (a *AllInOne) Run(ctx context.Context) error {
 		defer stop()
 		demoURL = srv.URL
 	}
-	sites, err := LoadSites(a.Emitter.Sites)
-	if err != nil {
-		return err
+	// Without -sites the sites are the registry's: those added before
+	// (kept in the data directory's Kafka) and through the API.
+	sites := &config.File{}
+	if a.Emitter.Sites != "" {
+		if sites, err = LoadSites(a.Emitter.Sites); err != nil {
+			return err
+		}
 	}
 	if a.Processor.WindowSize <= 0 {
 		return Usagef("-window-size: must be positive")
@@ -174,7 +179,6 @@ func (a *AllInOne) Run(ctx context.Context) error {
 		}
 		defer ln.Close()
 		a.Processor.listener = ln
-		a.Processor.sites = WebSites(sites.Sites, a.Emitter.Sites)
 		statusURL = "http://" + ln.Addr().String() + "/"
 		if !table {
 			fmt.Fprintf(a.Stdout, "sitewatch: status page at %s\n", statusURL)
@@ -192,6 +196,7 @@ func (a *AllInOne) Run(ctx context.Context) error {
 	}
 
 	board := dashboard.NewBoard(boardSites(sites.Sites), a.Processor.WindowSize)
+	a.Processor.onSites = func(entries []registry.Entry) { board.SetSites(boardSites(registry.SitesOf(entries))) }
 	if demoURL != "" && !table {
 		fmt.Fprintf(a.Stdout, "sitewatch -demo: %d local sites at %s, checked every %s; the sites file is %s\n",
 			len(sites.Sites), demoURL, demo.Interval, a.Emitter.Sites)
@@ -278,6 +283,15 @@ func (a *AllInOne) run(ctx context.Context, env Env, dir *DataDir, embeddedKafka
 				kafkaWhere, cluster.Addr, a.Kafka.Topics().Failed)
 		}
 	}
+	// Without a sites file there may be no site yet: say how to add one.
+	var addHint string
+	if a.Emitter.Sites == "" {
+		addHint = "no -sites file: checking the sites registry's sites; add one with: sitewatch sites -brokers " +
+			strings.Join(a.Kafka.Brokers, ",") + " add https://example.com/"
+		if !table {
+			fmt.Fprintln(a.Stdout, "sitewatch: "+addHint)
+		}
+	}
 	log.Info("sitewatch starting", "brokers", a.Kafka.Brokers, "embedded_kafka", embeddedKafka,
 		"store", describeStore(a.Processor.DatabaseURL), "window_size", a.Processor.WindowSize)
 
@@ -339,6 +353,7 @@ func (a *AllInOne) run(ctx context.Context, env Env, dir *DataDir, embeddedKafka
 			}
 			cfg.Paths = []dashboard.Path{{Label: "data", Path: dir.Path}, {Label: "logs", Path: dir.LogPath()}}
 			cfg.Grace = a.Processor.WindowGrace
+			cfg.Empty = addHint
 			if statusURL != "" {
 				cfg.Title = strings.Replace(cfg.Title, " · Ctrl-C to stop", " · status page: "+statusURL+" · Ctrl-C to stop", 1)
 			}

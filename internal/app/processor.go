@@ -10,11 +10,10 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -23,6 +22,7 @@ import (
 	"github.com/sitewatch/sitewatch/kafkaconn"
 	"github.com/sitewatch/sitewatch/processors/alerts"
 	"github.com/sitewatch/sitewatch/processors/windows"
+	"github.com/sitewatch/sitewatch/registry"
 	sla "github.com/sitewatch/sitewatch/report"
 	"github.com/sitewatch/sitewatch/sinks"
 	"github.com/sitewatch/sitewatch/sinks/notify"
@@ -81,10 +81,11 @@ type ProcessorFlags struct {
 	StateDir        string
 	// HTTPAddr is where the web part listens; empty: off.
 	HTTPAddr string
-	// listener and sites are set by the all-in-one command, which opens
-	// the address before anything starts and has the sites loaded.
+	// listener is set by the all-in-one command, which opens the address
+	// before anything starts; onSites, also set by it, is called with
+	// every site of the registry and after each change (its live table).
 	listener net.Listener
-	sites    []web.Site
+	onSites  func([]registry.Entry)
 	// AlertWebhooks and AlertSlackWebhooks are the notify part's
 	// destinations; AlertSecret signs webhook bodies.
 	AlertWebhooks      URLList
@@ -95,10 +96,11 @@ type ProcessorFlags struct {
 	AlertFailures      int
 	AlertSuccesses     int
 	AlertCertDays      int
-	// Sites is the sites file the alerts read names and per-site
-	// thresholds from, and the web part names and intervals (the
-	// processor's -sites; the all-in-one passes its own). Empty: every
-	// site gets the defaults and its URL as name.
+	// Sites is a sites file whose sites are taken as the registry's
+	// (names, thresholds, intervals) until the registry has them (the
+	// processor's -sites; the all-in-one passes its own). Empty: the
+	// registry's sites alone; a site known to neither gets the defaults
+	// and its URL as name.
 	Sites string
 }
 
@@ -178,7 +180,7 @@ func (l *URLList) Set(v string) error {
 // status page (the all-in-one command has the emitter's -sites instead).
 func RegisterProcessorSites(fs *flag.FlagSet, f *ProcessorFlags) {
 	fs.StringVar(&f.Sites, "sites", os.Getenv("SITEWATCH_SITES"),
-		"sites file (YAML) for site names, alert thresholds and the status page's intervals; optional: without it sites are named by URL (env SITEWATCH_SITES)")
+		"sites file (YAML) standing in for sites the sites registry does not hold yet (names, alert thresholds, intervals; reloaded on SIGHUP); optional: the registry is followed either way (env SITEWATCH_SITES)")
 }
 
 // RegisterDatabase declares -database-url, defaulting to DATABASE_URL.
@@ -407,32 +409,42 @@ func RunProcessor(ctx context.Context, env Env, k *kafkaconn.Options, f *Process
 		}
 		runs = append(runs, wp.Run)
 	}
-	var ap *alerts.Processor
-	if parts[PartAlerts] {
-		rules, err := alertRules(f.Sites)
-		if err != nil {
+	// One follower of the sites registry for every part that names or
+	// thresholds sites.
+	var book *siteBook
+	if parts[PartAlerts] || parts[PartWeb] || f.onSites != nil {
+		if book, err = newSiteBook(ctx, k, log, f.Sites, "processor"); err != nil {
 			return err
 		}
+		if f.onSites != nil {
+			book.OnChange(f.onSites)
+		}
+		runs = append(runs, book.Run)
+	}
+	var ap *alerts.Processor
+	if parts[PartAlerts] {
 		ap, err = alerts.New(alerts.Config{
 			Brokers: k.Brokers, Sarama: saramaCfg,
 			Topics: alerts.Topics{Succeeded: topics.Succeeded, Failed: topics.Failed, Changes: topics.StatusChanges, DeadLetters: topics.DeadLetters},
 			Group:  k.Group(string(alerts.DefaultGroup)), Failures: f.AlertFailures, Successes: f.AlertSuccesses, CertDays: f.AlertCertDays,
-			Rules: rules, StorageDir: f.StateDir, Logger: log, Registerer: env.Registry,
+			Rules: AlertRules(registry.SitesOf(book.Entries())), StorageDir: f.StateDir, Logger: log, Registerer: env.Registry,
 			TopicManager: k.TopicManagerBuilder(saramaCfg), Health: env.Health.Part(PartAlerts),
 		})
 		if err != nil {
 			return &UsageError{fmt.Errorf("alerts: %w", err)}
 		}
-		runs = append(runs, ap.Run)
-		if f.Sites != "" {
-			runs = append(runs, func(ctx context.Context) error {
-				reloadAlertRules(ctx, log, f.Sites, ap)
-				return nil
-			})
-		}
+		book.OnChange(func(entries []registry.Entry) { ap.SetRules(AlertRules(registry.SitesOf(entries))) })
+		runs = append(runs, func(ctx context.Context) error {
+			// The thresholds of every known site before the first event:
+			// a site with failures: 1 must not wait for a default 3.
+			if err := book.WaitReady(ctx); err != nil {
+				return err
+			}
+			return ap.Run(ctx)
+		})
 	}
 	if parts[PartWeb] {
-		run, err := webPart(ctx, log, k, f, store)
+		run, err := webPart(ctx, log, f, store, book)
 		if err != nil {
 			return err
 		}
@@ -517,41 +529,6 @@ func RunProcessor(ctx context.Context, env Env, k *kafkaconn.Options, f *Process
 	return nil
 }
 
-// alertRules reads the site names and alert thresholds from the sites
-// file, if one is given.
-func alertRules(path string) (map[string]alerts.Rule, error) {
-	if path == "" {
-		return nil, nil
-	}
-	f, err := LoadSites(path)
-	if err != nil {
-		return nil, err
-	}
-	return AlertRules(f.Sites), nil
-}
-
-// reloadAlertRules reloads the alerts' site names and thresholds on
-// SIGHUP until ctx ends; a bad file is logged and the old rules stay.
-func reloadAlertRules(ctx context.Context, log *slog.Logger, path string, ap *alerts.Processor) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-hup:
-			rules, err := alertRules(path)
-			if err != nil {
-				log.Error("alerts: sites file not reloaded; keeping the previous thresholds", "path", path, "err", err)
-				continue
-			}
-			ap.SetRules(rules)
-			log.Info("alerts: sites file reloaded", "path", path, "sites", len(rules))
-		}
-	}
-}
-
 // AlertRules maps the sites to what the alerts need of them.
 func AlertRules(sites []config.Site) map[string]alerts.Rule {
 	out := make(map[string]alerts.Rule, len(sites))
@@ -562,10 +539,10 @@ func AlertRules(sites []config.Site) map[string]alerts.Rule {
 }
 
 // webPart builds the web part: the listener (unless the all-in-one command
-// opened it), the sites to name, and the server over the store's reads,
-// with the report and the sites API's writes (to sitewatch_sites) on the
-// same address.
-func webPart(ctx context.Context, log *slog.Logger, k *kafkaconn.Options, f *ProcessorFlags, store Store) (func(context.Context) error, error) {
+// opened it) and the server over the store's reads, with the report and
+// the sites API's writes (to sitewatch_sites) on the same address. The
+// sites it lists are the book's, followed live.
+func webPart(ctx context.Context, log *slog.Logger, f *ProcessorFlags, store Store, book *siteBook) (func(context.Context) error, error) {
 	reader, ok := store.Store.(web.Reader)
 	if !ok {
 		return nil, fmt.Errorf("web: the store %T cannot be read", store.Store)
@@ -574,58 +551,57 @@ func webPart(ctx context.Context, log *slog.Logger, k *kafkaconn.Options, f *Pro
 	if !ok {
 		return nil, fmt.Errorf("web: the store %T cannot report", store.Store)
 	}
-	sites := f.sites
-	if sites == nil && f.Sites != "" {
-		file, err := LoadSites(f.Sites)
-		if err != nil {
-			return nil, err
+	type lists struct {
+		web    []web.Site
+		report []sla.Site
+	}
+	var current atomic.Pointer[lists]
+	book.OnChange(func(entries []registry.Entry) {
+		l := &lists{web: WebSites(entries), report: make([]sla.Site, 0, len(entries))}
+		for _, e := range entries {
+			l.report = append(l.report, sla.Site{URL: e.Site.URL, Name: e.Site.Name, Interval: e.Site.Interval})
 		}
-		sites = WebSites(file.Sites, f.Sites)
-	}
-	reportSites := make([]sla.Site, 0, len(sites))
-	for _, s := range sites {
-		reportSites = append(reportSites, sla.Site{URL: s.URL, Name: s.Name, Interval: s.Interval})
-	}
+		current.Store(l)
+	})
 	weblog := log.With("part", PartWeb)
 	routes := map[string]http.Handler{
-		sla.Pattern: sla.Handler(sla.HandlerConfig{Source: source, Sites: func() []sla.Site { return reportSites }, Logger: weblog}),
+		sla.Pattern: sla.Handler(sla.HandlerConfig{Source: source, Sites: func() []sla.Site { return current.Load().report }, Logger: weblog}),
 	}
-	api, err := NewSitesAPI(ctx, k, weblog, PartWeb, os.Getenv(sitesapi.TokenEnv))
+	api, err := sitesapi.New(sitesapi.Config{Store: book.Registry(), Token: os.Getenv(sitesapi.TokenEnv), Logger: weblog})
 	if err != nil {
 		return nil, fmt.Errorf("web: sites api: %w", err)
 	}
 	for _, pattern := range sitesapi.WritePatterns {
-		routes[pattern] = api.Handler
+		routes[pattern] = api
 	}
-	srv, err := web.New(web.Config{Reader: reader, Sites: func() []web.Site { return sites }, Logger: weblog, Routes: routes})
+	srv, err := web.New(web.Config{Reader: reader, Sites: func() []web.Site { return current.Load().web }, Logger: weblog, Routes: routes})
 	if err != nil {
-		api.Registry.Close()
 		return nil, err
 	}
 	ln := f.listener
 	if ln == nil {
 		if ln, err = web.Listen(f.HTTPAddr); err != nil {
-			api.Registry.Close()
 			return nil, err
 		}
 	}
 	log.Info("status page serving", "url", "http://"+ln.Addr().String()+"/")
 	return func(ctx context.Context) error {
-		stop, err := api.Start(ctx)
-		if err != nil {
+		// The sites API reads its own writes back: it needs the registry
+		// caught up before it answers.
+		if err := book.WaitReady(ctx); err != nil {
 			ln.Close()
-			return fmt.Errorf("web: sites api: %w", err)
+			return err
 		}
-		defer stop()
 		return web.Serve(ctx, ln, srv, log)
 	}, nil
 }
 
-// WebSites are the sites of a sites file as the status page names them.
-func WebSites(sites []config.Site, path string) []web.Site {
-	out := make([]web.Site, 0, len(sites))
-	for _, s := range sites {
-		out = append(out, web.Site{URL: s.URL, Name: s.Name, Interval: s.Interval, Timeout: s.Timeout, Owner: "file:" + path})
+// WebSites are the sites as the status page names them.
+func WebSites(entries []registry.Entry) []web.Site {
+	out := make([]web.Site, 0, len(entries))
+	for _, e := range entries {
+		s := e.Site
+		out = append(out, web.Site{URL: s.URL, Name: s.Name, Interval: s.Interval, Timeout: s.Timeout, Owner: e.Owner})
 	}
 	return out
 }
