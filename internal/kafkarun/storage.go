@@ -9,5 +9,5 @@ func Storage(dir string) storage.Builder {
 	if dir != "" {
 		return storage.DefaultBuilder(dir)
 	}
-	return storage.MemoryBuilder()
+	return MemoryStorage()
 }

@@ -247,7 +247,7 @@ func New(cfg Config) (*Processor, error) {
 		cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
 	if cfg.Storage == nil {
-		cfg.Storage = storage.MemoryBuilder()
+		cfg.Storage = kafkarun.MemoryStorage()
 	}
 	m, err := newMetrics(cfg.Registerer)
 	if err != nil {
