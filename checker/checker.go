@@ -264,8 +264,24 @@ func (c *Checker) newTransport(reqCtx context.Context, tr *tracker, t Target) *h
 		DisableKeepAlives:      true,
 		MaxResponseHeaderBytes: maxHeaderBytes,
 		Protocols:              &protocols,
+		// net/http gives every connection a 4 KiB read and a 4 KiB write
+		// buffer; with one connection per check they were a quarter of
+		// everything the emitter allocated (and so of its GC). A check's
+		// request is a few hundred bytes, and a longer one is written
+		// through; the read buffer holds header lines (longer ones are
+		// joined, as before, up to maxHeaderBytes) and the body is read
+		// straight into the caller's buffer once that is larger.
+		WriteBufferSize: writeBufferSize,
+		ReadBufferSize:  readBufferSize,
 	}
 }
+
+// Per-connection buffer sizes of a check (net/http's default is 4 KiB
+// each).
+const (
+	writeBufferSize = 1 << 10
+	readBufferSize  = 2 << 10
+)
 
 // redirectError is a redirect the check refused to follow.
 type redirectError struct{ msg string }

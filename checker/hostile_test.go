@@ -2,6 +2,7 @@ package checker
 
 import (
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -292,4 +293,31 @@ func portOf(t *testing.T, a net.Addr) string {
 		t.Fatal(err)
 	}
 	return port
+}
+
+// TestCheckLargerThanItsBuffers: a check's connection buffers are small
+// (writeBufferSize, readBufferSize); a request header, a response header
+// line and a body each several times larger still go through whole.
+func TestCheckLargerThanItsBuffers(t *testing.T) {
+	t.Parallel()
+	reqValue := strings.Repeat("q", 4*writeBufferSize)
+	cookie := strings.Repeat("c", 5*readBufferSize)
+	body := strings.Repeat("b", 30*readBufferSize) + "the end"
+	got := make(chan string, 1)
+	srv := httpServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got <- r.Header.Get("X-Long")
+		w.Header().Set("Set-Cookie", "k="+cookie)
+		io.WriteString(w, body)
+	}))
+	res := New(Options{}).Check(t.Context(), Target{URL: srv, Headers: map[string]string{"X-Long": reqValue}, Regexp: regexp.MustCompile(`b{1000}the end$`)})
+	checkValid(t, res)
+	if !res.Up {
+		t.Fatalf("down: %s", res.ErrorMessage)
+	}
+	if res.BodyBytes != int64(len(body)) {
+		t.Errorf("body %d bytes, want %d", res.BodyBytes, len(body))
+	}
+	if v := <-got; v != reqValue {
+		t.Errorf("server got a %d-byte header, want %d bytes", len(v), len(reqValue))
+	}
 }
