@@ -12,7 +12,10 @@
 //     this process, which also serves the target. After 10 s of warm-up,
 //     the up result events whose checked_at falls in the next 20 s, per
 //     second; the child's CPU (utime+stime from /proc) over the same 20 s
-//     per check; its peak RSS;
+//     per check; its peak RSS; and, from its Go runtime metrics, the heap
+//     bytes it allocated per check and its GC cycles over the window
+//     (allocation is what drives its GC, and it hardly moves with the
+//     load of a shared machine, unlike CPU);
 //   - the same with 100,000 sites, for the peak RSS of an emitter far
 //     beyond its capacity (it must skip, count and stay bounded);
 //   - lateness: 10,000 sites at a 60 s interval for a minute: check start
@@ -129,8 +132,8 @@ func bench(ctx context.Context, o options) error {
 	fmt.Printf("emitter benchmark: %s, GOMAXPROCS=%d, NumCPU=%d, target %s\n", runtime.Version(), runtime.GOMAXPROCS(0), runtime.NumCPU(), b.target.URL)
 
 	var (
-		bareRate, emRate, ratio, bareCPU, emCPU, cpuRatio, rss20 []float64
-		vsRate, vsCPU                                            []float64
+		bareRate, emRate, ratio, bareCPU, emCPU, cpuRatio, rss20, emAlloc []float64
+		vsRate, vsCPU, vsAlloc                                            []float64
 	)
 	if o.only == "" || o.only == "throughput" {
 		for i := range o.runs {
@@ -152,6 +155,7 @@ func bench(ctx context.Context, o options) error {
 			emCPU = append(emCPU, em.cpuPerCheck())
 			cpuRatio = append(cpuRatio, em.cpuPerCheck()/bare.cpuPerCheck())
 			rss20 = append(rss20, benchkit.MiB(em.peakRSS))
+			emAlloc = append(emAlloc, em.allocPerCheck()/1024)
 			fmt.Printf("  ratio emitter / bare loop: %.2f checks/s, %.2f CPU per check\n", ratio[i], cpuRatio[i])
 			if o.other != "" {
 				other, err := b.emitterOf(ctx, o.other, o.sites, false)
@@ -159,9 +163,10 @@ func bench(ctx context.Context, o options) error {
 					return fmt.Errorf("other emitter: %w", err)
 				}
 				other.print("other build")
-				fmt.Printf("  ratio this build / other build: %.2f checks/s, %.2f CPU per check\n", em.rate()/other.rate(), em.cpuPerCheck()/other.cpuPerCheck())
+				fmt.Printf("  ratio this build / other build: %.2f checks/s, %.2f CPU per check, %.2f allocated per check\n", em.rate()/other.rate(), em.cpuPerCheck()/other.cpuPerCheck(), em.allocPerCheck()/other.allocPerCheck())
 				vsRate = append(vsRate, em.rate()/other.rate())
 				vsCPU = append(vsCPU, em.cpuPerCheck()/other.cpuPerCheck())
+				vsAlloc = append(vsAlloc, em.allocPerCheck()/other.allocPerCheck())
 			}
 		}
 	}
@@ -188,10 +193,11 @@ func bench(ctx context.Context, o options) error {
 		fmt.Printf("  CPU µs per check, emitter            : %s\n", benchkit.Spread(emCPU, "%.0f"))
 		fmt.Printf("  CPU µs per check, bare loop          : %s\n", benchkit.Spread(bareCPU, "%.0f"))
 		fmt.Printf("  ratio of CPU per check               : %s   (goal ≤ 1.5)\n", benchkit.Spread(cpuRatio, "%.2f"))
+		fmt.Printf("  KiB allocated per check, emitter     : %s\n", benchkit.Spread(emAlloc, "%.1f"))
 		fmt.Printf("  peak RSS, %d sites                : %s MiB\n", o.sites, benchkit.Spread(rss20, "%.0f"))
 	}
 	if len(vsRate) > 0 {
-		fmt.Printf("  this build / %s: checks/s %s, CPU per check %s\n", o.other, benchkit.Spread(vsRate, "%.2f"), benchkit.Spread(vsCPU, "%.2f"))
+		fmt.Printf("  this build / %s: checks/s %s, CPU per check %s, allocated per check %s\n", o.other, benchkit.Spread(vsRate, "%.2f"), benchkit.Spread(vsCPU, "%.2f"), benchkit.Spread(vsAlloc, "%.2f"))
 	}
 	if big != nil {
 		fmt.Printf("  peak RSS, %d sites               : %.0f MiB (%.0f up checks/s, %.0f requests skipped as stale)\n", o.bigSites, benchkit.MiB(big.peakRSS), big.rate(), big.metrics["sitewatch_requests_stale_total"])
@@ -316,6 +322,11 @@ type emitterRun struct {
 	peakRSS    int64
 	firstAfter time.Duration
 	metrics    map[string]float64
+	// allocs and gcs are the child's heap bytes allocated and GC cycles
+	// over the window (its Go runtime metrics): allocation per check is
+	// what drives its GC, and unlike CPU it hardly moves with the load of
+	// the machine.
+	allocs, gcs float64
 }
 
 func (r *emitterRun) rate() float64 { return float64(r.up) / r.window.Seconds() }
@@ -323,10 +334,16 @@ func (r *emitterRun) cpuPerCheck() float64 {
 	return float64(r.cpu.Microseconds()) / float64(max(r.up+r.down, 1))
 }
 
+func (r *emitterRun) allocPerCheck() float64 {
+	return r.allocs / float64(max(r.up+r.down, 1))
+}
+
 func (r *emitterRun) print(name string) {
 	fmt.Printf("  %s: %6.0f up checks/s (%d up, %d down with checked_at in the %s window), %5.0f µs CPU per check (the child), peak RSS %.0f MiB; first result %s after start; skipped as stale %.0f, checks %.0f\n",
 		name, r.rate(), r.up, r.down, r.window, r.cpuPerCheck(), benchkit.MiB(r.peakRSS), r.firstAfter.Round(100*time.Millisecond),
 		r.metrics["sitewatch_requests_stale_total"], r.metrics["sitewatch_checks_total"])
+	fmt.Printf("      %.1f KiB allocated per check, %.0f GC cycles in the window; requests dropped by the request buffer %.0f\n",
+		r.allocPerCheck()/1024, r.gcs, r.metrics["sitewatch_requests_dropped_total"])
 	fmt.Printf("      (the measuring process, which serves the target and runs kfake and the result reader: %.0f µs CPU per check)\n",
 		float64(r.parentCPU.Microseconds())/float64(max(r.up+r.down, 1)))
 }
@@ -441,6 +458,9 @@ func (b *bencher) startBinary(bin string, c *cluster, sites string) (*benchkit.C
 	return child, "http://" + addr + "/metrics", err
 }
 
+// runtimeMetrics are read at both ends of the window.
+var runtimeMetrics = []string{"go_memstats_alloc_bytes_total", "go_gc_duration_seconds_count"}
+
 var emitterMetrics = []string{"sitewatch_requests_stale_total", "sitewatch_checks_total", "sitewatch_requests_duplicate_total",
 	"sitewatch_results_dropped_total", "sitewatch_requests_dropped_total", "sitewatch_schedule_missed_slots_total"}
 
@@ -488,6 +508,10 @@ func (b *bencher) emitterOf(ctx context.Context, bin string, n int, perf bool) (
 		return nil, err
 	}
 	parent0 := benchkit.SelfCPU()
+	rt0, err := benchkit.Scrape(metricsURL, runtimeMetrics...)
+	if err != nil {
+		return nil, fmt.Errorf("scrape the emitter: %w", err)
+	}
 	var perfDone chan error
 	if perf {
 		perfDone = make(chan error, 1)
@@ -508,9 +532,11 @@ func (b *bencher) emitterOf(ctx context.Context, bin string, n int, perf bool) (
 	}
 	r.cpu = cpu1 - cpu0
 	r.parentCPU = benchkit.SelfCPU() - parent0
-	if r.metrics, err = benchkit.Scrape(metricsURL, emitterMetrics...); err != nil {
+	if r.metrics, err = benchkit.Scrape(metricsURL, append(emitterMetrics, runtimeMetrics...)...); err != nil {
 		return nil, fmt.Errorf("scrape the emitter: %w", err)
 	}
+	r.allocs = r.metrics["go_memstats_alloc_bytes_total"] - rt0["go_memstats_alloc_bytes_total"]
+	r.gcs = r.metrics["go_gc_duration_seconds_count"] - rt0["go_gc_duration_seconds_count"]
 	// Results checked within the window may still be on their way.
 	if !sleepUntil(ctx, to.Add(3*time.Second), child) {
 		return nil, fmt.Errorf("emitter exited after the window:\n%s", child.Tail())
