@@ -29,6 +29,7 @@
 // Everything runs on loopback and stops by itself:
 //
 //	go run ./bench/processor                      # the sink, 3 runs
+//	go run ./bench/processor -processor-run sink-results  # the sink part alone
 //	go run ./bench/processor -mode inprocess -results 20000 -urls 200
 //
 // The database server is SITEWATCH_TEST_DATABASE_URL, or
@@ -73,6 +74,7 @@ type options struct {
 	sinkURLs      int
 	poll          time.Duration
 	perf          string
+	processorRun  string
 	results       int
 	urls          int
 	interval      time.Duration
@@ -90,6 +92,7 @@ func run() int {
 	flag.IntVar(&o.sinkURLs, "sink-urls", 100, "URLs of a sink run")
 	flag.DurationVar(&o.poll, "poll", 100*time.Millisecond, "how often a sink run counts check_results")
 	flag.StringVar(&o.perf, "perf", "", "record cmd/processor with perf during the last sink run into this file")
+	flag.StringVar(&o.processorRun, "processor-run", "", "cmd/processor's -run in a sink run (empty: its default, all parts, as the issue measures; sink-results alone tells the sink's own speed from the other parts' CPU)")
 	flag.IntVar(&o.results, "results", 100000, "result events produced")
 	flag.IntVar(&o.urls, "urls", 1000, "URLs the results are spread over")
 	flag.DurationVar(&o.interval, "interval", 30*time.Second, "event-time interval between two checks of one URL")

@@ -66,8 +66,12 @@ func benchSinkRuns(ctx context.Context, o options, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("processor sink benchmark: %s, %d result events over %d URLs produced before cmd/processor starts; baseline pgx CopyFrom (%d rows per call) into an indexed twin of check_results\n",
-		runtimeLine(), o.sinkEvents, o.sinkURLs, copyChunk)
+	parts := "all of its parts"
+	if o.processorRun != "" {
+		parts = "-run " + o.processorRun
+	}
+	fmt.Printf("processor sink benchmark: %s, %d result events over %d URLs produced before cmd/processor (%s) starts; baseline pgx CopyFrom (%d rows per call) into an indexed twin of check_results\n",
+		runtimeLine(), o.sinkEvents, o.sinkURLs, parts, copyChunk)
 	var sink, base, ratio []float64
 	for i := range o.runs {
 		r, err := sinkOnce(ctx, o, log, bins[0], filepath.Join(dir, fmt.Sprintf("processor-%d.log", i+1)), tmpl, i)
@@ -187,8 +191,12 @@ func sinkOnce(ctx context.Context, o options, log *slog.Logger, bin, logPath str
 	if err != nil {
 		return r, err
 	}
-	child, err := benchkit.Start(bin, []string{"-brokers", strings.Join(k.Brokers, ","), "-database-url", dbURL,
-		"-metrics-addr", metricsAddr, "-log-level", "warn"}, logPath)
+	args := []string{"-brokers", strings.Join(k.Brokers, ","), "-database-url", dbURL,
+		"-metrics-addr", metricsAddr, "-log-level", "warn"}
+	if o.processorRun != "" {
+		args = append(args, "-run", o.processorRun)
+	}
+	child, err := benchkit.Start(bin, args, logPath)
 	if err != nil {
 		return r, err
 	}
