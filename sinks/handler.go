@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/IBM/sarama"
@@ -16,31 +17,44 @@ import (
 )
 
 // handler is the sarama.ConsumerGroupHandler of a Sink. Every claimed
-// partition has its own batch, flushed and committed by its own
-// ConsumeClaim goroutine, so offsets are only ever marked by the session
-// that read the messages.
+// partition has its own batches, decoded by its own ConsumeClaim goroutine
+// and, once written by the session's writer, marked and committed by that
+// goroutine, so offsets are only ever marked by the session that read the
+// messages, in offset order.
 type handler struct {
 	s        *Sink
 	producer sarama.SyncProducer
+	// w is the current session's writer (sessions follow one another:
+	// Setup makes it before any ConsumeClaim starts, Cleanup closes it
+	// after the last returned).
+	w *writer
 }
 
 var _ sarama.ConsumerGroupHandler = (*handler)(nil)
 
 func (h *handler) Setup(sess sarama.ConsumerGroupSession) error {
 	h.s.log.Info("partitions assigned", "claims", sess.Claims(), "generation", sess.GenerationID())
+	n := 0
+	for _, ps := range sess.Claims() {
+		n += len(ps)
+	}
+	h.w = newWriter(h.s, sess.Context(), n)
 	return nil
 }
 
 func (h *handler) Cleanup(sess sarama.ConsumerGroupSession) error {
+	h.w.close()
 	h.s.log.Debug("partitions released", "generation", sess.GenerationID())
 	return nil
 }
 
-// ConsumeClaim batches one partition's messages and flushes the batch when
-// it reaches BatchSize, when the partition has caught up (see caughtUp) or
-// when its first message is FlushInterval old. While a
-// flush retries a store outage it reads nothing more, so the backlog stays
-// in Kafka.
+// ConsumeClaim batches one partition's messages. A batch is due when it
+// reaches BatchSize, when the partition has caught up (see caughtUp) or
+// when its first message is FlushInterval old; a due batch goes to the
+// writer as soon as the claim's previous one is written and committed,
+// and meanwhile the claim reads and decodes the next batch (up to
+// BatchSize messages). While the store is down the claim therefore stops
+// reading after one batch in hand, so the backlog stays in Kafka.
 func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
 	s := h.s
 	ctx := sess.Context()
@@ -48,10 +62,10 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 		h:    h,
 		sess: sess,
 		hwm:  claim.HighWaterMarkOffset,
-		next: -1,
 		log:  s.log.With("topic", claim.Topic(), "partition", claim.Partition()),
-		b:    newBatch(s.cfg.Kind, s.cfg.Group),
 	}
+	c.b, c.spare = newBatch(s.cfg.Kind, s.cfg.Group, c), newBatch(s.cfg.Kind, s.cfg.Group, c)
+	c.next.Store(-1)
 	partition := strconv.Itoa(int(claim.Partition()))
 	c.lag = s.m.lag.WithLabelValues(claim.Topic(), partition)
 	defer s.m.lag.DeleteLabelValues(claim.Topic(), partition)
@@ -59,35 +73,49 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 	timer := time.NewTimer(s.cfg.FlushInterval)
 	timer.Stop()
 	defer timer.Stop()
-	var due <-chan time.Time // nil while the batch is empty
+	var due <-chan time.Time // nil while the batch is empty or already due
 	for {
+		var msgs <-chan *sarama.ConsumerMessage
+		if c.pending == nil || len(c.b.msgs) < s.cfg.BatchSize {
+			msgs = claim.Messages()
+		}
+		var written <-chan struct{}
+		if c.pending != nil {
+			written = c.pending.done
+		}
 		select {
-		case msg, ok := <-claim.Messages():
+		case msg, ok := <-msgs:
 			if !ok {
 				return c.drain()
 			}
 			c.b.add(msg)
 			s.m.consumed.Inc()
-			if c.next < 0 {
-				c.next = msg.Offset
+			if c.next.Load() < 0 {
+				c.next.Store(msg.Offset)
 			}
 			c.updateLag()
 			if len(c.b.msgs) == 1 {
 				timer.Reset(s.cfg.FlushInterval)
 				due = timer.C
 			}
-			if len(c.b.msgs) < s.cfg.BatchSize && !c.caughtUp(msg, claim) {
-				continue
+			if len(c.b.msgs) >= s.cfg.BatchSize || c.caughtUp(msg, claim) {
+				c.b.due = true
 			}
 		case <-due:
+			due = nil
+			c.b.due = true
+		case <-written:
+			if err := c.finish(ctx); err != nil {
+				// Only the end of the session interrupts a write.
+				return c.drain()
+			}
 		case <-ctx.Done():
 			return c.drain()
 		}
-		timer.Stop()
-		due = nil
-		if err := c.flush(ctx); err != nil {
-			// Only the end of the session interrupts a flush.
-			return c.drain()
+		if c.pending == nil && c.b.due {
+			timer.Stop()
+			due = nil
+			c.handOver()
 		}
 	}
 }
@@ -103,56 +131,84 @@ func (c *claimState) caughtUp(msg *sarama.ConsumerMessage, claim sarama.Consumer
 		len(claim.Messages()) == 0 && msg.Offset+1 >= claim.HighWaterMarkOffset()
 }
 
-// claimState is one partition claim's batch and what flushing it needs.
+// claimState is one partition claim's batches and what committing them
+// needs.
 type claimState struct {
 	h    *handler
 	sess sarama.ConsumerGroupSession
 	hwm  func() int64
 	lag  prometheus.Gauge
 	// next is the offset after the last committed message (-1 until the
-	// first message): the lag is counted from it.
-	next int64
+	// first message): the lag is counted from it. The writer reads it too
+	// (updateLag while the store is down).
+	next atomic.Int64
 	log  *slog.Logger
-	b    *batch
+	// b is the batch being read; pending the one handed to the writer and
+	// not yet committed (nil when none); spare the emptied third, reused.
+	b, pending, spare *batch
 }
 
 // updateLag sets the lag gauge to the messages after the last commit,
-// including those waiting in the batch.
+// including those waiting in the batches.
 func (c *claimState) updateLag() {
-	if c.next >= 0 {
-		c.lag.Set(float64(max(0, c.hwm()-c.next)))
+	if next := c.next.Load(); next >= 0 {
+		c.lag.Set(float64(max(0, c.hwm()-next)))
 	}
 }
 
-// drain flushes the batch in hand when the claim ends (shutdown or
-// rebalance), within DrainTimeout. The session's offsets can still be
-// committed at this point: sarama releases the session only after every
-// ConsumeClaim has returned. A batch that cannot be flushed in time stays
-// unmarked and is read again by the partition's next owner.
+// handOver gives the batch being read to the writer and starts the next.
+func (c *claimState) handOver() {
+	c.pending, c.b, c.spare = c.b, c.spare, nil
+	c.h.w.submit(c.pending)
+}
+
+// drain writes and commits the batches in hand when the claim ends
+// (shutdown or rebalance), within DrainTimeout. The session's offsets can
+// still be committed at this point: sarama releases the session only
+// after every ConsumeClaim has returned. A batch that cannot be written in
+// time stays unmarked, as does everything after it, and is read again by
+// the partition's next owner.
 func (c *claimState) drain() error {
-	if len(c.b.msgs) == 0 {
-		return nil
-	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.sess.Context()), c.h.s.cfg.DrainTimeout)
 	defer cancel()
-	if err := c.flush(ctx); err != nil {
-		c.log.Warn("batch not flushed before the partition was released; it will be consumed again",
-			"messages", len(c.b.msgs), "first_offset", c.b.msgs[0].Offset, "err", err)
+	for c.pending != nil || len(c.b.msgs) > 0 {
+		if c.pending == nil {
+			c.handOver()
+		}
+		b := c.pending
+		select {
+		case <-b.done:
+		case <-ctx.Done():
+		}
+		if err := c.finish(ctx); err != nil {
+			c.log.Warn("batch not flushed before the partition was released; it will be consumed again",
+				"messages", len(b.msgs), "first_offset", b.msgs[0].Offset, "err", err)
+			return nil
+		}
 	}
 	return nil
 }
 
-// flush writes the batch, sends its dead letters, then marks and commits
-// its offsets, in that order, so that a crash at any point re-delivers the
-// batch instead of losing it. Steps that succeeded are not repeated when a
-// flush interrupted by ctx is resumed by drain. It returns nil or ctx's
-// error.
-func (c *claimState) flush(ctx context.Context) error {
-	s, b := c.h.s, c.b
+// finish completes the pending batch once the writer is done with it:
+// its rejected rows become dead letters, the dead letters are sent, then
+// its offsets are marked and committed, in that order, so that a crash at
+// any point re-delivers the batch instead of losing it. Steps that
+// succeeded are not repeated when a finish interrupted by ctx is resumed
+// by drain. It returns nil, the write's error (the writer stopped before
+// the batch was stored) or ctx's error.
+func (c *claimState) finish(ctx context.Context) error {
+	s, b := c.h.s, c.pending
+	select {
+	case <-b.done:
+	default:
+		return ctx.Err()
+	}
+	if b.err != nil {
+		return b.err
+	}
 	if !b.stored {
-		if err := c.store(ctx); err != nil {
-			return err
-		}
+		c.rejectRows()
+		b.stored = true
 	}
 	if len(b.dead) > 0 {
 		if err := c.sendDeadLetters(ctx); err != nil {
@@ -162,59 +218,19 @@ func (c *claimState) flush(ctx context.Context) error {
 	last := b.msgs[len(b.msgs)-1]
 	c.sess.MarkMessage(last, "")
 	c.sess.Commit()
-	c.next = last.Offset + 1
+	c.next.Store(last.Offset + 1)
 	c.updateLag()
 	s.m.batchSize.Observe(float64(len(b.msgs)))
 	c.log.Debug("batch committed", "messages", len(b.msgs), "rows", b.rows(), "next_offset", last.Offset+1)
 	b.reset()
+	c.pending, c.spare = nil, b
 	return nil
 }
 
-// store writes the batch's rows with retries and turns the store's
-// rejections into dead letters.
-func (c *claimState) store(ctx context.Context) error {
-	s, b := c.h.s, c.b
-	n := b.rows()
-	if n == 0 {
-		b.stored = true
-		return nil
-	}
-	var rejected []Rejected
-	onFail := func(err error) {
-		s.m.writeErrors.Inc()
-		s.outage.Fail(err)
-		c.updateLag() // keeps growing while the store is down
-	}
-	err := s.retry(ctx, c.log, "store write", onFail, func(ctx context.Context) error {
-		start := time.Now()
-		var err error
-		switch s.cfg.Kind {
-		case Results:
-			rejected, err = s.store.WriteResults(ctx, b.results)
-		case Windows:
-			rejected, err = s.store.WriteWindows(ctx, b.windows)
-		case Changes:
-			rejected, err = s.changes.WriteChanges(ctx, b.changes)
-		}
-		if err != nil {
-			return fmt.Errorf("write %d %s: %w", n, s.cfg.Kind, err)
-		}
-		s.m.writeTime.Observe(time.Since(start).Seconds())
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	s.outage.OK()
-	accepted := n
-	for _, r := range rejected {
-		if r.Index < 0 || r.Index >= n {
-			// A store bug; the row was not written, but there is no
-			// message to blame, so it can only be logged.
-			c.log.Error("store rejected a row index out of range", "index", r.Index, "rows", n, "reason", r.Reason)
-			continue
-		}
-		accepted--
+// rejectRows turns the rows the store refused into dead letters.
+func (c *claimState) rejectRows() {
+	s, b := c.h.s, c.pending
+	for _, r := range b.rejected {
 		msg := b.rowMsgs[r.Index]
 		reason := "rejected by store: " + r.Reason
 		if s.cfg.Kind == Changes {
@@ -223,10 +239,6 @@ func (c *claimState) store(ctx context.Context) error {
 		c.log.Warn("row rejected; sending it to the dead-letter topic", "offset", msg.Offset, "reason", reason)
 		b.addDead(msg, deadRejected, reason)
 	}
-	s.m.written.Add(float64(accepted))
-	b.stored = true
-	s.countOpenIncidents(ctx, c.log)
-	return nil
 }
 
 // incidentCounter is a ChangeWriter that keeps incidents (see
@@ -253,7 +265,7 @@ func (s *Sink) countOpenIncidents(ctx context.Context, log *slog.Logger) {
 // sendDeadLetters produces the batch's dead letters synchronously,
 // retrying only those Kafka did not acknowledge.
 func (c *claimState) sendDeadLetters(ctx context.Context) error {
-	s, b := c.h.s, c.b
+	s, b := c.h.s, c.pending
 	return s.retry(ctx, c.log, "produce dead letters", nil, func(context.Context) error {
 		msgs := make([]*sarama.ProducerMessage, len(b.dead))
 		for i, d := range b.dead {
@@ -292,10 +304,11 @@ func (c *claimState) sendDeadLetters(ctx context.Context) error {
 	})
 }
 
-// batch is the messages read from one partition since its last commit.
+// batch is a run of messages read from one partition, in offset order.
 type batch struct {
 	kind  Kind
 	group string
+	c     *claimState
 	// msgs are all the messages, in offset order: the last one is marked.
 	msgs []*sarama.ConsumerMessage
 	// results or windows are the decoded rows to write, deduplicated;
@@ -309,8 +322,17 @@ type batch struct {
 	seen map[rowKey]int
 	// dead are the dead letters not yet acknowledged by Kafka.
 	dead []deadLetter
-	// stored is set once the rows are in the store, so that a resumed
-	// flush does not write them again.
+	// due is set when the batch is to be written: full, caught up or
+	// FlushInterval old.
+	due bool
+	// done is closed by the writer when it is done with the batch: err is
+	// nil when the rows are stored (rejected then lists the rows the store
+	// refused, by index into rowMsgs), else why not.
+	done     chan struct{}
+	err      error
+	rejected []Rejected
+	// stored is set once the rejected rows became dead letters, so that a
+	// resumed finish does not add them again.
 	stored bool
 }
 
@@ -324,8 +346,8 @@ type deadLetter struct {
 	key, value []byte
 }
 
-func newBatch(kind Kind, group string) *batch {
-	return &batch{kind: kind, group: group, seen: make(map[rowKey]int)}
+func newBatch(kind Kind, group string, c *claimState) *batch {
+	return &batch{kind: kind, group: group, c: c, seen: make(map[rowKey]int)}
 }
 
 func (b *batch) rows() int { return len(b.rowMsgs) }
@@ -343,6 +365,9 @@ func (b *batch) reset() {
 	b.rowMsgs = b.rowMsgs[:0]
 	clear(b.seen)
 	b.dead = nil
+	b.due = false
+	b.done, b.err = nil, nil
+	b.rejected = nil
 	b.stored = false
 }
 

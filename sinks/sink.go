@@ -98,9 +98,13 @@ func (k Kind) String() string {
 const (
 	DefaultBatchSize     = 1000
 	DefaultFlushInterval = time.Second
-	DefaultBackoffMin    = 100 * time.Millisecond
-	DefaultBackoffMax    = 30 * time.Second
-	DefaultDrainTimeout  = 10 * time.Second
+	// DefaultWriteBatches is Config.WriteRows in batches: a backlog
+	// written in transactions of 10,000 rows costs about what a bulk COPY
+	// in calls of that size costs.
+	DefaultWriteBatches = 10
+	DefaultBackoffMin   = 100 * time.Millisecond
+	DefaultBackoffMax   = 30 * time.Second
+	DefaultDrainTimeout = 10 * time.Second
 )
 
 // Config configures a Sink. Zero durations and sizes take the defaults.
@@ -131,6 +135,15 @@ type Config struct {
 	// FlushInterval is the longest a consumed message waits in a batch
 	// before it is flushed (default 1s).
 	FlushInterval time.Duration
+	// Writers is the number of store writes of results or windows in
+	// flight at once, each of batches of other partitions (default: the
+	// store's WriteConcurrency, or 1 for a store without one). Status
+	// changes are written one batch at a time.
+	Writers int
+	// WriteRows is how many rows a store write of results or windows
+	// gathers, at most (plus one batch), from the batches of several
+	// partitions that are due when it starts (default 10 × BatchSize).
+	WriteRows int
 	// BackoffMin and BackoffMax bound the exponential backoff (with
 	// jitter) between retries of a failed store write or dead-letter
 	// produce (default 100ms and 30s).
@@ -195,6 +208,9 @@ func newSink(cfg Config, store Store, changes ChangeWriter, dst any) (*Sink, err
 	if cfg.FlushInterval == 0 {
 		cfg.FlushInterval = DefaultFlushInterval
 	}
+	if cfg.WriteRows == 0 {
+		cfg.WriteRows = DefaultWriteBatches * cfg.BatchSize
+	}
 	if cfg.BackoffMin == 0 {
 		cfg.BackoffMin = DefaultBackoffMin
 	}
@@ -234,6 +250,9 @@ func newSink(cfg Config, store Store, changes ChangeWriter, dst any) (*Sink, err
 	}
 	if cfg.BatchSize < 0 {
 		errs = append(errs, fmt.Errorf("batch size %d: must be positive", cfg.BatchSize))
+	}
+	if cfg.Writers < 0 || cfg.WriteRows < 0 {
+		errs = append(errs, fmt.Errorf("writers %d and write rows %d: must be positive", cfg.Writers, cfg.WriteRows))
 	}
 	if cfg.FlushInterval < 0 || cfg.BackoffMin < 0 || cfg.DrainTimeout < 0 {
 		errs = append(errs, errors.New("flush interval, backoff and drain timeout must be positive"))

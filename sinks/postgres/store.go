@@ -22,8 +22,13 @@ const (
 	// after this long is stuck (a lock, a dying server), and failing it
 	// lets the sink retry instead of hanging with offsets uncommitted.
 	DefaultStatementTimeout = 30 * time.Second
-	// DefaultMaxConns is enough for the two sinks and partition upkeep.
-	DefaultMaxConns = 4
+	// DefaultMaxConns is enough for the two sinks' writes
+	// (writeConcurrency each), partition upkeep and the web part's reads.
+	DefaultMaxConns = 6
+	// writeConcurrency is the writes a sink keeps in flight. Two keep the
+	// database busy while the sink decodes and gathers the next batches;
+	// more only queue on the same cores.
+	writeConcurrency = 2
 )
 
 // Options tune a Store. The zero value is usable.
@@ -167,3 +172,8 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close closes the pool, waiting for connections in use to be returned.
 func (s *Store) Close() { s.pool.Close() }
+
+// WriteConcurrency tells the sinks (sinks.ConcurrentWriter) how many
+// writes each may keep in flight: batches of other partitions in
+// transactions side by side, while the sink decodes the next ones.
+func (s *Store) WriteConcurrency() int { return writeConcurrency }
