@@ -73,7 +73,7 @@ func newMetrics(reg prometheus.Registerer, name string) (*metrics, error) {
 		})).(prometheus.Histogram),
 		writeTime: register(prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name:        "sitewatch_sink_write_duration_seconds",
-			Help:        "Duration of one successful store transaction for one batch.",
+			Help:        "Duration of one successful store write: one transaction, of the batches of one or more partitions.",
 			ConstLabels: labels,
 			Buckets:     prometheus.ExponentialBuckets(0.001, 2.5, 10),
 		})).(prometheus.Histogram),
