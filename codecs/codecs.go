@@ -59,6 +59,9 @@ func decodeStrict(data []byte, v validator, version func() int) error {
 	if got := version(); got != Version {
 		return fmt.Errorf("%w %d (want %d)", ErrVersion, got, Version)
 	}
+	if d, ok := v.(defaulter); ok {
+		d.applyDefaults()
+	}
 	return v.validate()
 }
 
@@ -97,12 +100,22 @@ type fastEncoder interface {
 	appendJSON(b []byte) ([]byte, bool)
 }
 
+// defaulter is implemented by payloads with fields that older writers
+// did not send (a result's region): applyDefaults fills them after either
+// decoder, before validation.
+type defaulter interface {
+	applyDefaults()
+}
+
 func (jsonCodec[T, P]) Decode(data []byte) (any, error) {
 	var p P = new(T)
 	if f, ok := any(p).(fastDecoder); ok {
 		if f.decodeFast(data) {
 			if got := p.version(); got != Version {
 				return nil, fmt.Errorf("%w %d (want %d)", ErrVersion, got, Version)
+			}
+			if d, ok := any(p).(defaulter); ok {
+				d.applyDefaults()
 			}
 			if err := p.validate(); err != nil {
 				return nil, err
@@ -221,6 +234,7 @@ const (
 	rfErrorMessage
 	rfTLSNotAfter
 	rfChecker
+	rfRegion
 )
 
 func resultField(key []byte) int {
@@ -265,6 +279,8 @@ func resultField(key []byte) int {
 		return rfTLSNotAfter
 	case "checker":
 		return rfChecker
+	case "region":
+		return rfRegion
 	}
 	return -1
 }
@@ -289,6 +305,8 @@ func (r *Result) decodeFast(data []byte) bool {
 			return p.str(&r.Outcome)
 		case rfChecker:
 			return p.str(&r.Checker)
+		case rfRegion:
+			return p.str(&r.Region)
 		case rfScheduledAt:
 			return p.time(&r.ScheduledAt)
 		case rfCheckedAt:

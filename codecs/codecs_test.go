@@ -37,7 +37,7 @@ func TestResultRoundTrip(t *testing.T) {
 	// The contract's field names, snake_case like the table columns.
 	for _, k := range []string{"v", "event_id", "url", "scheduled_at", "checked_at", "outcome", "status_code",
 		"response_time_ms", "dns_ms", "connect_ms", "tls_ms", "ttfb_ms", "transfer_ms", "body_bytes",
-		"regexp", "regexp_matched", "error_kind", "error_message", "tls_not_after", "checker"} {
+		"regexp", "regexp_matched", "error_kind", "error_message", "tls_not_after", "checker", "region"} {
 		if _, ok := raw[k]; !ok {
 			t.Errorf("encoded result lacks %q: %s", k, data)
 		}

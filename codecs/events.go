@@ -57,9 +57,12 @@ func (r *Request) Timeout() time.Duration { return time.Duration(r.TimeoutMS) * 
 // (outcome "up") and status_request_failed (outcome "down"). JSON keys are
 // the column names of check_results.
 type Result struct {
-	V              int       `json:"v"`
-	EventID        string    `json:"event_id"`
-	URL            string    `json:"url"`
+	V       int    `json:"v"`
+	EventID string `json:"event_id"`
+	URL     string `json:"url"`
+	// Region is the checking emitter's -region; DefaultRegion when the
+	// event was written before regions (see applyDefaults).
+	Region         string    `json:"region"`
 	ScheduledAt    time.Time `json:"scheduled_at"`
 	CheckedAt      time.Time `json:"checked_at"`
 	Outcome        string    `json:"outcome"`
@@ -82,8 +85,15 @@ type Result struct {
 	Checker     string     `json:"checker"`
 }
 
-func (r *Result) setVersion()  { r.V = Version }
+// setVersion also names the region of a result that has none: every
+// result written carries one.
+func (r *Result) setVersion() {
+	r.V = Version
+	r.Region = regionOrDefault(r.Region)
+}
 func (r *Result) version() int { return r.V }
+
+func (r *Result) applyDefaults() { r.Region = regionOrDefault(r.Region) }
 
 func (r *Result) validate() error {
 	errs := []error{
@@ -92,6 +102,7 @@ func (r *Result) validate() error {
 		requireTime("scheduled_at", r.ScheduledAt),
 		requireTime("checked_at", r.CheckedAt),
 		requireString("checker", r.Checker),
+		validRegion("region", r.Region),
 	}
 	switch r.Outcome {
 	case OutcomeUp:
@@ -144,11 +155,15 @@ func validErrorKind(k string) bool {
 // longer windows) the percentiles come from a histogram sketch within 1 %.
 const MaxExactResponses = 4096
 
-// Window is the aggregate of one URL's checks whose checked_at falls in
-// [WindowStart, WindowEnd). JSON keys are the column names of check_windows.
+// Window is the aggregate of one URL's checks by one region whose
+// checked_at falls in [WindowStart, WindowEnd). JSON keys are the column
+// names of check_windows.
 type Window struct {
-	V              int       `json:"v"`
-	URL            string    `json:"url"`
+	V   int    `json:"v"`
+	URL string `json:"url"`
+	// Region is the region whose checks the window counts; DefaultRegion
+	// when the event was written before regions.
+	Region         string    `json:"region"`
 	WindowStart    time.Time `json:"window_start"`
 	WindowEnd      time.Time `json:"window_end"`
 	Checks         int64     `json:"checks"`
@@ -174,14 +189,20 @@ type Window struct {
 	Revision int64 `json:"revision"`
 }
 
-func (w *Window) setVersion()  { w.V = Version }
+func (w *Window) setVersion() {
+	w.V = Version
+	w.Region = regionOrDefault(w.Region)
+}
 func (w *Window) version() int { return w.V }
+
+func (w *Window) applyDefaults() { w.Region = regionOrDefault(w.Region) }
 
 func (w *Window) validate() error {
 	errs := []error{
 		requireString("url", w.URL),
 		requireTime("window_start", w.WindowStart),
 		requireTime("window_end", w.WindowEnd),
+		validRegion("region", w.Region),
 	}
 	if !w.WindowEnd.After(w.WindowStart) {
 		errs = append(errs, errors.New("field \"window_end\" must be after window_start"))

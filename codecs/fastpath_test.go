@@ -22,6 +22,9 @@ func FuzzResultFastPath(f *testing.F) {
 	f.Add([]byte(`{"v":1}{}`))
 	f.Add([]byte(`{"v":1,"regexp_matched":true,"checked_at":"2026-01-01T00:00:00+01:00","error_message":"\xff"}`))
 	f.Add([]byte(`{"v":1,"error_message":"a\\b\n\t\/"}`))
+	f.Add([]byte(`{"v":1,"url":"https://a/","region":"eu-west-1","checker":"c"}`))
+	f.Add([]byte(`{"v":1,"region":null}`))
+	f.Add([]byte(`{"v":1,"region":"","region":"x"}`))
 	f.Fuzz(func(t *testing.T, data []byte) { checkFastPath(t, data, (*Result).decodeFast) })
 }
 
@@ -120,12 +123,12 @@ func TestRequestFastPathsTaken(t *testing.T) {
 // FuzzResultEncode checks the result's fast encoder as FuzzRequestEncode
 // checks the request's.
 func FuzzResultEncode(f *testing.F) {
-	f.Add("e1", "https://a.example/ok?i=1", "up", "host-1", "all good", int64(1764417900123456789), 200, 12.5, 1e-7, 1e21, math.Copysign(0, -1), int64(5120), uint8(7))
-	f.Add("e<", "u&\n", "down", "é", "\"x\"", int64(0), -3, math.Inf(1), math.NaN(), 123456789.125, 5e-324, int64(-1), uint8(0))
-	f.Add("e2", "https://tls.example/", "up", "h", "", int64(1764417900123456789), 200, 1.0, 2.0, 3.0, 4.0, int64(1), uint8(16))
-	f.Add("e3", "https://tls.example/", "up", "h", "", int64(1764417900123456789), 200, 1.0, 2.0, 3.0, 4.0, int64(1), uint8(48))
-	f.Fuzz(func(t *testing.T, id, url, outcome, chk, s string, at int64, code int, f1, f2, f3, f4 float64, body int64, mask uint8) {
-		r := &Result{V: 1, EventID: id, URL: url, Outcome: outcome, Checker: chk, ScheduledAt: time.Unix(0, at).UTC(),
+	f.Add("e1", "https://a.example/ok?i=1", "up", "host-1", "all good", "default", int64(1764417900123456789), 200, 12.5, 1e-7, 1e21, math.Copysign(0, -1), int64(5120), uint8(7))
+	f.Add("e<", "u&\n", "down", "é", "\"x\"", "é<", int64(0), -3, math.Inf(1), math.NaN(), 123456789.125, 5e-324, int64(-1), uint8(0))
+	f.Add("e2", "https://tls.example/", "up", "h", "", "eu-west-1", int64(1764417900123456789), 200, 1.0, 2.0, 3.0, 4.0, int64(1), uint8(16))
+	f.Add("e3", "https://tls.example/", "up", "h", "", "", int64(1764417900123456789), 200, 1.0, 2.0, 3.0, 4.0, int64(1), uint8(48))
+	f.Fuzz(func(t *testing.T, id, url, outcome, chk, s, region string, at int64, code int, f1, f2, f3, f4 float64, body int64, mask uint8) {
+		r := &Result{V: 1, EventID: id, URL: url, Region: region, Outcome: outcome, Checker: chk, ScheduledAt: time.Unix(0, at).UTC(),
 			CheckedAt: time.Unix(0, at+int64(mask)).UTC(), StatusCode: code, BodyBytes: body}
 		fs := []*float64{&f1, &f2, &f3, &f4, &f1, nil}
 		r.ResponseTimeMS, r.DNSMS, r.ConnectMS, r.TLSMS, r.TTFBMS, r.TransferMS = fs[mask%6], fs[(mask/2)%6], fs[(mask/3)%6], fs[(mask/5)%6], fs[(mask/7)%6], fs[5]
@@ -169,5 +172,29 @@ func TestRequestTLSSurvivesTheCodec(t *testing.T) {
 	}
 	if got.TLS == nil || *got.TLS != *r.TLS {
 		t.Fatalf("tls settings lost on the way: sent %+v, got %+v (%s)", r.TLS, got.TLS, data)
+	}
+}
+
+// TestResultFastPathsTaken: a url_checker's result, region included,
+// takes both hand-written paths and round-trips.
+func TestResultFastPathsTaken(t *testing.T) {
+	at := time.Date(2026, 11, 29, 12, 5, 0, 123456789, time.UTC)
+	ms := 12.5
+	r := &Result{V: 1, EventID: "0123456789abcdef", URL: "https://a.example/", Region: "eu-west-1", ScheduledAt: at, CheckedAt: at.Add(time.Millisecond),
+		Outcome: OutcomeUp, StatusCode: 200, ResponseTimeMS: &ms, BodyBytes: 10, Checker: "h-1"}
+	b, ok := r.appendJSON(nil)
+	if !ok {
+		t.Fatal("fast encoder declined a url_checker's result")
+	}
+	want, _ := json.Marshal(r)
+	if !bytes.Equal(b, want) {
+		t.Fatalf("fast encoder wrote\n%s\nwant\n%s", b, want)
+	}
+	got := new(Result)
+	if !got.decodeFast(b) {
+		t.Fatalf("fast decoder declined %s", b)
+	}
+	if !reflect.DeepEqual(got, r) {
+		t.Fatalf("round trip: got %+v, want %+v", got, r)
 	}
 }

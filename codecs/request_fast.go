@@ -262,6 +262,8 @@ func (r *Result) appendJSON(b []byte) ([]byte, bool) {
 	b, ok = appendPlainString(b, r.EventID, ok)
 	b = append(b, `,"url":`...)
 	b, ok = appendPlainString(b, r.URL, ok)
+	b = append(b, `,"region":`...)
+	b, ok = appendPlainString(b, r.Region, ok)
 	b = append(b, `,"scheduled_at":`...)
 	b, ok = appendTime(b, r.ScheduledAt, ok)
 	b = append(b, `,"checked_at":`...)
