@@ -55,6 +55,18 @@ func (t Topics) All() []goka.Stream {
 	return []goka.Stream{t.Requests, t.Succeeded, t.Failed, t.Windows, t.DeadLetters, t.StatusChanges}
 }
 
+// RegionRequests is the check requests topic of a region, prefixed
+// (codecs.RequestsTopic: the default region's is Topics().Requests).
+func (o *Options) RegionRequests(region string) goka.Stream {
+	return goka.Stream(o.TopicPrefix + codecs.RequestsTopic(region))
+}
+
+// CheckerGroup is the url_checker consumer group of a region, prefixed
+// (codecs.CheckerGroup).
+func (o *Options) CheckerGroup(region string) goka.Group {
+	return o.Group(codecs.CheckerGroup(region))
+}
+
 // Group prefixes a consumer group (and thereby its goka table topic) so
 // that two deployments sharing a cluster under different prefixes do not
 // share state.

@@ -50,6 +50,9 @@ type Options struct {
 	// start of thousands of sites does not request all their current slots
 	// at once. Zero means DefaultGrace; negative means none.
 	Grace time.Duration
+	// Region is the emitters' region, part of every request id (see
+	// RequestID); codecs.DefaultRegion when empty.
+	Region string
 }
 
 // Scheduler requests one check per site and interval. Create it with New,
@@ -59,6 +62,7 @@ type Scheduler struct {
 	clock   Clock
 	log     *slog.Logger
 	grace   int64
+	region  string
 	metrics metrics
 	running atomic.Bool
 
@@ -113,17 +117,23 @@ func New(sites []config.Site, opts Options) (*Scheduler, error) {
 	if opts.Emit == nil {
 		return nil, errors.New("scheduler: Options.Emit is required")
 	}
+	if opts.Region != "" {
+		if err := codecs.CheckRegion(opts.Region); err != nil {
+			return nil, fmt.Errorf("scheduler: region: %w", err)
+		}
+	}
 	specs, err := buildSpecs(sites)
 	if err != nil {
 		return nil, err
 	}
 	s := &Scheduler{
-		emit:  opts.Emit,
-		clock: opts.Clock,
-		log:   opts.Logger,
-		grace: int64(opts.Grace),
-		wake:  make(chan struct{}, 1),
-		byURL: map[string]*entry{},
+		emit:   opts.Emit,
+		clock:  opts.Clock,
+		log:    opts.Logger,
+		grace:  int64(opts.Grace),
+		region: opts.Region,
+		wake:   make(chan struct{}, 1),
+		byURL:  map[string]*entry{},
 	}
 	if s.clock == nil {
 		s.clock = SystemClock()
@@ -275,7 +285,7 @@ func (s *Scheduler) request(ctx context.Context, e *entry, slot int64, now time.
 	req := e.spec.template
 	req.ScheduledAt = time.Unix(0, slot).UTC()
 	req.NextAt = time.Unix(0, slot+e.spec.interval).UTC()
-	req.RequestID = RequestID(req.URL, req.ScheduledAt)
+	req.RequestID = RequestID(req.URL, req.ScheduledAt, s.region)
 	s.metrics.lag.Observe(now.Sub(req.ScheduledAt).Seconds())
 	if err := s.emit(ctx, &req); err != nil {
 		s.metrics.emitErrors.Inc()

@@ -142,7 +142,7 @@ func TestTenThousandSitesSpreadEvenlyOverTheInterval(t *testing.T) {
 	// Every request must be a valid wire message carrying the site's spec.
 	for _, f := range got {
 		r := f.req
-		if want := scheduler.RequestID(r.URL, r.ScheduledAt); r.RequestID != want {
+		if want := scheduler.RequestID(r.URL, r.ScheduledAt, codecs.DefaultRegion); r.RequestID != want {
 			t.Fatalf("%s: request_id %q, want %q", r.URL, r.RequestID, want)
 		}
 		if !r.NextAt.Equal(r.ScheduledAt.Add(interval)) {
@@ -406,11 +406,11 @@ func TestSlotArithmetic(t *testing.T) {
 			t.Errorf("slot start %v maps to %v", s, again)
 		}
 	}
-	a := scheduler.RequestID(url, t0)
-	if a != scheduler.RequestID(url, t0) || len(a) != 32 {
+	a := scheduler.RequestID(url, t0, codecs.DefaultRegion)
+	if a != scheduler.RequestID(url, t0, codecs.DefaultRegion) || len(a) != 32 {
 		t.Fatalf("request id %q not a stable 32-hex id", a)
 	}
-	if a == scheduler.RequestID(url, t0.Add(iv)) || a == scheduler.RequestID(url+"x", t0) {
+	if a == scheduler.RequestID(url, t0.Add(iv), codecs.DefaultRegion) || a == scheduler.RequestID(url+"x", t0, codecs.DefaultRegion) {
 		t.Fatal("request ids collide across slots or sites")
 	}
 	// Phases of many sites cover the interval: no empty tenth.

@@ -6,6 +6,8 @@ import (
 	"encoding/hex"
 	"strconv"
 	"time"
+
+	"github.com/sitewatch/sitewatch/codecs"
 )
 
 // Phase is the offset of a site's slots within its interval, derived from a
@@ -39,17 +41,25 @@ func slotStart(interval, phase int64, t time.Time) time.Time {
 	return time.Unix(0, k*interval+phase).UTC()
 }
 
-// RequestID is the id of the request for one site and slot: the first 16
-// bytes of SHA-256 over the URL and the slot start, in hex. Every emitter
-// instance computes the same id for the same slot, which makes the id (and
-// the result's event_id derived from it) a natural idempotency key.
-func RequestID(url string, scheduledAt time.Time) string {
+// RequestID is the id of the request for one site, slot and region: the
+// first 16 bytes of SHA-256 over the URL and the slot start, in hex, and,
+// for a region other than codecs.DefaultRegion, the region too. Every
+// emitter instance of a region computes the same id for the same slot,
+// which makes the id (and the result's event_id derived from it) a natural
+// idempotency key; two regions' checks of one slot are two ids. The
+// default region's ids are those of the builds before regions, so stored
+// rows keep theirs.
+func RequestID(url string, scheduledAt time.Time, region string) string {
 	// One buffer on the stack and Sum256: the scheduler computes an id per
 	// site and slot, tens of thousands a second, and each allocation shows.
 	var buf [256]byte
 	b := append(buf[:0], url...)
 	b = append(b, 0)
 	b = strconv.AppendInt(b, scheduledAt.UnixNano(), 10)
+	if region != codecs.DefaultRegion && region != "" {
+		b = append(b, 0)
+		b = append(b, region...)
+	}
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:16])
 }

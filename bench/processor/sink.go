@@ -107,7 +107,7 @@ func emitterEvent(ctx context.Context) (*codecs.Result, error) {
 	re := "all good"
 	res := checker.New(checker.Options{}).Check(ctx, checker.Target{URL: u, Method: http.MethodGet, Timeout: time.Second, Regexp: regexp.MustCompile(re)})
 	at := res.CheckedAt.Truncate(time.Second)
-	req := &codecs.Request{V: codecs.Version, RequestID: scheduler.RequestID(u, at), URL: u, ScheduledAt: at, NextAt: at.Add(time.Second),
+	req := &codecs.Request{V: codecs.Version, RequestID: scheduler.RequestID(u, at, codecs.DefaultRegion), URL: u, ScheduledAt: at, NextAt: at.Add(time.Second),
 		Method: http.MethodGet, TimeoutMS: 1000, Regexp: &re}
 	ev := urlchecker.ResultEvent(req, res, "bench-emitter-1")
 	if !ev.Up() {
@@ -130,7 +130,7 @@ func sinkEvents(tmpl *codecs.Result, n, urls int, now time.Time) []*codecs.Resul
 		// A URL's events are urls·step apart, more than a second: slots
 		// (whole seconds) and so ids are all distinct.
 		r.ScheduledAt = r.CheckedAt.Truncate(time.Second)
-		r.EventID = scheduler.RequestID(r.URL, r.ScheduledAt)
+		r.EventID = scheduler.RequestID(r.URL, r.ScheduledAt, codecs.DefaultRegion)
 		rs[i] = &r
 	}
 	return rs

@@ -22,6 +22,7 @@ import (
 	"github.com/sitewatch/sitewatch/codecs"
 	"github.com/sitewatch/sitewatch/internal/testkit"
 	"github.com/sitewatch/sitewatch/kafkaconn"
+	"github.com/sitewatch/sitewatch/scheduler"
 )
 
 // syncBuffer collects a program's stderr safely across goroutines.
@@ -271,6 +272,72 @@ func TestTwoEmittersCheckEachSlotOnce(t *testing.T) {
 	}
 }
 
+// TestTwoRegionsCheckEachSlotOnceEach: an emitter of region default and
+// one of region eu on one cluster are two check groups, each on its own
+// requests topic: every slot is checked once per region, each result
+// carries its region, and the two regions' checks of a slot have distinct
+// event_ids (the default region's being the id from before regions).
+func TestTwoRegionsCheckEachSlotOnceEach(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end to end")
+	}
+	t.Parallel()
+	const n = 10
+	sites, hits, _ := sitesFixture(t, n)
+	cluster, addrs := testkit.Kafka(t)
+	tp := (&kafkaconn.Options{}).Topics()
+	args := []string{"-sites", sites, "-brokers", testkit.JoinAddrs(addrs), "-topic-partitions", "4"}
+	stopA, logsA := startEmitter(t, append(args, "-instance-id", "a")...)
+	stopB, logsB := startEmitter(t, append(args, "-instance-id", "b", "-region", "eu")...)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	for _, g := range []string{"url_checker", "url_checker_eu"} {
+		if _, err := cluster.WaitGroupInfo(ctx, g, func(gi *kfake.GroupInfo) bool {
+			return gi != nil && gi.State == "Stable" && len(gi.Members) == 1
+		}); err != nil {
+			t.Fatalf("group %s never stable with one member: %v", g, err)
+		}
+	}
+	time.Sleep(4 * time.Second)
+	if code := stopA(); code != 0 {
+		t.Fatalf("emitter a: exit %d\n%s", code, logsA.String())
+	}
+	if code := stopB(); code != 0 {
+		t.Fatalf("emitter b: exit %d\n%s", code, logsB.String())
+	}
+	results := readResults(t, addrs, tp, func([]*codecs.Result) bool { return false }, 3*time.Second)
+	slots := map[string]int{}
+	ids := map[string]string{}
+	byRegion := map[string]int{}
+	for _, r := range results {
+		byRegion[r.Region]++
+		if want := map[string]string{"default": "a", "eu": "b"}[r.Region]; r.Checker != want {
+			t.Errorf("result of region %q checked by %q, want %q", r.Region, r.Checker, want)
+		}
+		slots[r.Region+"|"+r.URL+"@"+r.ScheduledAt.Format(time.RFC3339Nano)]++
+		if want := scheduler.RequestID(r.URL, r.ScheduledAt, r.Region); r.EventID != want {
+			t.Errorf("event_id %s of region %s, want %s", r.EventID, r.Region, want)
+		}
+		if prev, ok := ids[r.EventID]; ok && prev != r.Region {
+			t.Errorf("event_id %s in regions %s and %s", r.EventID, prev, r.Region)
+		}
+		ids[r.EventID] = r.Region
+	}
+	if byRegion["default"] < n*2 || byRegion["eu"] < n*2 || len(byRegion) != 2 {
+		t.Fatalf("results by region over 4s for %d sites at 1s: %v", n, byRegion)
+	}
+	for slot, c := range slots {
+		if c != 1 {
+			t.Errorf("slot %s checked %d times in its region", slot, c)
+		}
+	}
+	var total int64
+	hits.Range(func(_, v any) bool { total += v.(*atomic.Int64).Load(); return true })
+	if total != int64(len(results)) {
+		t.Errorf("%d HTTP requests for %d results", total, len(results))
+	}
+}
+
 func TestBadConfigExitsTwo(t *testing.T) {
 	dir := t.TempDir()
 	bad := filepath.Join(dir, "sites.yaml")
@@ -290,6 +357,8 @@ func TestBadConfigExitsTwo(t *testing.T) {
 		{"missing sites file", []string{"-sites", filepath.Join(dir, "nope.yaml"), "-brokers", "127.0.0.1:1"}, "no such file"},
 		{"no brokers", []string{"-sites", good}, "-brokers"},
 		{"unknown flag", []string{"-frobnicate"}, "frobnicate"},
+		{"bad region", []string{"-sites", good, "-brokers", "127.0.0.1:1", "-region", "EU_West"}, "-region"},
+		{"region starting with -", []string{"-sites", good, "-brokers", "127.0.0.1:1", "-region=-eu"}, "-region"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

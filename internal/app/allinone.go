@@ -136,6 +136,9 @@ func (a *AllInOne) Run(ctx context.Context) error {
 	if a.Processor.WindowSize <= 0 {
 		return Usagef("-window-size: must be positive")
 	}
+	if err := a.Emitter.CheckRegion(); err != nil {
+		return err
+	}
 
 	embeddedKafka := len(a.Kafka.Brokers) == 0
 	embeddedStore := a.Processor.DatabaseURL == ""

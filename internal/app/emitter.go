@@ -15,6 +15,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/sitewatch/sitewatch/checker"
+	"github.com/sitewatch/sitewatch/codecs"
 	"github.com/sitewatch/sitewatch/config"
 	"github.com/sitewatch/sitewatch/kafkaconn"
 	"github.com/sitewatch/sitewatch/processors/urlchecker"
@@ -31,6 +32,7 @@ type EmitterFlags struct {
 	InstanceID         string
 	BodyLimit          int64
 	DenyPrivateTargets bool
+	Region             string
 }
 
 // RegisterEmitter declares the emitter's flags on fs.
@@ -42,7 +44,16 @@ func RegisterEmitter(fs *flag.FlagSet) *EmitterFlags {
 	fs.StringVar(&f.InstanceID, "instance-id", os.Getenv("SITEWATCH_INSTANCE_ID"), "name of this emitter in results' checker field (default host-pid) (env SITEWATCH_INSTANCE_ID)")
 	fs.Int64Var(&f.BodyLimit, "body-limit", checker.DefaultBodyLimit, "most bytes of a body read per check; a larger body is down (body_too_large)")
 	fs.BoolVar(&f.DenyPrivateTargets, "deny-private-targets", false, "refuse to check sites that resolve to loopback, private or link-local addresses")
+	fs.StringVar(&f.Region, "region", envOr("SITEWATCH_REGION", codecs.DefaultRegion), "region of this emitter: its own check group, every site checked once per slot per region; 1-32 characters of a-z, 0-9 and - (env SITEWATCH_REGION)")
 	return f
+}
+
+// CheckRegion refuses a bad -region as a usage error.
+func (f *EmitterFlags) CheckRegion() error {
+	if err := codecs.CheckRegion(f.Region); err != nil {
+		return Usagef("-region: %v", err)
+	}
+	return nil
 }
 
 // Env is what every component of a process shares: the logger, the metrics
@@ -92,12 +103,18 @@ func RunEmitter(ctx context.Context, env Env, k *kafkaconn.Options, f *EmitterFl
 	if f.Concurrency < 1 {
 		return Usagef("-concurrency: must be at least 1")
 	}
+	if err := f.CheckRegion(); err != nil {
+		return err
+	}
 	saramaCfg, err := k.Sarama()
 	if err != nil {
 		return &UsageError{err}
 	}
 	topics := k.Topics()
-	log := env.Logger.With("component", "emitter")
+	// This region's requests topic and checker group (the default region's
+	// are the names from before regions).
+	topics.Requests = k.RegionRequests(f.Region)
+	log := env.Logger.With("component", "emitter", "region", f.Region)
 	// The url_checker reports on its own once it is built.
 	env.Health.Set("emitter", errors.New("starting: connecting to kafka"))
 	if err := k.EnsureTopics(ctx, saramaCfg, log, topics.All()...); err != nil {
@@ -115,7 +132,7 @@ func RunEmitter(ctx context.Context, env Env, k *kafkaconn.Options, f *EmitterFl
 		return fmt.Errorf("request emitter: %w", err)
 	}
 	sched, err := scheduler.New(nil, scheduler.Options{
-		Emit: requests.Emit, Logger: log, Registerer: env.Registry,
+		Emit: requests.Emit, Logger: log, Registerer: env.Registry, Region: f.Region,
 	})
 	if err != nil {
 		return fmt.Errorf("scheduler: %w", err)
@@ -141,8 +158,8 @@ func RunEmitter(ctx context.Context, env Env, k *kafkaconn.Options, f *EmitterFl
 	chk := checker.New(checker.Options{BodyLimit: f.BodyLimit, DenyPrivateTargets: f.DenyPrivateTargets})
 	proc, err := urlchecker.New(urlchecker.Config{
 		Brokers: k.Brokers, Sarama: saramaCfg, TopicManager: k.TopicManagerConfig(),
-		Topics:      urlchecker.Topics{Requests: topics.Requests, Succeeded: topics.Succeeded, Failed: topics.Failed, DeadLetters: topics.DeadLetters},
-		Group:       k.Group(string(urlchecker.DefaultGroup)),
+		Topics: urlchecker.Topics{Requests: topics.Requests, Succeeded: topics.Succeeded, Failed: topics.Failed, DeadLetters: topics.DeadLetters},
+		Group:  k.CheckerGroup(f.Region), Region: f.Region,
 		Concurrency: f.Concurrency, Buffer: f.Buffer, InstanceID: f.InstanceID,
 		Checker: chk, Logger: log, Registerer: env.Registry, Health: env.Health.Part("url_checker"), OutageAfter: env.OutageAfter,
 	})

@@ -99,7 +99,7 @@ func TestCrashWithChecksInFlightLosesNoSlot(t *testing.T) {
 		if i%every == 0 {
 			url = fmt.Sprintf("%s/slow/%d", srv.URL, i)
 		}
-		req := &codecs.Request{RequestID: scheduler.RequestID(url, now), URL: url, ScheduledAt: now,
+		req := &codecs.Request{RequestID: scheduler.RequestID(url, now, codecs.DefaultRegion), URL: url, ScheduledAt: now,
 			NextAt: now.Add(10 * time.Minute), Method: "GET", TimeoutMS: (5 * time.Minute).Milliseconds()}
 		want[req.RequestID] = url
 		if err := re.Emit(context.Background(), req); err != nil {

@@ -381,7 +381,7 @@ func TestTwoEmittersCheckEachSlotOnce(t *testing.T) {
 		if requested[k] == 0 {
 			t.Errorf("result for a slot nobody requested: %s", k)
 		}
-		if want := scheduler.RequestID(r.URL, r.ScheduledAt); r.EventID != want {
+		if want := scheduler.RequestID(r.URL, r.ScheduledAt, codecs.DefaultRegion); r.EventID != want {
 			t.Errorf("%s: event_id %q, want the request id %q", k, r.EventID, want)
 		}
 		if r.CheckedAt.Before(r.ScheduledAt) {
@@ -443,7 +443,7 @@ func TestHangingSiteDoesNotDelayOthers(t *testing.T) {
 
 	now := time.Now().UTC()
 	req := func(url string, timeout time.Duration) *codecs.Request {
-		return &codecs.Request{RequestID: scheduler.RequestID(url, now), URL: url, ScheduledAt: now, NextAt: now.Add(2 * time.Minute), Method: "GET", TimeoutMS: timeout.Milliseconds()}
+		return &codecs.Request{RequestID: scheduler.RequestID(url, now, codecs.DefaultRegion), URL: url, ScheduledAt: now, NextAt: now.Add(2 * time.Minute), Method: "GET", TimeoutMS: timeout.Milliseconds()}
 	}
 	// The hanging site first: all sites share the 3 partitions, so a
 	// blocked partition would hold most of the others back.

@@ -26,7 +26,7 @@ import (
 
 // DefaultGroup is the consumer group (and goka table prefix) of the
 // processor.
-const DefaultGroup goka.Group = "url_checker"
+const DefaultGroup goka.Group = codecs.GroupURLChecker
 
 // Defaults of Config.
 const (
@@ -105,6 +105,10 @@ type Config struct {
 	// unsent results dropped (and counted) after it. DefaultDrainTimeout
 	// when zero.
 	DrainTimeout time.Duration
+	// Region is written into each result's region field: the region whose
+	// requests this group checks (its Topics.Requests and Group are the
+	// region's, see codecs.RequestsTopic). codecs.DefaultRegion when empty.
+	Region string
 	// InstanceID is written into each result's checker field; host name
 	// and process id when empty.
 	InstanceID string
@@ -239,6 +243,12 @@ func New(cfg Config) (*Processor, error) {
 	}
 	if cfg.InstanceID == "" {
 		cfg.InstanceID = DefaultInstanceID()
+	}
+	if cfg.Region == "" {
+		cfg.Region = codecs.DefaultRegion
+	}
+	if err := codecs.CheckRegion(cfg.Region); err != nil {
+		return nil, fmt.Errorf("url_checker: region: %w", err)
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -551,6 +561,7 @@ func (p *Processor) check(req *codecs.Request, re *regexp.Regexp, commit func(er
 		return
 	}
 	res := resultEvent(req, chk, p.cfg.InstanceID)
+	res.Region = p.cfg.Region
 	kind := ""
 	if res.ErrorKind != nil {
 		kind = *res.ErrorKind
