@@ -89,11 +89,11 @@ type Result struct {
 // result written carries one.
 func (r *Result) setVersion() {
 	r.V = Version
-	r.Region = regionOrDefault(r.Region)
+	r.Region = RegionOrDefault(r.Region)
 }
 func (r *Result) version() int { return r.V }
 
-func (r *Result) applyDefaults() { r.Region = regionOrDefault(r.Region) }
+func (r *Result) applyDefaults() { r.Region = RegionOrDefault(r.Region) }
 
 func (r *Result) validate() error {
 	errs := []error{
@@ -191,11 +191,11 @@ type Window struct {
 
 func (w *Window) setVersion() {
 	w.V = Version
-	w.Region = regionOrDefault(w.Region)
+	w.Region = RegionOrDefault(w.Region)
 }
 func (w *Window) version() int { return w.V }
 
-func (w *Window) applyDefaults() { w.Region = regionOrDefault(w.Region) }
+func (w *Window) applyDefaults() { w.Region = RegionOrDefault(w.Region) }
 
 func (w *Window) validate() error {
 	errs := []error{

@@ -67,9 +67,10 @@ func CheckerGroup(region string) string {
 	return GroupURLChecker + "_" + region
 }
 
-// regionOrDefault is the region a decoded event stands for: one without a
-// region was written before regions, by the default region.
-func regionOrDefault(r string) string {
+// RegionOrDefault is the region an event stands for: one without a region
+// was written before regions, by the default region. Stores write it for
+// values made in memory without one.
+func RegionOrDefault(r string) string {
 	if r == "" {
 		return DefaultRegion
 	}

@@ -251,3 +251,26 @@ func BeforeWeb(t testing.TB, names []string) uint {
 	}
 	return best
 }
+
+// RegionsMigration is the number of the migration that adds regions
+// (000005).
+const RegionsMigration = 5
+
+// Writes of this build name the region column, which a store migrated to
+// a version before RegionsMigration lacks. A test that seeds such a store
+// with this build's Store runs LegacyRegionColumns first, so the writes go
+// through, and DropLegacyRegionColumns after, so the store is as the old
+// build left it when the upgrade runs. The statements are the same in
+// PostgreSQL and SQLite.
+var (
+	LegacyRegionColumns = []string{
+		`ALTER TABLE check_results ADD COLUMN region text NOT NULL DEFAULT 'default'`,
+		`ALTER TABLE check_windows ADD COLUMN region text NOT NULL DEFAULT 'default'`,
+		`CREATE UNIQUE INDEX sitewatch_legacy_region ON check_windows (url, region, window_start)`,
+	}
+	DropLegacyRegionColumns = []string{
+		`DROP INDEX sitewatch_legacy_region`,
+		`ALTER TABLE check_windows DROP COLUMN region`,
+		`ALTER TABLE check_results DROP COLUMN region`,
+	}
+)

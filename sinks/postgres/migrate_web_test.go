@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/golang-migrate/migrate/v4"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/sitewatch/sitewatch/history/historytest"
 	"github.com/sitewatch/sitewatch/internal/testkit"
@@ -31,8 +32,11 @@ func TestMigrationWebUpgradesData(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	conn := connect(t, url)
+	execAll(t, conn, historytest.LegacyRegionColumns)
 	sc := historytest.Seed(t, s, time.Now())
 	s.Close()
+	execAll(t, conn, historytest.DropLegacyRegionColumns)
 	if err := Migrate(ctx, url, testLogger(t)); err != nil {
 		t.Fatalf("upgrade a database with data: %v", err)
 	}
@@ -47,5 +51,15 @@ func TestMigrationWebUpgradesData(t *testing.T) {
 	}
 	if got := existing(t, url, "site_status", "check_windows_hourly", "check_windows_daily", "check_windows_down", "check_results_url_failures"); len(got) != 0 {
 		t.Errorf("after down: %v still there", got)
+	}
+}
+
+// execAll runs statements on conn, failing the test on the first error.
+func execAll(t *testing.T, conn *pgx.Conn, stmts []string) {
+	t.Helper()
+	for _, q := range stmts {
+		if _, err := conn.Exec(testCtx(t), q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
 	}
 }

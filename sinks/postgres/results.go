@@ -21,7 +21,7 @@ import (
 // client and an out-of-range one is refused by the server, for one row,
 // rather than failing the whole COPY before it is sent.
 const (
-	createStaging = `CREATE TEMP TABLE IF NOT EXISTS sitewatch_staged_results_v2 (
+	createStaging = `CREATE TEMP TABLE IF NOT EXISTS sitewatch_staged_results_v3 (
     pos              bigint,
     event_id         text,
     url              text,
@@ -41,13 +41,14 @@ const (
     error_kind       text,
     error_message    text,
     checker          text,
-    tls_not_after    timestamptz
+    tls_not_after    timestamptz,
+    region           text
 ) ON COMMIT DELETE ROWS`
 
 	resultColumnList = `event_id, url, scheduled_at, checked_at, outcome, status_code,
     response_time_ms, dns_ms, connect_ms, tls_ms, ttfb_ms, transfer_ms,
     body_bytes, regexp, regexp_matched, error_kind, error_message, checker,
-    tls_not_after`
+    tls_not_after, region`
 
 	// ON CONFLICT DO NOTHING on the idempotency key (event_id,
 	// scheduled_at) skips a row whose event_id is already stored, whatever
@@ -60,7 +61,7 @@ const (
 	// their scheduled_at range returned, for the log and the metrics.
 	insertStaged = `WITH ins AS (
 INSERT INTO check_results (` + resultColumnList + `)
-SELECT ` + resultColumnList + ` FROM sitewatch_staged_results_v2 ORDER BY pos
+SELECT ` + resultColumnList + ` FROM sitewatch_staged_results_v3 ORDER BY pos
 ON CONFLICT (event_id, scheduled_at) DO NOTHING
 RETURNING tableoid, scheduled_at)
 SELECT count(*),
@@ -69,18 +70,18 @@ SELECT count(*),
        max(scheduled_at) FILTER (WHERE tableoid = 'check_results_default'::regclass)
 FROM ins`
 
-	clearStaging = `TRUNCATE sitewatch_staged_results_v2`
+	clearStaging = `TRUNCATE sitewatch_staged_results_v3`
 )
 
 // stagedResultsTable is named for its shape: a session that made an older
 // shape (a pooled connection outliving an upgrade) does not reuse it.
-var stagedResultsTable = pgx.Identifier{"sitewatch_staged_results_v2"}
+var stagedResultsTable = pgx.Identifier{"sitewatch_staged_results_v3"}
 
 var stagedColumns = []string{
 	"pos", "event_id", "url", "scheduled_at", "checked_at", "outcome", "status_code",
 	"response_time_ms", "dns_ms", "connect_ms", "tls_ms", "ttfb_ms", "transfer_ms",
 	"body_bytes", "regexp", "regexp_matched", "error_kind", "error_message", "checker",
-	"tls_not_after",
+	"tls_not_after", "region",
 }
 
 // WriteResults stores a batch of check results in check_results, in one

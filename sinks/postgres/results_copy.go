@@ -41,7 +41,7 @@ func resultValues(r *codecs.Result, dst []any) []any {
 	return append(dst, r.EventID, r.URL, r.ScheduledAt, r.CheckedAt, r.Outcome, int64(r.StatusCode),
 		r.ResponseTimeMS, r.DNSMS, r.ConnectMS, r.TLSMS, r.TTFBMS, r.TransferMS,
 		r.BodyBytes, r.Regexp, r.RegexpMatched, r.ErrorKind, r.ErrorMessage, r.Checker,
-		r.TLSNotAfter)
+		r.TLSNotAfter, codecs.RegionOrDefault(r.Region))
 }
 
 // defaultRowsOfThisTx counts, after the COPY and in its transaction, the

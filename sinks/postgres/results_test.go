@@ -31,6 +31,7 @@ func TestWriteResultsRoundTripAndIdempotent(t *testing.T) {
 	full.TLSMS = ptr(3.5)
 	full.Regexp = ptr("Example Domain")
 	full.RegexpMatched = ptr(true)
+	full.Region = "eu-west-1"
 	rs = append(rs, full, rs[3]) // and a duplicate inside the batch
 
 	for round := range 2 {
@@ -57,7 +58,7 @@ func TestWriteResultsRoundTripAndIdempotent(t *testing.T) {
 		var code int16
 		err := row.Scan(&r.EventID, &r.URL, &r.ScheduledAt, &r.CheckedAt, &r.Outcome, &code,
 			&r.ResponseTimeMS, &r.DNSMS, &r.ConnectMS, &r.TLSMS, &r.TTFBMS, &r.TransferMS,
-			&r.BodyBytes, &r.Regexp, &r.RegexpMatched, &r.ErrorKind, &r.ErrorMessage, &r.Checker, &r.TLSNotAfter)
+			&r.BodyBytes, &r.Regexp, &r.RegexpMatched, &r.ErrorKind, &r.ErrorMessage, &r.Checker, &r.TLSNotAfter, &r.Region)
 		r.StatusCode = int(code)
 		if r.TLSNotAfter != nil {
 			na := r.TLSNotAfter.UTC()
@@ -74,6 +75,7 @@ func TestWriteResultsRoundTripAndIdempotent(t *testing.T) {
 	wantFull.CheckedAt = wantFull.CheckedAt.Truncate(time.Microsecond)
 	wantFull.ScheduledAt = wantFull.ScheduledAt.Truncate(time.Microsecond)
 	for _, want := range []codecs.Result{*rs[4], wantFull} {
+		want.Region = codecs.RegionOrDefault(want.Region) // a result made without one is stored as default
 		var found bool
 		for _, g := range got {
 			if g.EventID == want.EventID {

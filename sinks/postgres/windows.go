@@ -22,11 +22,11 @@ const upsertWindow = `INSERT INTO check_windows (
     url, window_start, window_end, checks, failures, responses,
     response_min_ms, response_avg_ms, response_max_ms,
     response_p50_ms, response_p95_ms, response_p99_ms, percentiles_exact,
-    status_counts, regexp_failures, revision)
+    status_counts, regexp_failures, revision, region)
 VALUES ($1, $2, $3, $4::bigint, $5::bigint, $6::bigint,
     $7, $8, $9, $10, $11, $12, $13,
-    $14::jsonb, $15::bigint, $16::bigint)
-ON CONFLICT (url, window_start) DO UPDATE SET
+    $14::jsonb, $15::bigint, $16::bigint, $17)
+ON CONFLICT (url, region, window_start) DO UPDATE SET
     window_end      = EXCLUDED.window_end,
     checks          = EXCLUDED.checks,
     failures        = EXCLUDED.failures,
@@ -44,7 +44,7 @@ ON CONFLICT (url, window_start) DO UPDATE SET
 WHERE check_windows.revision < EXCLUDED.revision`
 
 // WriteWindows stores a batch of window aggregates in check_windows, in one
-// transaction, keeping for each (url, window_start) the emission with the
+// transaction, keeping for each (url, region, window_start) the emission with the
 // highest revision. Rows PostgreSQL refuses as invalid are returned as
 // Rejected and the others are written; a non-nil error means nothing was
 // written and the batch may be retried.
@@ -110,7 +110,7 @@ func sendWindows(ctx context.Context, tx pgx.Tx, ws []*codecs.Window, pending []
 			w.URL, w.WindowStart, w.WindowEnd, w.Checks, w.Failures, w.Responses,
 			w.ResponseMinMS, w.ResponseAvgMS, w.ResponseMaxMS,
 			w.ResponseP50MS, w.ResponseP95MS, w.ResponseP99MS, w.PercentilesExact,
-			counts, w.RegexpFailures, w.Revision)
+			counts, w.RegexpFailures, w.Revision, codecs.RegionOrDefault(w.Region))
 	}
 	b.Queue("RELEASE SAVEPOINT sitewatch_windows")
 

@@ -50,7 +50,9 @@ func TestMigrationWebUpgradesData(t *testing.T) {
 		t.Fatal(err)
 	}
 	old := &Store{db: db, logger: slog.New(slog.DiscardHandler), writer: make(chan struct{}, 1)}
+	execAll(t, db, historytest.LegacyRegionColumns)
 	sc := historytest.Seed(t, old, time.Now())
+	execAll(t, db, historytest.DropLegacyRegionColumns)
 	db.Close()
 
 	s, err := Open(ctx, path, nil) // migrates up
@@ -59,4 +61,14 @@ func TestMigrationWebUpgradesData(t *testing.T) {
 	}
 	defer s.Close()
 	historytest.CheckUpgraded(t, s, sc)
+}
+
+// execAll runs statements on db, failing the test on the first error.
+func execAll(t *testing.T, db *sql.DB, stmts []string) {
+	t.Helper()
+	for _, q := range stmts {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
 }

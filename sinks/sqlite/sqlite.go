@@ -119,8 +119,8 @@ const insertResult = `INSERT INTO check_results (
 	event_id, url, scheduled_at, checked_at, outcome, status_code,
 	response_time_ms, dns_ms, connect_ms, tls_ms, ttfb_ms, transfer_ms,
 	body_bytes, regexp, regexp_matched, error_kind, error_message, checker,
-	tls_not_after
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+	tls_not_after, region
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (event_id) DO NOTHING`
 
 // WriteResults stores rs in one transaction. Results already stored (same
@@ -137,7 +137,7 @@ func (s *Store) WriteResults(ctx context.Context, rs []*codecs.Result) ([]sinks.
 			r.EventID, r.URL, formatTime(r.ScheduledAt), formatTime(r.CheckedAt), r.Outcome, r.StatusCode,
 			r.ResponseTimeMS, r.DNSMS, r.ConnectMS, r.TLSMS, r.TTFBMS, r.TransferMS,
 			r.BodyBytes, r.Regexp, r.RegexpMatched, r.ErrorKind, r.ErrorMessage, r.Checker,
-			formatTimePtr(r.TLSNotAfter),
+			formatTimePtr(r.TLSNotAfter), codecs.RegionOrDefault(r.Region),
 		}, ""
 	})
 }
@@ -150,9 +150,9 @@ const upsertWindow = `INSERT INTO check_windows (
 	url, window_start, window_end, checks, failures, responses,
 	response_min_ms, response_avg_ms, response_max_ms,
 	response_p50_ms, response_p95_ms, response_p99_ms, percentiles_exact,
-	status_counts, regexp_failures, revision
-) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (url, window_start) DO UPDATE SET
+	status_counts, regexp_failures, revision, region
+) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (url, region, window_start) DO UPDATE SET
 	window_end = excluded.window_end,
 	checks = excluded.checks,
 	failures = excluded.failures,
@@ -170,7 +170,7 @@ ON CONFLICT (url, window_start) DO UPDATE SET
 WHERE excluded.revision > check_windows.revision`
 
 // WriteWindows upserts ws in one transaction, keeping for each (url,
-// window_start) the highest revision seen. Rows that break a constraint
+// region, window_start) the highest revision seen. Rows that break a constraint
 // are returned as rejected and the others are written; an error means
 // nothing was written.
 func (s *Store) WriteWindows(ctx context.Context, ws []*codecs.Window) ([]sinks.Rejected, error) {
@@ -191,7 +191,7 @@ func (s *Store) WriteWindows(ctx context.Context, ws []*codecs.Window) ([]sinks.
 			w.URL, formatTime(w.WindowStart), formatTime(w.WindowEnd), w.Checks, w.Failures, w.Responses,
 			w.ResponseMinMS, w.ResponseAvgMS, w.ResponseMaxMS,
 			w.ResponseP50MS, w.ResponseP95MS, w.ResponseP99MS, w.PercentilesExact,
-			string(counts), w.RegexpFailures, w.Revision,
+			string(counts), w.RegexpFailures, w.Revision, codecs.RegionOrDefault(w.Region),
 		}, ""
 	})
 }

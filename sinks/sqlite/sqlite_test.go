@@ -470,15 +470,16 @@ func TestLatencyAndRecomputedViews(t *testing.T) {
 func TestSchemaMatchesPostgres(t *testing.T) {
 	s, _ := openStore(t)
 	for name, want := range map[string]string{
-		"check_results":            "event_id url scheduled_at checked_at outcome status_code response_time_ms dns_ms connect_ms tls_ms ttfb_ms transfer_ms body_bytes regexp regexp_matched error_kind error_message checker tls_not_after",
-		"incidents":                "url started_at ended_at cause_kind cause_message failed_checks down_change_id up_change_id",
-		"incidents_open":           "url started_at cause_kind cause_message failed_checks down_change_id",
-		"check_windows":            "url window_start window_end checks failures responses response_min_ms response_avg_ms response_max_ms response_p50_ms response_p95_ms response_p99_ms status_counts regexp_failures revision percentiles_exact",
-		"uptime_hourly":            "url hour windows checks failures uptime_percent responses response_min_ms response_avg_ms response_p95_max_ms response_max_ms",
-		"uptime_daily":             "url day windows checks failures uptime_percent responses response_min_ms response_avg_ms response_p95_max_ms response_max_ms",
-		"latency_hourly":           "url hour checks failures uptime_percent responses response_min_ms response_avg_ms response_p50_ms response_p95_ms response_p99_ms response_max_ms",
-		"latency_daily":            "url day checks failures uptime_percent responses response_min_ms response_avg_ms response_p50_ms response_p95_ms response_p99_ms response_max_ms",
-		"check_windows_recomputed": "url window_start window_end checks failures responses response_min_ms response_avg_ms response_max_ms response_p50_ms response_p95_ms response_p99_ms status_counts regexp_failures",
+		"check_results":             "event_id url scheduled_at checked_at outcome status_code response_time_ms dns_ms connect_ms tls_ms ttfb_ms transfer_ms body_bytes regexp regexp_matched error_kind error_message checker tls_not_after region",
+		"incidents":                 "url started_at ended_at cause_kind cause_message failed_checks down_change_id up_change_id",
+		"incidents_open":            "url started_at cause_kind cause_message failed_checks down_change_id",
+		"check_windows":             "url window_start window_end checks failures responses response_min_ms response_avg_ms response_max_ms response_p50_ms response_p95_ms response_p99_ms status_counts regexp_failures revision percentiles_exact region",
+		"uptime_hourly":             "url hour windows checks failures uptime_percent responses response_min_ms response_avg_ms response_p95_max_ms response_max_ms",
+		"uptime_daily":              "url day windows checks failures uptime_percent responses response_min_ms response_avg_ms response_p95_max_ms response_max_ms",
+		"latency_hourly":            "url hour checks failures uptime_percent responses response_min_ms response_avg_ms response_p50_ms response_p95_ms response_p99_ms response_max_ms",
+		"latency_daily":             "url day checks failures uptime_percent responses response_min_ms response_avg_ms response_p50_ms response_p95_ms response_p99_ms response_max_ms",
+		"check_windows_recomputed":  "url region window_start window_end checks failures responses response_min_ms response_avg_ms response_max_ms response_p50_ms response_p95_ms response_p99_ms status_counts regexp_failures",
+		"check_windows_all_regions": "url window_start window_end regions checks failures responses response_min_ms response_avg_ms response_max_ms worst_p50_ms worst_p95_ms worst_p99_ms worst_region status_counts regexp_failures",
 	} {
 		rows, err := s.DB().Query("SELECT name FROM pragma_table_info(?)", name)
 		if err != nil {
