@@ -44,6 +44,8 @@ func Run(t *testing.T, open Open) {
 		{"NilRows", nilRows},
 		{"TLSNotAfter", tlsNotAfter},
 		{"Incidents", incidents},
+		{"TwoRegions", twoRegions},
+		{"BadRegion", badRegion},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
@@ -332,4 +334,79 @@ func nilRows(t *testing.T, s sinks.Store, db *sql.DB) {
 			t.Errorf("%s: only a nil row: rejected %v, %v", name, rej, err)
 		}
 	}
+}
+
+// twoRegions: two regions' checks of one slot are two rows (their
+// event_ids differ, see scheduler.RequestID), each with its region; their
+// windows are one row per region, each keeping its own revisions; a value
+// without a region is stored as region default.
+func twoRegions(t *testing.T, s sinks.Store, db *sql.DB) {
+	u := "https://regions.example/"
+	def := result("slot-default", u, t0, t0, "c-default")
+	eu := result("slot-eu", u, t0, t0.Add(time.Second), "c-eu")
+	eu.Region = "eu-west"
+	writeResults(t, s, def, eu, eu) // and a repeat of eu's check
+	got := map[string]string{}
+	rs, err := db.QueryContext(ctx(t), `SELECT region, checker FROM check_results WHERE url = 'https://regions.example/'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rs.Next() {
+		var region, checker string
+		if err := rs.Scan(&region, &checker); err != nil {
+			t.Fatal(err)
+		}
+		got[region] += checker
+	}
+	rs.Close()
+	if len(got) != 2 || got["default"] != "c-default" || got["eu-west"] != "c-eu" {
+		t.Errorf("rows by region for one slot: %v, want one of default and one of eu-west", got)
+	}
+
+	wd, we := window(u, 2, 4), window(u, 1, 3)
+	we.Region = "eu-west"
+	writeWindows(t, s, wd, we)
+	older := window(u, 1, 1) // default's older revision: leaves both rows
+	newer := window(u, 5, 5)
+	newer.Region = "eu-west"
+	writeWindows(t, s, older, newer)
+	ws := map[string][2]int64{}
+	rs, err = db.QueryContext(ctx(t), `SELECT region, checks, revision FROM check_windows WHERE url = 'https://regions.example/'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rs.Next() {
+		var region string
+		var checks, rev int64
+		if err := rs.Scan(&region, &checks, &rev); err != nil {
+			t.Fatal(err)
+		}
+		ws[region] = [2]int64{checks, rev}
+	}
+	rs.Close()
+	if len(ws) != 2 || ws["default"] != [2]int64{4, 2} || ws["eu-west"] != [2]int64{5, 5} {
+		t.Errorf("windows by region (checks, revision): %v, want default {4 2} and eu-west {5 5}", ws)
+	}
+	var checks int64
+	if err := db.QueryRowContext(ctx(t), `SELECT checks FROM check_windows_all_regions WHERE url = 'https://regions.example/'`).Scan(&checks); err != nil || checks != 9 {
+		t.Errorf("check_windows_all_regions: %d checks (%v), want 9", checks, err)
+	}
+}
+
+// A region the name rule refuses is refused by the store too, for that row.
+func badRegion(t *testing.T, s sinks.Store, db *sql.DB) {
+	bad := result("bad-region", "https://ok.example/", t0, t0, "c1")
+	bad.Region = "EU West"
+	rej, err := s.WriteResults(ctx(t), []*codecs.Result{bad, result("good", "https://ok.example/", t0, t0, "c1")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkRejected(t, "results", rej, map[int]string{0: "check_results_region_valid"})
+	w := window("https://ok.example/", 1, 3)
+	w.Region = "-eu"
+	rej, err = s.WriteWindows(ctx(t), []*codecs.Window{w})
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkRejected(t, "windows", rej, map[int]string{0: "check_windows_region_valid"})
 }
