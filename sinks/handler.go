@@ -337,8 +337,9 @@ type batch struct {
 }
 
 type rowKey struct {
-	id    string
-	start int64
+	id     string
+	region string // a window's: each region's window is its own row
+	start  int64
 }
 
 type deadLetter struct {
@@ -373,7 +374,8 @@ func (b *batch) reset() {
 
 // add decodes msg into the batch. An undecodable message becomes a dead
 // letter. A result already in the batch (same event_id) is dropped, and of
-// two emissions of the same window only the higher revision is kept: the
+// two emissions of the same window (URL, region and start) only the higher
+// revision is kept: the
 // store would ignore the other anyway, and PostgreSQL's COPY cannot take
 // the same key twice in one statement.
 func (b *batch) add(msg *sarama.ConsumerMessage) {
@@ -398,7 +400,7 @@ func (b *batch) add(msg *sarama.ConsumerMessage) {
 			b.addDead(msg, deadDecode, "decode window: "+err.Error())
 			return
 		}
-		k := rowKey{id: w.URL, start: w.WindowStart.UnixNano()}
+		k := rowKey{id: w.URL, region: w.Region, start: w.WindowStart.UnixNano()}
 		if i, dup := b.seen[k]; dup {
 			if w.Revision > b.windows[i].Revision {
 				b.windows[i] = w

@@ -318,6 +318,11 @@ func genStream(seed uint64, urls, n int) *stream {
 			// Nanosecond timestamps, as the checker sends them.
 			at := base.Add(time.Duration(i)*step + time.Duration(rng.Int64N(int64(step/2))))
 			r := testkit.RandomResult(rng, site, fmt.Sprintf("ev-%d-%02d-%04d", seed, u, i), at, "test-checker")
+			if u%3 == 0 && i%2 == 1 {
+				// A second region checks every third URL: its windows
+				// are per region, each equal to SQL's for that region.
+				r.Region = "eu"
+			}
 			key := at
 			if rng.IntN(100) < 3 {
 				key = at.Add(time.Duration(rng.Int64N(int64(maxLateness))))
@@ -456,13 +461,13 @@ func (c *checker) fail(diff string, bad *testkit.WindowRow, logs fmt.Stringer) {
 	c.t.Helper()
 	history := ""
 	if bad != nil {
-		history = fmt.Sprintf("\nemissions of %s in %s: %s", bad, topics.Windows, emissions(c.t, c.e.addrs, bad.URL, bad.Start))
+		history = fmt.Sprintf("\nemissions of %s in %s: %s", bad, topics.Windows, emissions(c.t, c.e.addrs, bad.URL, bad.Region, bad.Start))
 	}
 	c.t.Fatalf("the database does not match the events produced:\n%s%s\nlogs (tail):\n%s", diff, history, tail(logs.String(), 30))
 }
 
 // emissions lists every emission of one window on status_windows.
-func emissions(t *testing.T, addrs []string, url string, start time.Time) string {
+func emissions(t *testing.T, addrs []string, url, region string, start time.Time) string {
 	t.Helper()
 	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.ConsumeTopics(string(topics.Windows)),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
@@ -480,7 +485,7 @@ func emissions(t *testing.T, addrs []string, url string, start time.Time) string
 			break
 		}
 		fs.EachRecord(func(r *kgo.Record) {
-			if w, err := codecs.DecodeWindow(r.Value); err == nil && w.URL == url && w.WindowStart.Equal(start) {
+			if w, err := codecs.DecodeWindow(r.Value); err == nil && w.URL == url && w.Region == region && w.WindowStart.Equal(start) {
 				out = append(out, fmt.Sprintf("offset %d: revision %d, %d checks", r.Offset, w.Revision, w.Checks))
 			}
 		})

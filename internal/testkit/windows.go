@@ -18,7 +18,7 @@ import (
 
 // WindowRow is one row of check_windows or check_windows_recomputed.
 type WindowRow struct {
-	URL                                       string
+	URL, Region                               string
 	Start, End                                time.Time
 	Checks, Failures, Responses, RegexpFailed int64
 	Min, Avg, Max, P50, P95, P99              *float64
@@ -30,15 +30,17 @@ type WindowRow struct {
 	Exact bool
 }
 
-// String names the window: its URL and start.
-func (w WindowRow) String() string { return w.URL + "@" + w.Start.UTC().Format(time.RFC3339) }
+// String names the window: its URL, region and start.
+func (w WindowRow) String() string {
+	return w.URL + "[" + w.Region + "]@" + w.Start.UTC().Format(time.RFC3339)
+}
 
-const windowColumns = `url, window_start, window_end, checks, failures, responses, regexp_failures,
+const windowColumns = `url, region, window_start, window_end, checks, failures, responses, regexp_failures,
     response_min_ms, response_avg_ms, response_max_ms, response_p50_ms, response_p95_ms, response_p99_ms,
     status_counts::text`
 
 // readWindows reads every row of check_windows or
-// check_windows_recomputed, keyed by URL and window start; extra are the
+// check_windows_recomputed, keyed by URL, region and window start; extra are the
 // SQL expressions for the revision and percentiles_exact columns.
 func readWindows(ctx context.Context, db *pgx.Conn, from, extra string) (map[string]WindowRow, error) {
 	rows, err := db.Query(ctx, `SELECT `+windowColumns+`, `+extra+` FROM `+from)
@@ -49,14 +51,14 @@ func readWindows(ctx context.Context, db *pgx.Conn, from, extra string) (map[str
 	for rows.Next() {
 		var w WindowRow
 		var counts string
-		if err := rows.Scan(&w.URL, &w.Start, &w.End, &w.Checks, &w.Failures, &w.Responses, &w.RegexpFailed,
+		if err := rows.Scan(&w.URL, &w.Region, &w.Start, &w.End, &w.Checks, &w.Failures, &w.Responses, &w.RegexpFailed,
 			&w.Min, &w.Avg, &w.Max, &w.P50, &w.P95, &w.P99, &counts, &w.Revision, &w.Exact); err != nil {
 			return nil, fmt.Errorf("scan %s: %w", from, err)
 		}
 		if err := json.Unmarshal([]byte(counts), &w.StatusCounts); err != nil {
 			return nil, fmt.Errorf("status_counts %s: %w", counts, err)
 		}
-		out[w.URL+"|"+w.Start.UTC().Format(time.RFC3339Nano)] = w
+		out[w.URL+"|"+w.Region+"|"+w.Start.UTC().Format(time.RFC3339Nano)] = w
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("read %s: %w", from, err)

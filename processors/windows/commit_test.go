@@ -85,7 +85,7 @@ func TestWindowKeptUntilItsEmissionIsDone(t *testing.T) {
 	}
 	// Far past [12:00, 12:05) + grace, while the emission is in flight.
 	apply(result(site, "c1", at(12, 8, 0)), 3)
-	if w, _ := st.find(at(12, 0, 0)); w == nil {
+	if w, _ := st.find(at(12, 0, 0), codecs.DefaultRegion); w == nil {
 		t.Fatal("window dropped while the message that emitted it was not done")
 	}
 
@@ -100,7 +100,7 @@ func TestWindowKeptUntilItsEmissionIsDone(t *testing.T) {
 	// Once the re-sent copy is done, the next event drops the window.
 	doneBelow = 3
 	apply(result(site, "d1", at(12, 9, 0)), 4)
-	if w, _ := st.find(at(12, 0, 0)); w != nil {
+	if w, _ := st.find(at(12, 0, 0), codecs.DefaultRegion); w != nil {
 		t.Error("window kept although its emission is done")
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/sitewatch/sitewatch/codecs"
@@ -11,10 +12,10 @@ import (
 )
 
 // stateVersion is the version of the group-table value this build writes
-// (see stateCodec, which also reads version 1). A value of an unknown
+// (see stateCodec, which also reads versions 1 and 2). A value of an unknown
 // version stops the processor (goka panics on a decode error) rather than
 // being misread.
-const stateVersion = 2
+const stateVersion = 3
 
 // MaxExactResponses is how many response times a window keeps to compute
 // exact percentiles (percentile_cont, as check_windows_recomputed does);
@@ -28,7 +29,9 @@ const MaxExactResponses = codecs.MaxExactResponses
 // well within the grace.
 const maxDroppedIDs = 16
 
-// state is one URL's value in the group table.
+// state is one URL's value in the group table: the windows of every
+// region that checks the URL (the table is keyed by URL, the Kafka key of
+// the results), each window being one region's.
 type state struct {
 	V int `json:"v"`
 	// Watermark is the newest checked_at applied for the URL (event time,
@@ -40,22 +43,27 @@ type state struct {
 	// LastArrival is the wall time at which the last event for the URL was
 	// processed; the idle close waits for the URL to go quiet.
 	LastArrival time.Time `json:"last_arrival"`
-	// Windows are the windows kept for late events, oldest first.
+	// Windows are the windows kept for late events, ordered by start, then
+	// region.
 	Windows []*window `json:"windows"`
-	// Dropped are the event_ids of the window last dropped, if it had at
-	// most maxDroppedIDs, so that a slot checked again after a crash is
+	// Dropped are the event_ids of the windows last dropped (those of one
+	// advance, a window per region), of each that had at most
+	// maxDroppedIDs, so that a slot checked again after a crash is
 	// recognised even when its first check's window is gone; see
 	// state.seen.
 	Dropped []string `json:"dropped,omitempty"`
 }
 
-// window is the running aggregate of one URL's checks in
+// window is the running aggregate of one URL's checks by one region in
 // [Start, Start+size).
 type window struct {
-	Start          time.Time `json:"start"`
-	Checks         int64     `json:"checks"`
-	Failures       int64     `json:"failures"`
-	RegexpFailures int64     `json:"regexp_failures"`
+	Start time.Time `json:"start"`
+	// Region is the region whose checks the window counts (states written
+	// before regions decode as codecs.DefaultRegion).
+	Region         string `json:"region,omitempty"`
+	Checks         int64  `json:"checks"`
+	Failures       int64  `json:"failures"`
+	RegexpFailures int64  `json:"regexp_failures"`
 	// Exact is true while the window keeps its response times in Times
 	// (at most MaxExactResponses); then Response is empty. Once more
 	// arrive, or for a window written before Times existed, Exact is false
@@ -181,13 +189,14 @@ func (p params) applyAt(st *state, r *codecs.Result, now, low time.Time, pos pos
 	}
 	t := r.CheckedAt
 	start := p.windowStart(t)
-	w, at := st.find(start)
+	region := codecs.RegionOrDefault(r.Region)
+	w, at := st.find(start, region)
 	if w == nil {
 		end := start.Add(p.size)
 		if start.Before(st.Horizon) || dropMark(st.Watermark, low).After(end.Add(p.grace)) {
 			return tooLate, nil
 		}
-		w = &window{Start: start, StatusCounts: map[string]int64{}, Exact: true}
+		w = &window{Start: start, Region: region, StatusCounts: map[string]int64{}, Exact: true}
 		st.Windows = slices.Insert(st.Windows, at, w)
 	}
 	idPos, _ := slices.BinarySearch(w.EventIDs, r.EventID)
@@ -235,23 +244,32 @@ func (st *state) seen(id string) bool {
 	return slices.Contains(st.Dropped, id)
 }
 
-// forget keeps the event ids of w, the window being dropped, in
-// st.Dropped in place of the previous window's, when it has at most
-// maxDroppedIDs: only a site checked less often than every half grace
-// needs them, and its windows hold few checks.
-func (st *state) forget(w *window) {
-	if len(w.EventIDs) > maxDroppedIDs {
-		st.Dropped = nil
-		return
+// forget keeps the event ids of w, a window being dropped, in
+// st.Dropped, when it has at most maxDroppedIDs: only a site checked less
+// often than every half grace needs them, and its windows hold few checks.
+// first is true for the first window dropped by one advance, whose ids
+// replace the previous ones; the other regions' windows dropped with it
+// add theirs.
+func (st *state) forget(w *window, first bool) {
+	if first {
+		st.Dropped = st.Dropped[:0]
 	}
-	st.Dropped = append(st.Dropped[:0], w.EventIDs...)
+	if len(w.EventIDs) <= maxDroppedIDs {
+		st.Dropped = append(st.Dropped, w.EventIDs...)
+	}
+	if len(st.Dropped) == 0 {
+		st.Dropped = nil
+	}
 }
 
-// find returns the window starting at start, or nil and the index where it
-// belongs.
-func (st *state) find(start time.Time) (*window, int) {
+// find returns the window of region starting at start, or nil and the
+// index where it belongs.
+func (st *state) find(start time.Time, region string) (*window, int) {
 	pos, found := slices.BinarySearchFunc(st.Windows, start, func(w *window, t time.Time) int {
-		return w.Start.Compare(t)
+		if c := w.Start.Compare(t); c != 0 {
+			return c
+		}
+		return strings.Compare(w.Region, region)
 	})
 	if found {
 		return st.Windows[pos], pos
@@ -319,6 +337,7 @@ func (p params) advance(st *state, low time.Time, pos position) []emission {
 	var out []emission
 	drop := dropMark(st.Watermark, low)
 	keep := st.Windows[:0]
+	first := true
 	for _, w := range st.Windows {
 		end := w.Start.Add(p.size)
 		if !st.Watermark.Before(end) && w.Dirty {
@@ -333,7 +352,8 @@ func (p params) advance(st *state, low time.Time, pos position) []emission {
 			if end.After(st.Horizon) {
 				st.Horizon = end
 			}
-			st.forget(w)
+			st.forget(w, first)
+			first = false
 			continue
 		}
 		keep = append(keep, w)
@@ -414,6 +434,7 @@ func (p params) emit(w *window) *codecs.Window {
 // snapshot returns w's aggregate at its current revision.
 func (p params) snapshot(w *window) *codecs.Window {
 	out := &codecs.Window{
+		Region:         codecs.RegionOrDefault(w.Region),
 		WindowStart:    w.Start,
 		WindowEnd:      w.Start.Add(p.size),
 		Checks:         w.Checks,

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/lovoo/goka"
+
+	"github.com/sitewatch/sitewatch/codecs"
 )
 
 // stateCodec stores *state in the group table in a compact binary form:
@@ -17,7 +19,7 @@ import (
 // few hundred per window, beside as many event_ids) JSON made that the
 // bulk of its work.
 //
-// The value starts with its version byte, stateVersion (2), then:
+// The value starts with its version byte, stateVersion (3), then:
 // watermark, horizon, last arrival; the windows; the dropped event_ids.
 // Times are a signed varint of Unix seconds and an unsigned varint of
 // nanoseconds (any time.Time, the zero one included); integers are varints;
@@ -26,9 +28,11 @@ import (
 // A window: start; checks, failures, regexp failures; flags (exact,
 // dirty); response times; sketch (count, sum, min, max, zeros, buckets);
 // status counts (sorted by code); event_ids; revision; emit topic and
-// offset.
+// offset; region.
 //
-// Version 1, the JSON of the state struct (first byte '{'), written before
+// Version 2 is version 3 without the windows' region, written before
+// regions: its windows decode as codecs.DefaultRegion's, so a running
+// table upgrades in place. Version 1, the JSON of the state struct (first byte '{'), written before
 // the response times were kept, still decodes: its windows have sketched
 // percentiles (Exact false).
 type stateCodec struct{}
@@ -37,6 +41,9 @@ var _ goka.Codec = stateCodec{}
 
 // jsonStateVersion is the JSON form's version field.
 const jsonStateVersion = 1
+
+// stateVersionNoRegion is the binary form before regions.
+const stateVersionNoRegion = 2
 
 func (stateCodec) Encode(value any) ([]byte, error) {
 	st, ok := value.(*state)
@@ -67,9 +74,12 @@ func (stateCodec) Decode(data []byte) (any, error) {
 			return nil, fmt.Errorf("decode state: JSON version %d, want %d", st.V, jsonStateVersion)
 		}
 		st.V = stateVersion
+		for _, w := range st.Windows {
+			w.Region = codecs.RegionOrDefault(w.Region)
+		}
 		return &st, nil
 	}
-	if len(data) == 0 || data[0] != stateVersion {
+	if len(data) == 0 || (data[0] != stateVersion && data[0] != stateVersionNoRegion) {
 		v := -1
 		if len(data) > 0 {
 			v = int(data[0])
@@ -78,7 +88,7 @@ func (stateCodec) Decode(data []byte) (any, error) {
 	}
 	// One string holds every string of the value: the event_ids are
 	// slices of it, one allocation instead of one each.
-	d := &stateDecoder{data: string(data), pos: 1}
+	d := &stateDecoder{data: string(data), pos: 1, regions: data[0] != stateVersionNoRegion}
 	st := &state{V: stateVersion}
 	st.Watermark = d.time()
 	st.Horizon = d.time()
@@ -103,7 +113,7 @@ func (stateCodec) Decode(data []byte) (any, error) {
 func (st *state) sizeHint() int {
 	n := 64 + 16*len(st.Dropped)
 	for _, w := range st.Windows {
-		n += 96 + 9*len(w.Times) + 12*len(w.Response.Index) + 12*len(w.StatusCounts) + len(w.EmitTopic)
+		n += 96 + 9*len(w.Times) + 12*len(w.Response.Index) + 12*len(w.StatusCounts) + len(w.EmitTopic) + len(w.Region)
 		for _, id := range w.EventIDs {
 			n += 2 + len(id)
 		}
@@ -157,7 +167,8 @@ func (w *window) appendBinary(b []byte) []byte {
 	b = appendStrings(b, w.EventIDs)
 	b = binary.AppendVarint(b, w.Revision)
 	b = appendString(b, w.EmitTopic)
-	return binary.AppendVarint(b, w.EmitOffset)
+	b = binary.AppendVarint(b, w.EmitOffset)
+	return appendString(b, w.Region)
 }
 
 func appendTime(b []byte, t time.Time) []byte {
@@ -188,6 +199,8 @@ type stateDecoder struct {
 	data string
 	pos  int
 	err  error
+	// regions is false for version 2, whose windows have no region.
+	regions bool
 }
 
 func (d *stateDecoder) fail(what string) {
@@ -310,6 +323,10 @@ func (d *stateDecoder) window() *window {
 	w.Revision = d.varint()
 	w.EmitTopic = d.string()
 	w.EmitOffset = d.varint()
+	w.Region = codecs.DefaultRegion
+	if d.regions {
+		w.Region = d.string()
+	}
 	return w
 }
 
