@@ -86,7 +86,7 @@ func encode(t testing.TB, r *codecs.Result) []byte {
 }
 
 // expectedWindows computes, directly from raw results, what SQL computes
-// over check_results grouped by url and five-minute window: the reference
+// over check_results grouped by url, region and five-minute window: the reference
 // the processor's windows are compared with.
 func expectedWindows(rs []*codecs.Result, size time.Duration) map[windowKey]*codecs.Window {
 	type acc struct {
@@ -96,10 +96,11 @@ func expectedWindows(rs []*codecs.Result, size time.Duration) map[windowKey]*cod
 	accs := map[windowKey]*acc{}
 	for _, r := range rs {
 		start := r.CheckedAt.UTC().Truncate(size)
-		k := windowKey{r.URL, start}
+		region := codecs.RegionOrDefault(r.Region)
+		k := windowKey{r.URL, start, region}
 		a := accs[k]
 		if a == nil {
-			a = &acc{w: &codecs.Window{URL: r.URL, WindowStart: start, WindowEnd: start.Add(size), StatusCounts: map[string]int64{}}}
+			a = &acc{w: &codecs.Window{URL: r.URL, Region: region, WindowStart: start, WindowEnd: start.Add(size), StatusCounts: map[string]int64{}}}
 			accs[k] = a
 		}
 		a.w.Checks++
@@ -135,8 +136,9 @@ func expectedWindows(rs []*codecs.Result, size time.Duration) map[windowKey]*cod
 }
 
 type windowKey struct {
-	url   string
-	start time.Time
+	url    string
+	start  time.Time
+	region string
 }
 
 // percentileCont is PostgreSQL's percentile_cont, exactly.
@@ -156,6 +158,9 @@ func diffWindow(got, want *codecs.Window) string {
 	add := func(format string, a ...any) { d = append(d, fmt.Sprintf(format, a...)) }
 	if got.URL != want.URL || !got.WindowStart.Equal(want.WindowStart) || !got.WindowEnd.Equal(want.WindowEnd) {
 		add("window %s [%v,%v), want %s [%v,%v)", got.URL, got.WindowStart, got.WindowEnd, want.URL, want.WindowStart, want.WindowEnd)
+	}
+	if got.Region != want.Region {
+		add("region %q, want %q", got.Region, want.Region)
 	}
 	if got.WindowStart.Location() != time.UTC {
 		add("window_start %v not in UTC", got.WindowStart)

@@ -135,7 +135,7 @@ func (k *kafkaEnv) consumeWindows(t *testing.T) *windowLog {
 					wl.errs = append(wl.errs, fmt.Sprintf("undecodable window: %v", err))
 					return
 				}
-				key := windowKey{w.URL, w.WindowStart}
+				key := windowKey{w.URL, w.WindowStart, w.Region}
 				prev := wl.latest[key]
 				switch {
 				case prev == nil || w.Revision > prev.Revision:

@@ -394,7 +394,7 @@ func TestAggregatesMatchExactOnKnownData(t *testing.T) {
 	if w.Checks != 300 || w.Failures == 0 || w.RegexpFailures == 0 || w.StatusCounts["0"] == 0 || w.Responses == w.Checks {
 		t.Fatalf("test data does not exercise every column: %+v", w)
 	}
-	exact := expectedWindows(rs, DefaultWindowSize)[windowKey{site, at(12, 0, 0)}]
+	exact := expectedWindows(rs, DefaultWindowSize)[windowKey{site, at(12, 0, 0), codecs.DefaultRegion}]
 	t.Logf("p50 %.3f p95 %.3f p99 %.3f; percentile_cont %.3f %.3f %.3f",
 		*w.ResponseP50MS, *w.ResponseP95MS, *w.ResponseP99MS,
 		*exact.ResponseP50MS, *exact.ResponseP95MS, *exact.ResponseP99MS)

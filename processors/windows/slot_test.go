@@ -41,8 +41,8 @@ func TestRepeatedSlotCountedOnceInFirstWindow(t *testing.T) {
 		got[w.WindowStart] = w
 	}
 	for _, want := range []*codecs.Window{
-		expectedWindows([]*codecs.Result{result(site, "x", at(12, 1, 0), responseMS(30)), a}, DefaultWindowSize)[windowKey{site, at(12, 0, 0)}],
-		expectedWindows([]*codecs.Result{b}, DefaultWindowSize)[windowKey{site, at(12, 5, 0)}],
+		expectedWindows([]*codecs.Result{result(site, "x", at(12, 1, 0), responseMS(30)), a}, DefaultWindowSize)[windowKey{site, at(12, 0, 0), codecs.DefaultRegion}],
+		expectedWindows([]*codecs.Result{b}, DefaultWindowSize)[windowKey{site, at(12, 5, 0), codecs.DefaultRegion}],
 	} {
 		w := got[want.WindowStart]
 		if w == nil {
@@ -108,7 +108,7 @@ func TestExactPercentilesUpToCap(t *testing.T) {
 		}
 		w := rules.snapshot(st.Windows[0])
 		w.URL = site
-		want := expectedWindows(rs, time.Hour)[windowKey{site, at(12, 0, 0)}]
+		want := expectedWindows(rs, time.Hour)[windowKey{site, at(12, 0, 0), codecs.DefaultRegion}]
 		if exact := n <= MaxExactResponses; w.PercentilesExact != exact {
 			t.Errorf("%d responses: percentiles_exact %v, want %v", n, w.PercentilesExact, exact)
 		}
@@ -234,7 +234,7 @@ func stateDiff(a, b *state) string {
 }
 
 func deepDiff(a, b *window) string {
-	if a.Checks != b.Checks || a.Failures != b.Failures || a.RegexpFailures != b.RegexpFailures ||
+	if a.Region != b.Region || a.Checks != b.Checks || a.Failures != b.Failures || a.RegexpFailures != b.RegexpFailures ||
 		a.Exact != b.Exact || a.Dirty != b.Dirty || a.Revision != b.Revision || a.EmitTopic != b.EmitTopic || a.EmitOffset != b.EmitOffset {
 		return "scalars"
 	}
