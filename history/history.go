@@ -124,11 +124,15 @@ type Day struct {
 	Counts
 }
 
-// Window is one five-minute window of a URL (table check_windows).
+// Window is one five-minute window of a URL over every region that
+// checked it (view check_windows_all_regions of table check_windows).
 type Window struct {
 	Start, End                  time.Time
 	Checks, Failures, Responses int64
 	// Response times in ms over the checks with a response; nil when none.
+	// The mean and maximum are over every region's checks; the
+	// percentiles are the worst region's (the highest p95), since
+	// percentiles of several regions cannot be merged.
 	AvgMS, P50MS, P95MS, P99MS, MaxMS *float64
 }
 

@@ -32,7 +32,10 @@ const (
 
 // Check is one stored check, as much of it as a report needs.
 type Check struct {
-	URL         string
+	URL string
+	// Region is the region that made the check; every region checks
+	// every slot, so a slot has a check per region.
+	Region      string
 	ScheduledAt time.Time
 	CheckedAt   time.Time
 	Up          bool
@@ -47,7 +50,7 @@ type Check struct {
 // *postgres.Store and *sqlite.Store.
 type Source interface {
 	// ScanChecks calls fn with every check whose scheduled_at is in
-	// [from, to), ordered by url, scheduled_at, checked_at, in one query
+	// [from, to), ordered by url, scheduled_at, region, checked_at, in one query
 	// (check_results is partitioned by scheduled_at: the range prunes its
 	// daily partitions). An error from fn stops the scan and is returned.
 	ScanChecks(ctx context.Context, from, to time.Time, fn func(Check) error) error
@@ -252,9 +255,37 @@ func computeSite(cs []Check, site Site, from, to time.Time, slo *SLO) SiteReport
 	if sr.Name == "" {
 		sr.Name = url
 	}
-	// A slot stored twice (a check repeated after a crash, before one row
-	// per slot was enforced) counts once: the earliest checked_at.
-	cs = slices.CompactFunc(cs, func(a, b Check) bool { return a.ScheduledAt.Equal(b.ScheduledAt) })
+	// A slot stored twice by one region (a check repeated after a crash,
+	// before one row per slot was enforced) counts once: the earliest
+	// checked_at. Each region's check of a slot counts (the checks are
+	// ordered by slot, region, checked_at).
+	cs = slices.CompactFunc(cs, func(a, b Check) bool { return a.ScheduledAt.Equal(b.ScheduledAt) && a.Region == b.Region })
+	var latencies []float64
+	for _, c := range cs {
+		if !c.ScheduledAt.Before(from) {
+			sr.Checks++
+			if !c.Up {
+				sr.Failures++
+				sr.FailuresByKind[c.ErrorKind]++
+			}
+			if c.HasResponse {
+				latencies = append(latencies, c.ResponseTimeMS)
+			}
+		}
+	}
+	// The time figures walk one timeline of slots: a slot checked by
+	// several regions is down when any of them saw it down (the worst
+	// region's view, as check_windows_all_regions takes the worst
+	// region's percentiles).
+	slots := cs[:0:0]
+	for _, c := range cs {
+		if n := len(slots); n > 0 && slots[n-1].ScheduledAt.Equal(c.ScheduledAt) {
+			slots[n-1].Up = slots[n-1].Up && c.Up
+			continue
+		}
+		slots = append(slots, c)
+	}
+	cs = slots
 
 	interval, source := site.Interval, IntervalFromSites
 	if interval <= 0 {
@@ -271,18 +302,7 @@ func computeSite(cs []Check, site Site, from, to time.Time, slo *SLO) SiteReport
 			inRun = false
 		}
 	}
-	var latencies []float64
 	for i, c := range cs {
-		if !c.ScheduledAt.Before(from) {
-			sr.Checks++
-			if !c.Up {
-				sr.Failures++
-				sr.FailuresByKind[c.ErrorKind]++
-			}
-			if c.HasResponse {
-				latencies = append(latencies, c.ResponseTimeMS)
-			}
-		}
 		end := c.ScheduledAt.Add(interval)
 		if i+1 < len(cs) && cs[i+1].ScheduledAt.Before(end) {
 			end = cs[i+1].ScheduledAt

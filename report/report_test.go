@@ -522,3 +522,44 @@ func TestReportOnADatabaseWithALinguisticCollation(t *testing.T) {
 		}
 	}
 }
+
+// TestReportCountsEveryRegion: two regions check one site every minute;
+// the report counts both regions' checks (each slot twice), and its time
+// figures walk one timeline where a slot is down when any region saw it
+// down.
+func TestReportCountsEveryRegion(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, s store, _ *rawDB) {
+		const u = "https://regions.example/"
+		from := reporttest.From
+		var rs []*codecs.Result
+		for i := range 10 {
+			at := from.Add(time.Duration(i) * time.Minute)
+			for _, region := range []string{codecs.DefaultRegion, "eu"} {
+				r := &codecs.Result{EventID: fmt.Sprintf("%s-%d", region, i), URL: u, Region: region, ScheduledAt: at, CheckedAt: at.Add(time.Second),
+					Outcome: codecs.OutcomeUp, StatusCode: 200, ResponseTimeMS: ptr(10.0), BodyBytes: 1, Checker: region}
+				if region == "eu" && i >= 8 { // eu sees the last two slots down
+					r.Outcome, r.StatusCode, r.ResponseTimeMS, r.ErrorKind, r.ErrorMessage = codecs.OutcomeDown, 0, nil, ptr(codecs.ErrTimeout), ptr("timeout")
+				}
+				rs = append(rs, r)
+			}
+		}
+		write(t, s, rs)
+		rep, err := report.Build(testCtx(t), s, report.Options{From: from, To: from.Add(10 * time.Minute),
+			Sites: []report.Site{{URL: u, Interval: time.Minute}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rep.Sites) != 1 {
+			t.Fatalf("sites: %+v", rep.Sites)
+		}
+		got := rep.Sites[0]
+		if got.Checks != 20 || got.Failures != 2 || got.Responses != 18 {
+			t.Errorf("checks %d failures %d responses %d, want 20, 2, 18 (both regions)", got.Checks, got.Failures, got.Responses)
+		}
+		if got.Up != sec(480) || got.Down != sec(120) || got.DownPeriods != 1 {
+			t.Errorf("up %v down %v down periods %d, want 480 s, 120 s, 1", got.Up, got.Down, got.DownPeriods)
+		}
+	})
+}
+
+func ptr[T any](v T) *T { return &v }

@@ -253,7 +253,7 @@ func seedPostgres(ctx context.Context, dbURL string, sites, days int, end time.T
 		   FROM generate_series(1, $1::int) s,
 		        generate_series($2::timestamptz, $3::timestamptz - interval '5 minutes', interval '5 minutes') w,
 		        LATERAL (SELECT ` + pgFailures + ` AS f) x`,
-		`ALTER TABLE check_windows ADD CONSTRAINT check_windows_pkey PRIMARY KEY (url, window_start)`,
+		`ALTER TABLE check_windows ADD CONSTRAINT check_windows_pkey PRIMARY KEY (url, region, window_start)`,
 		`CREATE INDEX check_windows_window_start ON check_windows (window_start)`,
 		`CREATE INDEX check_windows_down ON check_windows (url, window_start) WHERE failures * 2 > checks`,
 		`INSERT INTO check_windows_hourly (url, hour, checks, failures, responses, response_p95_sum_ms)

@@ -126,11 +126,12 @@ func (s *Store) Daily(ctx context.Context, urls []string, from, to time.Time) ([
 }
 
 // Windows returns url's five-minute windows starting in [from, to), oldest
-// first (the primary key's range).
+// first, each over every region (check_windows_all_regions: counts summed,
+// the worst region's percentiles; the primary key's range per region).
 func (s *Store) Windows(ctx context.Context, url string, from, to time.Time) ([]history.Window, error) {
 	rows, err := s.pool.Query(ctx, `SELECT window_start, window_end, checks, failures, responses,
-       response_avg_ms, response_p50_ms, response_p95_ms, response_p99_ms, response_max_ms
-  FROM check_windows WHERE url = $1 AND window_start >= $2 AND window_start < $3
+       response_avg_ms, worst_p50_ms, worst_p95_ms, worst_p99_ms, response_max_ms
+  FROM check_windows_all_regions WHERE url = $1 AND window_start >= $2 AND window_start < $3
  ORDER BY window_start`, url, from, to)
 	if err != nil {
 		return nil, fmt.Errorf("read windows: %w", err)

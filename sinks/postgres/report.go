@@ -14,10 +14,10 @@ var _ report.Source = (*Store)(nil)
 // in the order the report walks them; the scheduled_at range prunes the
 // daily partitions. COLLATE "C" orders URLs byte by byte, as the report
 // (and SQLite) compare them, whatever the database's collation.
-const reportChecks = `SELECT url, scheduled_at, checked_at, outcome = 'up', response_time_ms, coalesce(error_kind, '')
+const reportChecks = `SELECT url, region, scheduled_at, checked_at, outcome = 'up', response_time_ms, coalesce(error_kind, '')
   FROM check_results
  WHERE scheduled_at >= $1 AND scheduled_at < $2
- ORDER BY url COLLATE "C", scheduled_at, checked_at`
+ ORDER BY url COLLATE "C", scheduled_at, region COLLATE "C", checked_at`
 
 // ScanChecks implements report.Source with one query, streaming the rows.
 func (s *Store) ScanChecks(ctx context.Context, from, to time.Time, fn func(report.Check) error) error {
@@ -29,7 +29,7 @@ func (s *Store) ScanChecks(ctx context.Context, from, to time.Time, fn func(repo
 	var c report.Check
 	var rt *float64
 	for rows.Next() {
-		if err := rows.Scan(&c.URL, &c.ScheduledAt, &c.CheckedAt, &c.Up, &rt, &c.ErrorKind); err != nil {
+		if err := rows.Scan(&c.URL, &c.Region, &c.ScheduledAt, &c.CheckedAt, &c.Up, &rt, &c.ErrorKind); err != nil {
 			return fmt.Errorf("read check_results: %w", err)
 		}
 		c.ScheduledAt, c.CheckedAt = c.ScheduledAt.UTC(), c.CheckedAt.UTC()

@@ -186,11 +186,12 @@ func (s *Store) Daily(ctx context.Context, urls []string, from, to time.Time) ([
 }
 
 // Windows returns url's five-minute windows starting in [from, to), oldest
-// first.
+// first, each over every region (check_windows_all_regions: counts summed,
+// the worst region's percentiles).
 func (s *Store) Windows(ctx context.Context, url string, from, to time.Time) ([]history.Window, error) {
 	rows, err := s.db.QueryContext(ctx, `SELECT window_start, window_end, checks, failures, responses,
-       response_avg_ms, response_p50_ms, response_p95_ms, response_p99_ms, response_max_ms
-  FROM check_windows WHERE url = ? AND window_start >= ? AND window_start < ?
+       response_avg_ms, worst_p50_ms, worst_p95_ms, worst_p99_ms, response_max_ms
+  FROM check_windows_all_regions WHERE url = ? AND window_start >= ? AND window_start < ?
  ORDER BY window_start`, url, formatTime(from), formatTime(to))
 	if err != nil {
 		return nil, fmt.Errorf("read windows: %w", err)

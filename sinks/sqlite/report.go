@@ -13,10 +13,10 @@ var _ report.Source = (*Store)(nil)
 
 // reportChecks is sinks/postgres's query of the same name in SQLite's
 // dialect: times are fixed-width text, so text comparison is time order.
-const reportChecks = `SELECT url, scheduled_at, checked_at, outcome = 'up', response_time_ms, coalesce(error_kind, '')
+const reportChecks = `SELECT url, region, scheduled_at, checked_at, outcome = 'up', response_time_ms, coalesce(error_kind, '')
   FROM check_results
  WHERE scheduled_at >= ? AND scheduled_at < ?
- ORDER BY url, scheduled_at, checked_at`
+ ORDER BY url, scheduled_at, region, checked_at`
 
 // ScanChecks implements report.Source with one query, streaming the rows.
 func (s *Store) ScanChecks(ctx context.Context, from, to time.Time, fn func(report.Check) error) error {
@@ -29,7 +29,7 @@ func (s *Store) ScanChecks(ctx context.Context, from, to time.Time, fn func(repo
 	var scheduled, checked string
 	var rt sql.NullFloat64
 	for rows.Next() {
-		if err := rows.Scan(&c.URL, &scheduled, &checked, &c.Up, &rt, &c.ErrorKind); err != nil {
+		if err := rows.Scan(&c.URL, &c.Region, &scheduled, &checked, &c.Up, &rt, &c.ErrorKind); err != nil {
 			return fmt.Errorf("read check_results: %w", err)
 		}
 		if c.ScheduledAt, err = time.Parse(time.RFC3339Nano, scheduled); err != nil {
