@@ -173,6 +173,43 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 		}
 	})
 
+	t.Run("TwoRegions", func(t *testing.T) {
+		// A second region's view of UpURL for one window: its checks add
+		// to the rollups; the site's windows stay one per window, with
+		// both regions' checks and the worst region's percentiles.
+		st, sc, ctx := seeded(t)
+		checks, failures := SeedSecondRegion(t, st, sc)
+		checkTwoRegions(t, st, sc, checks, failures)
+		ws, err := st.Windows(ctx, UpURL, sc.Now.Add(-24*time.Hour), sc.Now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(ws) != sc.WindowsUp {
+			t.Fatalf("windows with two regions: %d, want %d (one per window)", len(ws), sc.WindowsUp)
+		}
+		for _, w := range ws {
+			if !w.Start.Equal(SecondRegionWindow(sc)) {
+				continue
+			}
+			if w.Checks != 5+checks || w.Failures != failures || w.Responses != 5+2 || w.P95MS == nil || *w.P95MS != 80 ||
+				w.MaxMS == nil || *w.MaxMS != 80 || w.AvgMS == nil || *w.AvgMS != (22*5+80*2)/7.0 {
+				t.Errorf("the window of two regions: %+v (p95 %v), want %d checks, %d failures, 7 responses, the worst p95 80, max 80, mean over both",
+					w, deref(w.P95MS), 5+checks, failures)
+			}
+		}
+		days, err := st.Daily(ctx, []string{UpURL}, sc.Now.Add(-48*time.Hour), sc.Now.Add(24*time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var daily int64
+		for _, d := range days {
+			daily += d.Checks
+		}
+		if daily < sc.ChecksUp24h+checks {
+			t.Errorf("daily rollups count %d checks, want at least %d (both regions)", daily, sc.ChecksUp24h+checks)
+		}
+	})
+
 	t.Run("WindowsAndPhases", func(t *testing.T) {
 		st, sc, ctx := seeded(t)
 		ws, err := st.Windows(ctx, UpURL, sc.Now.Add(-24*time.Hour), sc.Now)
@@ -340,4 +377,11 @@ func (c *Counting) Failures(ctx context.Context, url string, limit int) ([]histo
 func (c *Counting) Incidents(ctx context.Context, q history.IncidentQuery) ([]history.Incident, error) {
 	c.n.Add(1)
 	return c.Reader.Incidents(ctx, q)
+}
+
+func deref(p *float64) any {
+	if p == nil {
+		return nil
+	}
+	return *p
 }
