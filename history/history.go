@@ -1,6 +1,7 @@
 package history
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"strings"
@@ -125,8 +126,12 @@ type Day struct {
 }
 
 // Window is one five-minute window of a URL over every region that
-// checked it (view check_windows_all_regions of table check_windows).
+// checked it (view check_windows_all_regions of table check_windows), or
+// one region's (RegionReader).
 type Window struct {
+	// Region is the region whose view the window is (RegionWindows);
+	// empty for a window over every region (Windows).
+	Region                      string
 	Start, End                  time.Time
 	Checks, Failures, Responses int64
 	// Response times in ms over the checks with a response; nil when none.
@@ -185,4 +190,11 @@ func SetStats(m map[string]Stats, url string, days bool, c, c30 Counts) {
 		st.Last24h = c
 	}
 	m[url] = st
+}
+
+// RegionReader reads each region's view of a site: its windows per region
+// (table check_windows), ordered by start, then region. Both stores
+// implement it.
+type RegionReader interface {
+	RegionWindows(ctx context.Context, url string, from, to time.Time) ([]Window, error)
 }

@@ -197,6 +197,18 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 					w, deref(w.P95MS), 5+checks, failures)
 			}
 		}
+		rr, ok := st.(history.RegionReader)
+		if !ok {
+			t.Fatalf("%T reads no region's windows", st)
+		}
+		per, err := rr.RegionWindows(ctx, UpURL, SecondRegionWindow(sc), SecondRegionWindow(sc).Add(5*time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(per) != 2 || per[0].Region != codecs.DefaultRegion || per[0].Checks != 5 || per[1].Region != SecondRegion ||
+			per[1].Checks != checks || per[1].P95MS == nil || *per[1].P95MS != 80 {
+			t.Errorf("the window per region: %+v, want default's 5 checks, then eu's %d with p95 80", per, checks)
+		}
 		days, err := st.Daily(ctx, []string{UpURL}, sc.Now.Add(-48*time.Hour), sc.Now.Add(24*time.Hour))
 		if err != nil {
 			t.Fatal(err)

@@ -129,16 +129,30 @@ func (s *Store) Daily(ctx context.Context, urls []string, from, to time.Time) ([
 // first, each over every region (check_windows_all_regions: counts summed,
 // the worst region's percentiles; the primary key's range per region).
 func (s *Store) Windows(ctx context.Context, url string, from, to time.Time) ([]history.Window, error) {
-	rows, err := s.pool.Query(ctx, `SELECT window_start, window_end, checks, failures, responses,
+	return s.windows(ctx, `SELECT '', window_start, window_end, checks, failures, responses,
        response_avg_ms, worst_p50_ms, worst_p95_ms, worst_p99_ms, response_max_ms
   FROM check_windows_all_regions WHERE url = $1 AND window_start >= $2 AND window_start < $3
  ORDER BY window_start`, url, from, to)
+}
+
+// RegionWindows returns url's five-minute windows starting in [from, to)
+// as each region saw them, ordered by start, then region (the primary
+// key's range per region).
+func (s *Store) RegionWindows(ctx context.Context, url string, from, to time.Time) ([]history.Window, error) {
+	return s.windows(ctx, `SELECT region, window_start, window_end, checks, failures, responses,
+       response_avg_ms, response_p50_ms, response_p95_ms, response_p99_ms, response_max_ms
+  FROM check_windows WHERE url = $1 AND window_start >= $2 AND window_start < $3
+ ORDER BY window_start, region COLLATE "C"`, url, from, to)
+}
+
+func (s *Store) windows(ctx context.Context, q, url string, from, to time.Time) ([]history.Window, error) {
+	rows, err := s.pool.Query(ctx, q, url, from, to)
 	if err != nil {
 		return nil, fmt.Errorf("read windows: %w", err)
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (history.Window, error) {
 		var w history.Window
-		err := r.Scan(&w.Start, &w.End, &w.Checks, &w.Failures, &w.Responses, &w.AvgMS, &w.P50MS, &w.P95MS, &w.P99MS, &w.MaxMS)
+		err := r.Scan(&w.Region, &w.Start, &w.End, &w.Checks, &w.Failures, &w.Responses, &w.AvgMS, &w.P50MS, &w.P95MS, &w.P99MS, &w.MaxMS)
 		w.Start, w.End = w.Start.UTC(), w.End.UTC()
 		return w, err
 	})

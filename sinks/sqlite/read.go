@@ -189,10 +189,23 @@ func (s *Store) Daily(ctx context.Context, urls []string, from, to time.Time) ([
 // first, each over every region (check_windows_all_regions: counts summed,
 // the worst region's percentiles).
 func (s *Store) Windows(ctx context.Context, url string, from, to time.Time) ([]history.Window, error) {
-	rows, err := s.db.QueryContext(ctx, `SELECT window_start, window_end, checks, failures, responses,
+	return s.windows(ctx, `SELECT '', window_start, window_end, checks, failures, responses,
        response_avg_ms, worst_p50_ms, worst_p95_ms, worst_p99_ms, response_max_ms
   FROM check_windows_all_regions WHERE url = ? AND window_start >= ? AND window_start < ?
- ORDER BY window_start`, url, formatTime(from), formatTime(to))
+ ORDER BY window_start`, url, from, to)
+}
+
+// RegionWindows returns url's five-minute windows starting in [from, to)
+// as each region saw them, ordered by start, then region.
+func (s *Store) RegionWindows(ctx context.Context, url string, from, to time.Time) ([]history.Window, error) {
+	return s.windows(ctx, `SELECT region, window_start, window_end, checks, failures, responses,
+       response_avg_ms, response_p50_ms, response_p95_ms, response_p99_ms, response_max_ms
+  FROM check_windows WHERE url = ? AND window_start >= ? AND window_start < ?
+ ORDER BY window_start, region`, url, from, to)
+}
+
+func (s *Store) windows(ctx context.Context, q, url string, from, to time.Time) ([]history.Window, error) {
+	rows, err := s.db.QueryContext(ctx, q, url, formatTime(from), formatTime(to))
 	if err != nil {
 		return nil, fmt.Errorf("read windows: %w", err)
 	}
@@ -201,7 +214,7 @@ func (s *Store) Windows(ctx context.Context, url string, from, to time.Time) ([]
 	for rows.Next() {
 		var w history.Window
 		var start, end string
-		if err := rows.Scan(&start, &end, &w.Checks, &w.Failures, &w.Responses, &w.AvgMS, &w.P50MS, &w.P95MS, &w.P99MS, &w.MaxMS); err != nil {
+		if err := rows.Scan(&w.Region, &start, &end, &w.Checks, &w.Failures, &w.Responses, &w.AvgMS, &w.P50MS, &w.P95MS, &w.P99MS, &w.MaxMS); err != nil {
 			return nil, fmt.Errorf("read windows: %w", err)
 		}
 		if w.Start, err = parseTime(start); err == nil {
