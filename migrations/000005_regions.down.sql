@@ -4,6 +4,7 @@
 -- stay, each region's checks of a slot being rows with their own event_id.
 
 DROP INDEX IF EXISTS check_results_url_region_checked_at;
+DROP INDEX IF EXISTS check_windows_url_window_start;
 
 CREATE TEMP TABLE sitewatch_v5_merged ON COMMIT DROP AS
 SELECT a.url, a.window_start, a.window_end, a.checks, a.failures, a.responses,

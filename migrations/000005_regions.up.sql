@@ -14,6 +14,10 @@ ALTER TABLE check_windows ADD COLUMN region text NOT NULL DEFAULT 'default'
     CONSTRAINT check_windows_region_valid CHECK (region ~ '^[a-z0-9][a-z0-9-]{0,31}$');
 ALTER TABLE check_windows DROP CONSTRAINT check_windows_pkey,
     ADD CONSTRAINT check_windows_pkey PRIMARY KEY (url, region, window_start);
+-- "One URL over a time range", all regions: the primary key now has the
+-- region between them, and the check_windows_rollup trigger, the site's
+-- windows and check_windows_all_regions read so.
+CREATE INDEX check_windows_url_window_start ON check_windows (url, window_start);
 
 COMMENT ON TABLE check_windows IS
     'One row per URL, region and five-minute window [window_start, window_end) of checked_at; counts, min, avg and max equal check_windows_recomputed for the same URL, region and window, and so do the percentiles where percentiles_exact. check_windows_all_regions sums the regions.';

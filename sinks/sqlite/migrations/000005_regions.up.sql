@@ -62,6 +62,9 @@ ALTER TABLE check_windows_v5 RENAME TO check_windows;
 
 CREATE INDEX check_windows_window_start ON check_windows (window_start);
 CREATE INDEX check_windows_down ON check_windows (url, window_start) WHERE failures * 2 > checks;
+-- "One URL over a time range", all regions: the primary key now has the
+-- region between them (the rollup triggers and the site's windows read so).
+CREATE INDEX check_windows_url_window_start ON check_windows (url, window_start);
 
 -- The same body twice: SQLite has no AFTER INSERT OR UPDATE trigger.
 CREATE TRIGGER check_windows_rollup_insert AFTER INSERT ON check_windows
