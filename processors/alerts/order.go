@@ -16,7 +16,7 @@ import (
 // look down. So an event is applied only once every other input topic of
 // its partition has been processed past the event's checked_at (plus
 // orderSlack), or has nothing left to read. Until then it waits in the
-// URL's state (Pending), and a later event of the URL, or the flush visit,
+// URL's state (state.held), and a later event of the URL, or the flush visit,
 // applies it. Event time rather than the records' timestamps: two
 // producers (one per topic) stamp a burst of records in no particular
 // order across topics.
@@ -55,11 +55,17 @@ type order struct {
 
 	mu    sync.Mutex
 	parts map[int32]map[string]*topicPos
-	// refreshed is when each partition's high-water marks were last
-	// asked of the broker: a claim learns of new records only with its
-	// next fetch, so "nothing left to read" holds only for events held
-	// before the marks were asked.
-	refreshed map[int32]time.Time
+	// snaps are each partition's last high-water marks as asked of the
+	// broker, oldest first: a claim learns of new records only with its
+	// next fetch, so "nothing left to read" holds only for events known to
+	// have landed settle before the marks were asked (see ready).
+	snaps map[int32][]snapshot
+}
+
+// snapshot is a partition's high-water marks by topic, asked at at.
+type snapshot struct {
+	at time.Time
+	hw map[string]int64
 }
 
 type topicPos struct {
@@ -69,22 +75,42 @@ type topicPos struct {
 }
 
 func newOrder(marks *kafkarun.Marks, now func() time.Time, topics ...string) *order {
-	return &order{topics: topics, marks: marks, now: now, parts: map[int32]map[string]*topicPos{}, refreshed: map[int32]time.Time{}}
+	return &order{topics: topics, marks: marks, now: now, parts: map[int32]map[string]*topicPos{}, snaps: map[int32][]snapshot{}}
 }
 
 func (o *order) reset() {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	clear(o.parts)
-	clear(o.refreshed)
+	clear(o.snaps)
 }
 
-// refreshedAt records that partition's high-water marks were asked of the
-// broker at t.
-func (o *order) refreshedAt(partition int32, t time.Time) {
+// refreshedAt records partition's high-water marks, asked of the broker
+// at t. It keeps the newest snapshot at least settle older than t and
+// those after it: ready needs no older one.
+func (o *order) refreshedAt(partition int32, t time.Time, hw map[string]int64) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.refreshed[partition] = t
+	snaps := append(o.snaps[partition], snapshot{at: t, hw: hw})
+	if i := settledSnapshot(snaps); i > 0 {
+		snaps = append(snaps[:0], snaps[i:]...)
+	}
+	o.snaps[partition] = snaps
+}
+
+// settledSnapshot returns the index of the newest snapshot taken at least
+// settle before the newest one, or -1.
+func settledSnapshot(snaps []snapshot) int {
+	if len(snaps) == 0 {
+		return -1
+	}
+	latest := snaps[len(snaps)-1].at
+	for i := len(snaps) - 1; i >= 0; i-- {
+		if !snaps[i].at.Add(settle).After(latest) {
+			return i
+		}
+	}
+	return -1
 }
 
 // processed records that a message of topic was processed.
@@ -116,14 +142,32 @@ func (o *order) pos(topic string, partition int32) *topicPos {
 	return p
 }
 
-// ready reports whether an event of topic checked at t, held since
-// heldAt, may be applied in partition: every other input topic has
+// ready reports whether an event of topic at offset, checked at t, held
+// since heldAt, may be applied in partition: every other input topic has
 // processed past t+orderSlack, or had nothing left to read when its marks
-// were asked settle after heldAt, or is idle.
-func (o *order) ready(topic string, partition int32, t, heldAt time.Time) bool {
+// were asked settle after the event had landed, or is idle.
+//
+// The event had landed by heldAt, when it was read; and by the time of any
+// snapshot whose high-water mark of topic is past offset. The second is
+// what lets a backlog through without waiting: its events were in the
+// broker long before they are read, so the marks asked settle after the
+// first snapshot let them pass as they come, where waiting settle after
+// each one's reading held every URL's last second of backlog in its state.
+// A negative offset is unknown (an event held by an older version).
+func (o *order) ready(topic string, partition int32, offset int64, t, heldAt time.Time) bool {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	now := o.now()
+	snaps := o.snaps[partition]
+	var latest time.Time
+	settled := false
+	if len(snaps) > 0 {
+		latest = snaps[len(snaps)-1].at
+		if i := settledSnapshot(snaps); i >= 0 && offset >= 0 {
+			hw, ok := snaps[i].hw[topic]
+			settled = ok && hw > offset
+		}
+	}
 	for _, other := range o.topics {
 		if other == topic {
 			continue
@@ -133,7 +177,7 @@ func (o *order) ready(topic string, partition int32, t, heldAt time.Time) bool {
 		switch {
 		case !known: // goka's tester: one topic at a time, in order
 		case pos.newest.After(t.Add(orderSlack)):
-		case !behind && o.refreshed[partition].After(heldAt.Add(settle)):
+		case !behind && (settled || latest.After(heldAt.Add(settle))):
 		case now.Sub(pos.lastSeen) > holdIdle:
 		default:
 			return false

@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"slices"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -110,6 +110,13 @@ func (cfg Config) withDefaults() (Config, error) {
 	if cfg.Sarama == nil {
 		cfg.Sarama = goka.DefaultConfig()
 	}
+	// Every event rewrites its URL's table value, mostly event_ids
+	// (random hex) in a compact binary form: a compressor finds little to
+	// shrink, and its cost is paid per event (as in processors/windows).
+	// The copy keeps the caller's configuration for everything else.
+	noCompression := *cfg.Sarama
+	noCompression.Producer.Compression = sarama.CompressionNone
+	cfg.Sarama = &noCompression
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -150,6 +157,10 @@ type Processor struct {
 	// table may hold events held by a previous owner).
 	holding   atomic.Int64
 	flushSoon atomic.Bool
+	// holdingURLs are the URLs with held-back events, so that a visit
+	// reads only their states.
+	holdingMu   sync.Mutex
+	holdingURLs map[string]struct{}
 	// assigned are the partitions of the last rebalance.
 	assigned atomic.Pointer[[]int32]
 }
@@ -171,6 +182,8 @@ func New(cfg Config) (*Processor, error) {
 		log:     cfg.Logger.With("processor", string(cfg.Group)),
 		metrics: newMetrics(),
 		marks:   kafkarun.NewMarks(),
+
+		holdingURLs: map[string]struct{}{},
 	}
 	p.SetRules(cfg.Rules)
 	p.order = newOrder(p.marks, cfg.Now, string(cfg.Topics.Succeeded), string(cfg.Topics.Failed))
@@ -187,6 +200,12 @@ func New(cfg Config) (*Processor, error) {
 		goka.WithNilHandling(goka.NilProcess),
 		goka.WithRebalanceCallback(func(a goka.Assignment) {
 			p.order.reset()
+			// The full visit that follows finds the URLs holding events in
+			// the partitions assigned now.
+			p.holdingMu.Lock()
+			clear(p.holdingURLs)
+			p.holding.Store(0)
+			p.holdingMu.Unlock()
 			parts := make([]int32, 0, len(a))
 			for part := range a {
 				parts = append(parts, part)
@@ -255,6 +274,7 @@ func (p *Processor) learnHighWater(client sarama.Client) {
 	for _, partition := range *parts {
 		asked := p.cfg.Now()
 		ok := true
+		hws := make(map[string]int64, 2)
 		for _, topic := range []goka.Stream{p.cfg.Topics.Succeeded, p.cfg.Topics.Failed} {
 			hw, err := client.GetOffset(string(topic), partition, sarama.OffsetNewest)
 			if err != nil {
@@ -262,10 +282,11 @@ func (p *Processor) learnHighWater(client sarama.Client) {
 				p.log.Debug("high-water mark unknown", "topic", topic, "partition", partition, "err", err)
 				continue
 			}
+			hws[string(topic)] = hw
 			p.marks.SetHighWater(string(topic), partition, hw)
 		}
 		if ok {
-			p.order.refreshedAt(partition, asked)
+			p.order.refreshedAt(partition, asked, hws)
 		}
 	}
 }
@@ -298,7 +319,7 @@ func (p *Processor) runOnce(ctx context.Context, proc *goka.Processor) error {
 			if !proc.Recovered() || (p.holding.Load() <= 0 && !p.flushSoon.Load()) {
 				continue
 			}
-			p.flushSoon.Store(false)
+			full := p.flushSoon.Swap(false)
 			if client == nil && len(p.cfg.Brokers) > 0 {
 				c, err := sarama.NewClient(p.cfg.Brokers, kafkarun.Config(p.cfg.Sarama))
 				if err != nil {
@@ -310,7 +331,7 @@ func (p *Processor) runOnce(ctx context.Context, proc *goka.Processor) error {
 			if client != nil {
 				p.learnHighWater(client)
 			}
-			err := proc.VisitAll(gokaCtx, visitorName, nil)
+			err := proc.VisitAll(gokaCtx, visitorName, full)
 			if err != nil && gokaCtx.Err() == nil && !errors.Is(err, goka.ErrVisitAborted) {
 				p.log.Warn("apply held-back events", "err", err)
 			}
@@ -342,56 +363,82 @@ func (p *Processor) consume(ctx goka.Context, msg any) {
 		return
 	}
 	p.order.processed(string(ctx.Topic()), ctx.Partition(), ctx.Offset(), r.CheckedAt)
-	st, _ := ctx.Value().(*state)
-	if st == nil {
-		st = &state{}
-	}
-	held := len(st.Pending) > 0
+	st := p.value(ctx)
 	if !st.Newest.IsZero() && !r.CheckedAt.After(st.Newest) {
 		// A re-delivery or a late event: nothing to wait for.
 		p.apply(ctx, st, r)
 	} else {
-		st.hold(&pending{Result: r, Topic: string(ctx.Topic()), HeldAt: p.cfg.Now()})
+		st.hold(&pending{Result: r, Topic: string(ctx.Topic()), Offset: ctx.Offset(), HeldAt: p.cfg.Now()})
 	}
 	p.flush(ctx, st)
-	p.countHolding(held, st)
+	p.countHolding(ctx.Key(), st)
 	ctx.SetValue(st)
 }
 
-// visit applies the held-back events of one URL that may go now.
-func (p *Processor) visit(ctx goka.Context, _ any) {
+// value returns the URL's state from the table, or a new one.
+func (p *Processor) value(ctx goka.Context) *state {
 	st, _ := ctx.Value().(*state)
-	if st == nil || len(st.Pending) == 0 {
+	if st == nil {
+		st = &state{}
+	}
+	// A state upgraded from version 1 without sent or held events does
+	// not know its URL.
+	st.URL = ctx.Key()
+	return st
+}
+
+// visit applies the held-back events of one URL that may go now. all
+// (the visit's meta) is true for a visit after a start or a rebalance,
+// when the table may hold events held by a previous owner; otherwise only
+// URLs known to hold events are read.
+func (p *Processor) visit(ctx goka.Context, all any) {
+	if full, _ := all.(bool); !full && !p.isHolding(ctx.Key()) {
 		return
 	}
-	n := len(st.Pending)
+	st := p.value(ctx)
+	if st.holding() == 0 {
+		p.countHolding(ctx.Key(), st)
+		return
+	}
+	n := st.holding()
 	p.flush(ctx, st)
-	if len(st.Pending) != n {
-		p.countHolding(true, st)
+	p.countHolding(ctx.Key(), st)
+	if st.holding() != n {
 		ctx.SetValue(st)
 	}
 }
 
-// countHolding keeps the count of URLs with held-back events.
-func (p *Processor) countHolding(before bool, st *state) {
-	switch after := len(st.Pending) > 0; {
-	case after && !before:
-		p.holding.Add(1)
-	case before && !after:
-		p.holding.Add(-1)
+// countHolding keeps the set of URLs with held-back events.
+func (p *Processor) countHolding(url string, st *state) {
+	p.holdingMu.Lock()
+	defer p.holdingMu.Unlock()
+	_, known := p.holdingURLs[url]
+	switch after := st.holding() > 0; {
+	case after && !known:
+		p.holdingURLs[url] = struct{}{}
+	case !after && known:
+		delete(p.holdingURLs, url)
 	}
+	p.holding.Store(int64(len(p.holdingURLs)))
+}
+
+func (p *Processor) isHolding(url string) bool {
+	p.holdingMu.Lock()
+	defer p.holdingMu.Unlock()
+	_, ok := p.holdingURLs[url]
+	return ok
 }
 
 // flush applies st's held-back events, oldest first, while they may go.
 func (p *Processor) flush(ctx goka.Context, st *state) {
-	for len(st.Pending) > 0 {
-		e := st.Pending[0]
-		if len(st.Pending) <= maxPending && !p.order.ready(e.Topic, ctx.Partition(), e.Result.CheckedAt, e.HeldAt) {
+	for st.holding() > 0 {
+		e := st.oldestHeld()
+		if st.holding() <= maxPending && !p.order.ready(e.Topic, ctx.Partition(), e.Offset, e.Result.CheckedAt, e.HeldAt) {
 			p.log.Debug("events held back until the other input topic catches up", "url", ctx.Key(),
-				"held", len(st.Pending), "oldest_event_id", e.Result.EventID, "partition", ctx.Partition())
+				"held", st.holding(), "oldest_event_id", e.Result.EventID, "partition", ctx.Partition())
 			return
 		}
-		st.Pending = slices.Delete(st.Pending, 0, 1)
+		st.held.dropFirst()
 		p.apply(ctx, st, e.Result)
 	}
 }

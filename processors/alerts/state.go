@@ -3,20 +3,12 @@ package alerts
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"slices"
 	"time"
 
-	"github.com/lovoo/goka"
-
 	"github.com/sitewatch/sitewatch/codecs"
 )
-
-// stateVersion is the version of the group-table value this build reads
-// and writes; a table written by another version stops the processor
-// (goka panics on a decode error) rather than being misread.
-const stateVersion = 1
 
 // Bounds of what a URL's state remembers.
 const (
@@ -36,79 +28,122 @@ const (
 	certExpiring = "expiring"
 )
 
-// state is one URL's value in the group table.
+// state is one URL's value in the group table (see statecodec.go for its
+// stored form).
 type state struct {
-	V int `json:"v"`
+	// URL is the table key; set by the callback, stored so that held
+	// events and sent changes need not repeat it.
+	URL string
 	// State is unknown, up or down.
-	State string `json:"state"`
+	State string
 	// The current run: consecutive checks with the same outcome, the
 	// first of which ran at RunSince.
-	RunUp    bool      `json:"run_up"`
-	RunCount int       `json:"run_count"`
-	RunSince time.Time `json:"run_since"`
+	RunUp    bool
+	RunCount int
+	RunSince time.Time
 	// Newest is the checked_at of the newest event applied: events are
 	// applied in checked_at order, and an older one is not applied.
-	Newest time.Time `json:"newest"`
+	Newest time.Time
 	// Recent are the last event_ids applied, oldest first.
-	Recent []string `json:"recent"`
+	Recent []string
 	// Cert is the certificate state; CertNotAfter the expiry it is about.
-	Cert         string    `json:"cert,omitempty"`
-	CertNotAfter time.Time `json:"cert_not_after,omitzero"`
-	// Sent are the last changes emitted, oldest first.
-	Sent []*codecs.StatusChange `json:"sent,omitempty"`
-	// Pending are events held back until the other input topic has caught
-	// up with them (see order.go), in checked_at order.
-	Pending []*pending `json:"pending,omitempty"`
+	Cert         string
+	CertNotAfter time.Time
+	// sent are the last changes emitted, oldest first, in their stored
+	// form: they are read only when the event that made them comes again.
+	sent itemList
+	// held are the events held back until the other input topic has
+	// caught up with them (see order.go), in checked_at order, in their
+	// stored form: most callbacks only look at the oldest.
+	held itemList
 }
 
 // pending is one held-back event.
 type pending struct {
-	Result *codecs.Result `json:"result"`
-	Topic  string         `json:"topic"`
+	Result *codecs.Result
+	Topic  string
+	// Offset is the event's offset in Topic (-1: unknown, held by a
+	// version that did not keep it).
+	Offset int64
 	// HeldAt is the wall time it was held back.
-	HeldAt time.Time `json:"held_at"`
+	HeldAt time.Time
 }
 
-// hold adds an event to st.Pending in checked_at order, unless it is
+// holding reports how many events st holds back.
+func (st *state) holding() int { return st.held.n }
+
+// hold adds an event to the held ones in checked_at order, unless it is
 // there already (a re-delivery while it waits).
 func (st *state) hold(e *pending) {
-	for _, q := range st.Pending {
-		if q.Result.EventID == e.Result.EventID {
-			return
+	last := time.Time{}
+	dup := false
+	st.held.each(func(item []byte) bool {
+		at, id := heldKey(item)
+		if string(id) == e.Result.EventID {
+			dup = true
+			return false
 		}
-	}
-	i, _ := slices.BinarySearchFunc(st.Pending, e.Result.CheckedAt, func(q *pending, t time.Time) int {
-		if q.Result.CheckedAt.After(t) {
-			return 1
-		}
-		return -1 // equal times keep arrival order
+		last = at
+		return true
 	})
-	st.Pending = slices.Insert(st.Pending, i, e)
+	if dup {
+		return
+	}
+	item := appendHeld(nil, e)
+	if st.held.n == 0 || !e.Result.CheckedAt.Before(last) {
+		// The common case: newer than every held event (equal times keep
+		// arrival order).
+		st.held.add(item)
+		return
+	}
+	var items [][]byte
+	inserted := false
+	st.held.each(func(it []byte) bool {
+		if at, _ := heldKey(it); !inserted && at.After(e.Result.CheckedAt) {
+			items, inserted = append(items, item), true
+		}
+		items = append(items, it)
+		return true
+	})
+	var l itemList
+	for _, it := range items {
+		l.add(it)
+	}
+	st.held = l
 }
 
-// stateCodec stores *state as JSON in the group table.
-type stateCodec struct{}
-
-var _ goka.Codec = stateCodec{}
-
-func (stateCodec) Encode(value any) ([]byte, error) {
-	st, ok := value.(*state)
-	if !ok {
-		return nil, fmt.Errorf("encode alerts state: got %T, want *state", value)
+// oldestHeld returns the oldest held event.
+func (st *state) oldestHeld() *pending {
+	e, err := decodeHeld(st.held.first(), st.URL)
+	if err != nil {
+		// Items are checked when the state is decoded.
+		panic(fmt.Sprintf("alerts state: held event: %v", err))
 	}
-	st.V = stateVersion
-	return json.Marshal(st)
+	return e
 }
 
-func (stateCodec) Decode(data []byte) (any, error) {
-	var st state
-	if err := json.Unmarshal(data, &st); err != nil {
-		return nil, fmt.Errorf("decode alerts state: %w", err)
+// remember keeps c among the last changes sent.
+func (st *state) remember(c *codecs.StatusChange) {
+	st.sent.add(appendChange(nil, c))
+	for st.sent.n > sentChanges {
+		st.sent.dropFirst()
 	}
-	if st.V != stateVersion {
-		return nil, fmt.Errorf("decode alerts state: version %d, want %d", st.V, stateVersion)
-	}
-	return &st, nil
+}
+
+// sentBy returns the remembered changes that event eventID made.
+func (st *state) sentBy(eventID string) []*codecs.StatusChange {
+	var out []*codecs.StatusChange
+	st.sent.each(func(item []byte) bool {
+		if string(changeEventID(item)) == eventID {
+			c, err := decodeChange(item, st.URL)
+			if err != nil {
+				panic(fmt.Sprintf("alerts state: sent change: %v", err))
+			}
+			out = append(out, c)
+		}
+		return true
+	})
+	return out
 }
 
 // Rule is what the alerts need to know about one site. Zero thresholds
@@ -154,13 +189,7 @@ func (p rules) apply(st *state, r *codecs.Result, rule Rule) (verdict, []*codecs
 		// A crash may have lost the emission while the table kept the
 		// state it led to: send the changes this event made again, with
 		// their ids, so that nothing is lost; receivers deduplicate.
-		var again []*codecs.StatusChange
-		for _, c := range st.Sent {
-			if c.EventID == r.EventID {
-				again = append(again, c)
-			}
-		}
-		return duplicate, again
+		return duplicate, st.sentBy(r.EventID)
 	}
 	failures, successes := rule.Failures, rule.Successes
 	if failures <= 0 {
@@ -215,11 +244,8 @@ func (p rules) apply(st *state, r *codecs.Result, rule Rule) (verdict, []*codecs
 			out = append(out, c)
 		}
 	}
-	if len(out) > 0 {
-		st.Sent = append(st.Sent, out...)
-		if len(st.Sent) > sentChanges {
-			st.Sent = slices.Delete(st.Sent, 0, len(st.Sent)-sentChanges)
-		}
+	for _, c := range out {
+		st.remember(c)
 	}
 	return applied, out
 }

@@ -1,0 +1,543 @@
+package alerts
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/lovoo/goka"
+
+	"github.com/sitewatch/sitewatch/codecs"
+)
+
+// stateCodec stores *state in the group table in a compact binary form:
+// the processor decodes and encodes a URL's state for every event, and as
+// JSON (with the held-back events and the last changes as whole JSON
+// objects) that was most of its work.
+//
+// The value starts with its version byte, stateVersion (2), then: url;
+// state; flags (run up); run count; run since; newest; recent event_ids;
+// cert state; cert not after; the sent changes; the held events. Times
+// are a signed varint of Unix seconds and an unsigned varint of
+// nanoseconds (any time.Time, the zero one included); integers are
+// varints; strings a length and their bytes; lists a count and their
+// items. The sent changes and the held events are item lists: a count,
+// then each item as a length and its bytes, kept in that form in memory
+// so that a callback that does not look at them (most do not) copies them
+// instead of decoding them. A sent change: event_id; change_id; kind;
+// state; previous state; name; since; changed at; consecutive; status
+// code; flags (error kind, error message, tls_not_after present); those
+// present; regions. A held event: checked_at; event_id; offset; held at;
+// topic; outcome; status code; flags; those present.
+//
+// Version 1, the JSON of the state (first byte '{'), still decodes, so
+// that a running table upgrades as its values are rewritten; its held
+// events have no offset.
+type stateCodec struct{}
+
+var _ goka.Codec = stateCodec{}
+
+// stateVersion is the version of the group-table value this build writes;
+// a value of an unknown version stops the processor (goka panics on a
+// decode error) rather than being misread.
+const stateVersion = 2
+
+// jsonStateVersion is the JSON form's version field.
+const jsonStateVersion = 1
+
+func (stateCodec) Encode(value any) ([]byte, error) {
+	st, ok := value.(*state)
+	if !ok {
+		return nil, fmt.Errorf("encode alerts state: got %T, want *state", value)
+	}
+	b := make([]byte, 0, 48+len(st.URL)+37*len(st.Recent)+len(st.sent.b)+len(st.held.b))
+	b = append(b, stateVersion)
+	b = appendString(b, st.URL)
+	b = appendString(b, st.State)
+	var flags byte
+	if st.RunUp {
+		flags |= 1
+	}
+	b = append(b, flags)
+	b = binary.AppendUvarint(b, uint64(st.RunCount))
+	b = appendTime(b, st.RunSince)
+	b = appendTime(b, st.Newest)
+	b = binary.AppendUvarint(b, uint64(len(st.Recent)))
+	for _, id := range st.Recent {
+		b = appendString(b, id)
+	}
+	b = appendString(b, st.Cert)
+	b = appendTime(b, st.CertNotAfter)
+	b = st.sent.appendTo(b)
+	return st.held.appendTo(b), nil
+}
+
+func (stateCodec) Decode(data []byte) (any, error) {
+	if len(data) > 0 && data[0] == '{' {
+		st, err := decodeJSONState(data)
+		if err != nil {
+			return nil, fmt.Errorf("decode alerts state: %w", err)
+		}
+		return st, nil
+	}
+	if len(data) == 0 || data[0] != stateVersion {
+		v := -1
+		if len(data) > 0 {
+			v = int(data[0])
+		}
+		return nil, fmt.Errorf("decode alerts state: version %d, want %d", v, stateVersion)
+	}
+	d := &decoder{data: data, pos: 1}
+	st := &state{}
+	st.URL = d.string()
+	st.State = d.string()
+	flags := d.byte()
+	st.RunUp = flags&1 != 0
+	st.RunCount = d.int()
+	st.RunSince = d.time()
+	st.Newest = d.time()
+	if n := d.count(1); n > 0 {
+		st.Recent = make([]string, n)
+		for i := range st.Recent {
+			st.Recent[i] = d.string()
+		}
+	}
+	st.Cert = d.string()
+	st.CertNotAfter = d.time()
+	st.sent = d.items(checkChange)
+	st.held = d.items(checkHeld)
+	if d.err == nil && d.pos != len(d.data) {
+		d.fail("trailing bytes")
+	}
+	if d.err != nil {
+		return nil, fmt.Errorf("decode alerts state: %w", d.err)
+	}
+	return st, nil
+}
+
+// jsonState is version 1 of the table value.
+type jsonState struct {
+	V            int                    `json:"v"`
+	State        string                 `json:"state"`
+	RunUp        bool                   `json:"run_up"`
+	RunCount     int                    `json:"run_count"`
+	RunSince     time.Time              `json:"run_since"`
+	Newest       time.Time              `json:"newest"`
+	Recent       []string               `json:"recent"`
+	Cert         string                 `json:"cert,omitempty"`
+	CertNotAfter time.Time              `json:"cert_not_after,omitzero"`
+	Sent         []*codecs.StatusChange `json:"sent,omitempty"`
+	Pending      []*struct {
+		Result *codecs.Result `json:"result"`
+		Topic  string         `json:"topic"`
+		HeldAt time.Time      `json:"held_at"`
+	} `json:"pending,omitempty"`
+}
+
+func decodeJSONState(data []byte) (*state, error) {
+	var js jsonState
+	if err := json.Unmarshal(data, &js); err != nil {
+		return nil, err
+	}
+	if js.V != jsonStateVersion {
+		return nil, fmt.Errorf("JSON version %d, want %d", js.V, jsonStateVersion)
+	}
+	st := &state{
+		State: js.State, RunUp: js.RunUp, RunCount: js.RunCount, RunSince: js.RunSince, Newest: js.Newest,
+		Recent: js.Recent, Cert: js.Cert, CertNotAfter: js.CertNotAfter,
+	}
+	for _, c := range js.Sent {
+		if c == nil {
+			return nil, fmt.Errorf("null sent change")
+		}
+		st.URL = c.URL
+		st.sent.add(appendChange(nil, c))
+	}
+	for _, p := range js.Pending {
+		if p == nil || p.Result == nil {
+			return nil, fmt.Errorf("null held event")
+		}
+		st.URL = p.Result.URL
+		// Already in checked_at order.
+		st.held.add(appendHeld(nil, &pending{Result: p.Result, Topic: p.Topic, Offset: -1, HeldAt: p.HeldAt}))
+	}
+	return st, nil
+}
+
+// itemList is a list of encoded items: each a uvarint length and its
+// bytes.
+type itemList struct {
+	b []byte
+	n int
+}
+
+func (l *itemList) add(item []byte) {
+	l.b = binary.AppendUvarint(l.b, uint64(len(item)))
+	l.b = append(l.b, item...)
+	l.n++
+}
+
+// first returns the first item; the list must not be empty.
+func (l *itemList) first() []byte {
+	size, k := binary.Uvarint(l.b)
+	return l.b[k : k+int(size)]
+}
+
+func (l *itemList) dropFirst() {
+	size, k := binary.Uvarint(l.b)
+	l.b = l.b[k+int(size):]
+	l.n--
+	if l.n == 0 {
+		l.b = nil
+	}
+}
+
+// each calls fn with every item, first to last, while fn returns true.
+func (l *itemList) each(fn func(item []byte) bool) {
+	b := l.b
+	for range l.n {
+		size, k := binary.Uvarint(b)
+		if !fn(b[k : k+int(size)]) {
+			return
+		}
+		b = b[k+int(size):]
+	}
+}
+
+func (l *itemList) appendTo(b []byte) []byte {
+	b = binary.AppendUvarint(b, uint64(l.n))
+	b = binary.AppendUvarint(b, uint64(len(l.b)))
+	return append(b, l.b...)
+}
+
+const (
+	hasErrorKind = 1 << iota
+	hasErrorMessage
+	hasTLSNotAfter
+)
+
+func appendOptional(b []byte, kind, msg *string, tls *time.Time) []byte {
+	var flags byte
+	if kind != nil {
+		flags |= hasErrorKind
+	}
+	if msg != nil {
+		flags |= hasErrorMessage
+	}
+	if tls != nil {
+		flags |= hasTLSNotAfter
+	}
+	b = append(b, flags)
+	if kind != nil {
+		b = appendString(b, *kind)
+	}
+	if msg != nil {
+		b = appendString(b, *msg)
+	}
+	if tls != nil {
+		b = appendTime(b, *tls)
+	}
+	return b
+}
+
+func (d *decoder) optional() (kind, msg *string, tls *time.Time) {
+	flags := d.byte()
+	if flags&^(hasErrorKind|hasErrorMessage|hasTLSNotAfter) != 0 {
+		d.fail("unknown flags")
+	}
+	var k, m string
+	var t time.Time
+	if flags&hasErrorKind != 0 {
+		k = d.string()
+	}
+	if flags&hasErrorMessage != 0 {
+		m = d.string()
+	}
+	if flags&hasTLSNotAfter != 0 {
+		t = d.time()
+	}
+	if d.check || d.err != nil {
+		return nil, nil, nil
+	}
+	// New values rather than the locals' addresses, which would move
+	// them to the heap on the checking path too.
+	if flags&hasErrorKind != 0 {
+		kind = new(string)
+		*kind = k
+	}
+	if flags&hasErrorMessage != 0 {
+		msg = new(string)
+		*msg = m
+	}
+	if flags&hasTLSNotAfter != 0 {
+		tls = new(time.Time)
+		*tls = t
+	}
+	return kind, msg, tls
+}
+
+// appendHeld encodes a held event: what applying it needs (the url is
+// the state's).
+func appendHeld(b []byte, e *pending) []byte {
+	r := e.Result
+	b = appendTime(b, r.CheckedAt)
+	b = appendString(b, r.EventID)
+	b = binary.AppendVarint(b, e.Offset)
+	b = appendTime(b, e.HeldAt)
+	b = appendString(b, e.Topic)
+	b = appendString(b, r.Outcome)
+	b = binary.AppendVarint(b, int64(r.StatusCode))
+	return appendOptional(b, r.ErrorKind, r.ErrorMessage, r.TLSNotAfter)
+}
+
+// heldKey reads the checked_at and event_id of a held event, without
+// copying the event_id.
+func heldKey(item []byte) (time.Time, []byte) {
+	d := decoder{data: item}
+	at := d.time()
+	return at, d.bytes()
+}
+
+// checkHeld reads a held event as decodeHeld does, without building it.
+func checkHeld(item []byte) error {
+	d := &decoder{data: item, check: true}
+	d.time()
+	d.bytes()
+	d.varint()
+	d.time()
+	d.bytes()
+	d.bytes()
+	d.varint()
+	d.optional()
+	return d.end("held event")
+}
+
+func decodeHeld(item []byte, url string) (*pending, error) {
+	d := &decoder{data: item}
+	r := &codecs.Result{V: codecs.Version, URL: url}
+	r.CheckedAt = d.time()
+	r.EventID = d.string()
+	e := &pending{Result: r}
+	e.Offset = d.varint()
+	e.HeldAt = d.time()
+	e.Topic = d.string()
+	r.Outcome = d.string()
+	r.StatusCode = int(d.varint())
+	r.ErrorKind, r.ErrorMessage, r.TLSNotAfter = d.optional()
+	if err := d.end("held event"); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// end checks that the item was read to its end without an error.
+func (d *decoder) end(what string) error {
+	if d.err == nil && d.pos != len(d.data) {
+		d.fail("trailing bytes")
+	}
+	if d.err != nil {
+		return fmt.Errorf("%s: %w", what, d.err)
+	}
+	return nil
+}
+
+// appendChange encodes a sent change (the url is the state's).
+func appendChange(b []byte, c *codecs.StatusChange) []byte {
+	b = appendString(b, c.EventID)
+	b = appendString(b, c.ChangeID)
+	b = appendString(b, c.Kind)
+	b = appendString(b, c.State)
+	b = appendString(b, c.PreviousState)
+	b = appendString(b, c.Name)
+	b = appendTime(b, c.Since)
+	b = appendTime(b, c.ChangedAt)
+	b = binary.AppendVarint(b, int64(c.Consecutive))
+	b = binary.AppendVarint(b, int64(c.StatusCode))
+	b = appendOptional(b, c.ErrorKind, c.ErrorMessage, c.TLSNotAfter)
+	b = binary.AppendUvarint(b, uint64(len(c.Regions)))
+	for _, r := range c.Regions {
+		b = appendString(b, r)
+	}
+	return b
+}
+
+// changeEventID reads the event_id of a sent change.
+func changeEventID(item []byte) []byte {
+	d := decoder{data: item}
+	return d.bytes()
+}
+
+// checkChange reads a sent change as decodeChange does, without building
+// it.
+func checkChange(item []byte) error {
+	d := &decoder{data: item, check: true}
+	for range 6 { // event_id, change_id, kind, state, previous state, name
+		d.bytes()
+	}
+	d.time()
+	d.time()
+	d.varint()
+	d.varint()
+	d.optional()
+	for range d.count(1) {
+		d.bytes()
+	}
+	return d.end("sent change")
+}
+
+func decodeChange(item []byte, url string) (*codecs.StatusChange, error) {
+	d := &decoder{data: item}
+	c := &codecs.StatusChange{V: codecs.Version, URL: url}
+	c.EventID = d.string()
+	c.ChangeID = d.string()
+	c.Kind = d.string()
+	c.State = d.string()
+	c.PreviousState = d.string()
+	c.Name = d.string()
+	c.Since = d.time()
+	c.ChangedAt = d.time()
+	c.Consecutive = int(d.varint())
+	c.StatusCode = int(d.varint())
+	c.ErrorKind, c.ErrorMessage, c.TLSNotAfter = d.optional()
+	if n := d.count(1); n > 0 {
+		c.Regions = make([]string, n)
+		for i := range c.Regions {
+			c.Regions[i] = d.string()
+		}
+	}
+	if err := d.end("sent change"); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+func appendTime(b []byte, t time.Time) []byte {
+	b = binary.AppendVarint(b, t.Unix())
+	return binary.AppendUvarint(b, uint64(t.Nanosecond()))
+}
+
+func appendString(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// decoder reads the binary form. After the first error every read returns
+// a zero value, and err says where it went wrong.
+type decoder struct {
+	data []byte
+	pos  int
+	err  error
+	// check reads without building: optional fields are not allocated
+	// (a value's items checked while it is decoded).
+	check bool
+}
+
+func (d *decoder) fail(what string) {
+	if d.err == nil {
+		d.err = fmt.Errorf("%s at byte %d of %d", what, d.pos, len(d.data))
+	}
+	d.pos = len(d.data)
+}
+
+func (d *decoder) uvarint() uint64 {
+	v, n := binary.Uvarint(d.data[d.pos:])
+	if n <= 0 {
+		d.fail("bad varint")
+		return 0
+	}
+	d.pos += n
+	return v
+}
+
+func (d *decoder) varint() int64 {
+	v, n := binary.Varint(d.data[d.pos:])
+	if n <= 0 {
+		d.fail("bad varint")
+		return 0
+	}
+	d.pos += n
+	return v
+}
+
+// int reads a non-negative count that fits an int.
+func (d *decoder) int() int {
+	v := d.uvarint()
+	if v > 1<<31 {
+		d.fail("count out of range")
+		return 0
+	}
+	return int(v)
+}
+
+// count reads a length, each item at least min bytes long: a length that
+// cannot fit in the rest of the value is corrupt (and must not size an
+// allocation).
+func (d *decoder) count(min int) int {
+	n := d.uvarint()
+	if n > uint64((len(d.data)-d.pos)/min) {
+		d.fail("list longer than the value")
+		return 0
+	}
+	return int(n)
+}
+
+func (d *decoder) byte() byte {
+	if d.pos >= len(d.data) {
+		d.fail("truncated")
+		return 0
+	}
+	d.pos++
+	return d.data[d.pos-1]
+}
+
+func (d *decoder) bytes() []byte {
+	n := d.count(1)
+	b := d.data[d.pos : d.pos+n]
+	d.pos += n
+	return b
+}
+
+func (d *decoder) string() string { return string(d.bytes()) }
+
+func (d *decoder) time() time.Time {
+	sec := d.varint()
+	nsec := d.uvarint()
+	if nsec >= 1e9 {
+		d.fail("bad nanoseconds")
+		return time.Time{}
+	}
+	return time.Unix(sec, int64(nsec)).UTC()
+}
+
+// items reads an item list and checks each item with valid, so that a
+// corrupt value fails here rather than in a later callback.
+func (d *decoder) items(valid func([]byte) error) itemList {
+	n := d.count(2)
+	raw := d.bytes()
+	if d.err != nil {
+		return itemList{}
+	}
+	l := itemList{n: n}
+	rest := raw
+	for range n {
+		size, k := binary.Uvarint(rest)
+		if k <= 0 || size > uint64(len(rest)-k) {
+			d.fail("bad item list")
+			return itemList{}
+		}
+		if err := valid(rest[k : k+int(size)]); err != nil {
+			d.fail(err.Error())
+			return itemList{}
+		}
+		rest = rest[k+int(size):]
+	}
+	if len(rest) != 0 {
+		d.fail("bad item list")
+		return itemList{}
+	}
+	if n > 0 {
+		l.b = append([]byte(nil), raw...)
+	}
+	return l
+}
