@@ -7,6 +7,12 @@
 //     and changes per second, beside the windows processor over the same
 //     backlog in the same run (the same goka machinery, another callback),
 //     and their ratio;
+//   - live alert latency (latency.go): the real cmd/emitter checks 1,000
+//     loopback sites every 2 s, the real cmd/processor runs -run
+//     alerts,notify with a webhook receiver in this process, and rounds of
+//     100 sites go down and come back on command; from each change's
+//     changed_at (the crossing check's checked_at) to its receipt, p50,
+//     p99 and max, and every change received once;
 //   - a broker outage: with the processor running and checks arriving
 //     live, the broker stops for -outage (30 s) and starts again on the
 //     same port and data directory; the checks made meanwhile are produced
@@ -19,6 +25,7 @@
 //
 //	go run ./bench/alerts
 //	go run ./bench/alerts -sites 100 -cycles 20 -outage 10s
+//	go run ./bench/alerts -throughput=false -outage 0   # the live figure alone
 package main
 
 import (
@@ -51,6 +58,10 @@ type options struct {
 	sites, cycles, partitions int
 	outage                    time.Duration
 	throughput                bool
+
+	live                             bool
+	liveSites, liveRounds, liveBatch int
+	liveInterval                     time.Duration
 }
 
 func run() int {
@@ -60,6 +71,11 @@ func run() int {
 	flag.IntVar(&o.partitions, "partitions", 12, "partitions of the topics (the processor's default)")
 	flag.DurationVar(&o.outage, "outage", 30*time.Second, "broker outage of the second figure (0: skip it)")
 	flag.BoolVar(&o.throughput, "throughput", true, "measure the first figure")
+	flag.BoolVar(&o.live, "live", true, "measure the live alert latency (cmd/emitter and cmd/processor as children)")
+	flag.IntVar(&o.liveSites, "live-sites", 1000, "sites checked live")
+	flag.DurationVar(&o.liveInterval, "live-interval", 2*time.Second, "check interval of the live sites")
+	flag.IntVar(&o.liveRounds, "live-rounds", 4, "rounds of the live figure: a batch of sites goes down, then up")
+	flag.IntVar(&o.liveBatch, "live-batch", 100, "sites that go down in each round")
 	flag.Parse()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
 	defer cancel()
@@ -69,6 +85,12 @@ func run() int {
 		runtime.Version(), runtime.GOMAXPROCS(0), o.sites, o.cycles, o.partitions)
 	if o.throughput {
 		if err := throughput(ctx, o, log); err != nil {
+			fmt.Fprintln(os.Stderr, "alerts benchmark:", err)
+			return 1
+		}
+	}
+	if o.live {
+		if err := latency(ctx, o, log); err != nil {
 			fmt.Fprintln(os.Stderr, "alerts benchmark:", err)
 			return 1
 		}
