@@ -31,7 +31,7 @@
 // sparse failed topic before the matching successes), so an event waits in
 // the URL's state until the other topic has been processed past it or is
 // known, from the broker's high-water marks, to have nothing older (see
-// order.go); live, that is at most about half a second. An event not newer
+// order.go); live, that is one to one and a half seconds. An event not newer
 // than the newest applied is then not applied: either it was applied
 // before (its event_id is among the last ones applied: a re-delivery) or
 // it is late; state never moves twice or backwards.
