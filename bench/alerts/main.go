@@ -36,6 +36,7 @@ import (
 	"net"
 	"os"
 	"runtime"
+	"slices"
 	"sync"
 	"time"
 
@@ -451,6 +452,7 @@ func outage(ctx context.Context, o options, log *slog.Logger) error {
 	}
 	defer cl.Close()
 	ids := map[string]int{}
+	made := map[string]bool{} // event_id and kind of each change received
 	records := 0
 	rctx, rcancel := context.WithTimeout(ctx, 10*time.Second)
 	for rctx.Err() == nil && len(ids) < want {
@@ -458,21 +460,95 @@ func outage(ctx context.Context, o options, log *slog.Logger) error {
 			c, err := codecs.DecodeStatusChange(r.Value)
 			if err == nil {
 				ids[c.ChangeID]++
+				made[c.EventID+" "+c.Kind] = true
 				records++
 			}
 		})
 	}
 	rcancel()
+	byTick := map[int]int{}
+	for s := range sites {
+		for t := range i {
+			var kind string
+			switch t % 5 {
+			case 2:
+				kind = codecs.ChangeDown
+			case 4:
+				kind = codecs.ChangeUp
+			default:
+				continue
+			}
+			if r := flapping(s, t, base); !made[r.EventID+" "+kind] {
+				byTick[t]++
+			}
+		}
+	}
+	var missing []string
+	for t, n := range byTick {
+		missing = append(missing, fmt.Sprintf("%03d:%d", t, n))
+	}
+	inversions, late := disorder(ctx, current.ListenAddrs(), k.topics, i*sites)
 	stop()
 	<-errc
 	fmt.Printf("\nbroker outage (%d sites flapping live, one check each per %s; the broker away for %s):\n", sites, tick, up.Sub(down).Round(time.Millisecond))
-	fmt.Printf("  changes due %d; distinct change_ids on status_changes %d; records %d (%d copies: re-sends with the same id)\n",
-		want, len(ids), records, records-len(ids))
+	fmt.Printf("  changes due %d; changes made by the processor %v; distinct change_ids on status_changes %d; records %d (%d copies: re-sends with the same id)\n",
+		want, metric(reg, "sitewatch_alerts_changes_total"), len(ids), records, records-len(ids))
+	if len(missing) > 0 {
+		slices.Sort(missing)
+		fmt.Printf("  missing changes by tick (tick:count): %v\n", missing)
+	}
 	fmt.Printf("  %v changes before the outage; the %d buffered checks per site produced at once when the broker came back\n", beforeOutage, buffered)
 	fmt.Printf("  last change %s after the broker came back; processor restarts %v (goka failed and was rebuilt)\n",
 		lastChange.Round(time.Millisecond), metric(reg, "sitewatch_alerts_restarts_total"))
 	fmt.Printf("  events consumed %v of %d produced; late (not applied) %v; duplicates %v\n",
 		metric(reg, "sitewatch_alerts_events_consumed_total"), i*sites,
 		metric(reg, "sitewatch_alerts_late_events_total"), metric(reg, "sitewatch_alerts_duplicate_events_total"))
+	fmt.Printf("  result records behind an older one of the same site in their partition: %d; more than %s of event time behind the partition's newest: %d\n",
+		inversions, 30*time.Second, late)
 	return nil
+}
+
+// disorder reads both result topics from the start and counts, per
+// partition, the records that come after a newer record of the same URL
+// (the topic itself is out of order), and those more than 30 s of event
+// time behind the newest record before them.
+func disorder(ctx context.Context, brokers []string, topics kafkaconn.Topics, want int) (inversions, late int) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(string(topics.Succeeded), string(topics.Failed)),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	if err != nil {
+		return -1, -1
+	}
+	defer cl.Close()
+	type tp struct {
+		topic string
+		part  int32
+	}
+	newestURL := map[string]time.Time{}
+	newest := map[tp]time.Time{}
+	n := 0
+	rctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	for n < want && rctx.Err() == nil {
+		cl.PollFetches(rctx).EachRecord(func(rec *kgo.Record) {
+			r, err := codecs.DecodeResult(rec.Value)
+			if err != nil {
+				return
+			}
+			n++
+			key := rec.Topic + " " + r.URL
+			if r.CheckedAt.Before(newestURL[key]) {
+				inversions++
+			} else {
+				newestURL[key] = r.CheckedAt
+			}
+			k := tp{rec.Topic, rec.Partition}
+			if r.CheckedAt.Add(30 * time.Second).Before(newest[k]) {
+				late++
+			}
+			if r.CheckedAt.After(newest[k]) {
+				newest[k] = r.CheckedAt
+			}
+		})
+	}
+	return inversions, late
 }
