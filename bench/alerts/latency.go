@@ -137,8 +137,10 @@ func latency(ctx context.Context, o options, log *slog.Logger) error {
 	time.Sleep(2 * time.Second)
 	rec.mu.Lock()
 	defer rec.mu.Unlock()
+	byKind := map[string][]time.Duration{}
 	for _, d := range rec.first {
 		lat = append(lat, d.latency)
+		byKind[d.kind] = append(byKind[d.kind], d.latency)
 	}
 	slices.Sort(lat)
 	due := 2 * o.liveRounds * o.liveBatch
@@ -147,6 +149,15 @@ func latency(ctx context.Context, o options, log *slog.Logger) error {
 	if len(lat) > 0 {
 		fmt.Printf("  latency from the crossing check's checked_at to the receipt: p50 %s  p99 %s  max %s (over %s)\n",
 			pct(lat, 50), pct(lat, 99), lat[len(lat)-1].Round(time.Millisecond), took.Round(time.Second))
+		for _, kind := range []string{codecs.ChangeDown, codecs.ChangeUp} {
+			l := byKind[kind]
+			if len(l) == 0 {
+				continue
+			}
+			slices.Sort(l)
+			fmt.Printf("    %-4s changes: p50 %s  p99 %s  max %s\n", kind, pct(l, 50), pct(l, 99), l[len(l)-1].Round(time.Millisecond))
+		}
+		fmt.Println("    (an up change waits quietFor, 5 s, when no other site of its partition fails meanwhile: see processors/alerts/order.go)")
 	}
 	return nil
 }

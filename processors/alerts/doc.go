@@ -31,7 +31,9 @@
 // sparse failed topic before the matching successes), so an event waits in
 // the URL's state until the other topic has been processed past it or is
 // known, from the broker's high-water marks, to have nothing older (see
-// order.go); live, that is one to one and a half seconds. An event not newer
+// order.go); live, that is one to one and a half seconds, and up to five
+// when the other topic has gone silent meanwhile (the last failing site of
+// a partition recovers: its up waits quietFor). An event not newer
 // than the newest applied is then not applied: either it was applied
 // before (its event_id is among the last ones applied: a re-delivery) or
 // it is late; state never moves twice or backwards.
