@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,6 +54,11 @@ type Options struct {
 	// Region is the emitters' region, part of every request id (see
 	// RequestID); codecs.DefaultRegion when empty.
 	Region string
+	// Share, when not nil, is the part of the sites this instance
+	// schedules at first (see SetShare); nil schedules every site, as a
+	// single instance does. An emitter starts with a share that owns no
+	// partition, and schedules nothing until the group assigns it some.
+	Share *Share
 }
 
 // Scheduler requests one check per site and interval. Create it with New,
@@ -66,13 +72,17 @@ type Scheduler struct {
 	metrics metrics
 	running atomic.Bool
 
-	mu      sync.Mutex
-	pending []siteSpec // replacement waiting for Run, or nil
-	wake    chan struct{}
+	mu           sync.Mutex
+	pending      []siteSpec // replacement waiting for Run, or nil
+	pendingShare *Share     // new share waiting for Run, or nil
+	wake         chan struct{}
 
 	// Owned by the goroutine in Run (or by New before Run starts).
 	queue  entryHeap
-	byURL  map[string]*entry
+	byURL  map[string]*entry // the sites scheduled: those of the share
+	all    []siteSpec        // every site, scheduled here or not
+	known  map[string]int64  // interval of every site of all, by URL
+	owner  *owner            // nil: every site is scheduled here
 	errLog retry.RateLog
 }
 
@@ -82,6 +92,8 @@ type metrics struct {
 	emitErrors prometheus.Counter
 	missed     prometheus.Counter
 	sites      prometheus.Gauge
+	known      prometheus.Gauge
+	owned      prometheus.Gauge
 }
 
 func newMetrics(reg prometheus.Registerer) (metrics, error) {
@@ -105,10 +117,18 @@ func newMetrics(reg prometheus.Registerer) (metrics, error) {
 		}),
 		sites: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "sitewatch_schedule_sites",
-			Help: "Sites currently scheduled.",
+			Help: "Sites this instance schedules now: those whose request partition it owns in its check group (0 while it owns none).",
+		}),
+		known: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sitewatch_schedule_known_sites",
+			Help: "Sites of the sites registry, scheduled by this instance or another one of its check group.",
+		}),
+		owned: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sitewatch_schedule_owned_partitions",
+			Help: "Partitions of the requests topic this instance owns in its check group, whose sites it schedules (0 while joining, rebalancing away or out of the group).",
 		}),
 	}
-	return m, telemetry.Register(reg, "scheduler", m.lag, m.requested, m.emitErrors, m.missed, m.sites)
+	return m, telemetry.Register(reg, "scheduler", m.lag, m.requested, m.emitErrors, m.missed, m.sites, m.known, m.owned)
 }
 
 // New validates the sites and returns a scheduler for them. It does not
@@ -125,6 +145,11 @@ func New(sites []config.Site, opts Options) (*Scheduler, error) {
 	specs, err := buildSpecs(sites)
 	if err != nil {
 		return nil, err
+	}
+	if opts.Share != nil {
+		if err := opts.Share.validate(); err != nil {
+			return nil, err
+		}
 	}
 	s := &Scheduler{
 		emit:   opts.Emit,
@@ -151,6 +176,11 @@ func New(sites []config.Site, opts Options) (*Scheduler, error) {
 		return nil, err
 	}
 	s.pending = specs
+	if opts.Share != nil {
+		sh := *opts.Share
+		sh.Owned = slices.Clone(sh.Owned)
+		s.pendingShare = &sh
+	}
 	s.errLog = retry.RateLog{Every: 10 * time.Second}
 	return s, nil
 }
@@ -168,11 +198,16 @@ func (s *Scheduler) Replace(sites []config.Site) error {
 	s.mu.Lock()
 	s.pending = specs
 	s.mu.Unlock()
+	s.notify()
+	return nil
+}
+
+// notify wakes Run to apply what is pending.
+func (s *Scheduler) notify() {
 	select {
 	case s.wake <- struct{}{}:
 	default:
 	}
-	return nil
 }
 
 // Run requests checks until ctx ends, then returns nil: scheduling stops at
@@ -210,20 +245,40 @@ func (s *Scheduler) Run(ctx context.Context) error {
 	}
 }
 
-// applyPending installs a replacement set of sites, if one is waiting.
+// applyPending installs a replacement set of sites and a new share, if
+// either is waiting.
 func (s *Scheduler) applyPending(now time.Time) {
 	s.mu.Lock()
-	specs := s.pending
-	s.pending = nil
+	specs, share := s.pending, s.pendingShare
+	s.pending, s.pendingShare = nil, nil
 	s.mu.Unlock()
-	if specs == nil {
+	if specs == nil && share == nil {
 		return
 	}
+	// What was known before tells a site that enters the share (known,
+	// unchanged, requested by another instance until now) from one that
+	// is new or changed.
+	prevKnown := s.known
+	if specs != nil {
+		s.all = specs
+		s.known = make(map[string]int64, len(specs))
+		for _, sp := range specs {
+			s.known[sp.url] = sp.interval
+		}
+		s.metrics.known.Set(float64(len(specs)))
+	}
+	if share != nil {
+		s.owner = newOwner(share)
+		s.metrics.owned.Set(float64(s.owner.ownedPartitions()))
+	}
 	nowNS := now.UnixNano()
-	byURL := make(map[string]*entry, len(specs))
-	queue := make(entryHeap, 0, len(specs))
-	var added, kept int
-	for _, sp := range specs {
+	byURL := make(map[string]*entry, len(s.byURL))
+	queue := make(entryHeap, 0, len(s.byURL))
+	var added, kept, taken int
+	for _, sp := range s.all {
+		if !s.owner.owns(sp.url) {
+			continue
+		}
 		old := s.byURL[sp.url]
 		if old != nil && old.spec.interval == sp.interval {
 			old.spec = sp
@@ -236,13 +291,23 @@ func (s *Scheduler) applyPending(now time.Time) {
 		// A slot with most of its interval gone would arrive stale or
 		// nearly so: the grace is at most a quarter of the interval.
 		floor := nowNS - min(s.grace, sp.interval/4)
-		if old != nil {
+		switch {
+		case old != nil:
 			// The interval changed: do not request a slot that starts
 			// before the one this site was last requested for.
 			e.last = old.last
 			if old.last != math.MinInt64 && old.last >= floor {
 				floor = old.last + 1
 			}
+			added++
+		case prevKnown[sp.url] == sp.interval:
+			// The site enters the share (a partition handed over): its
+			// previous owner requested the slots begun before now, so
+			// it starts at its next slot, without grace.
+			floor = nowNS
+			taken++
+		default:
+			added++
 		}
 		start := slotStart(sp.interval, sp.phase, time.Unix(0, floor)).UnixNano()
 		if start < floor {
@@ -251,13 +316,21 @@ func (s *Scheduler) applyPending(now time.Time) {
 		e.next = start
 		byURL[sp.url] = e
 		queue = append(queue, queued{e.next, e})
-		added++
 	}
 	queue.init()
-	removed := len(s.byURL) - kept
+	dropped := 0
+	for url := range s.byURL {
+		if byURL[url] == nil {
+			dropped++
+		}
+	}
 	s.byURL, s.queue = byURL, queue
 	s.metrics.sites.Set(float64(len(queue)))
-	s.log.Info("sites scheduled", "sites", len(queue), "kept", kept, "added_or_changed", added, "removed", removed)
+	attrs := []any{"sites", len(queue), "kept", kept, "added_or_changed", added, "removed", dropped}
+	if s.owner != nil {
+		attrs = append(attrs, "known_sites", len(s.all), "owned_partitions", s.owner.ownedPartitions(), "partitions", s.owner.count, "taken_over", taken)
+	}
+	s.log.Info("sites scheduled", attrs...)
 }
 
 // fireDue requests every slot that has begun by now.
