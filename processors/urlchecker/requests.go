@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -77,11 +78,38 @@ func NewRequestEmitter(cfg RequestEmitterConfig) (*RequestEmitter, error) {
 	}
 	e := &RequestEmitter{cfg: cfg}
 	log := cfg.Logger.With("component", "request_emitter")
+	opts := append([]goka.EmitterOption{goka.WithEmitterHasher(requestHasher)}, cfg.EmitterOptions...)
 	e.box = newOutbox("requests", log, cfg.Buffer, 1000, m, func() (map[goka.Stream]*goka.Emitter, error) {
-		return openEmitters(cfg.Brokers, cfg.Sarama, log, cfg.EmitterOptions, emitterSpec{cfg.Topic, codecs.RequestCodec{}})
+		return openEmitters(cfg.Brokers, cfg.Sarama, log, opts, emitterSpec{cfg.Topic, codecs.RequestCodec{}})
 	})
 	e.box.outage = &telemetry.Outage{What: "delivery of check requests to kafka", After: cfg.OutageAfter, Report: cfg.Health}
 	return e, nil
+}
+
+// requestHasher places requests on partitions: goka's default hasher,
+// which the group table's partitions follow too, so a URL's requests and
+// its table row are on the same partition.
+var requestHasher = goka.DefaultHasher()
+
+// requestPartitioners hold sarama partitioners built on requestHasher
+// (each has hash state, and building one costs a random source).
+var requestPartitioners = sync.Pool{New: func() any {
+	return sarama.NewCustomHashPartitioner(requestHasher)("")
+}}
+
+// RequestPartition is the partition, of count, that a RequestEmitter puts
+// the requests for url on: the producer's own partitioner, so that the
+// emitter scheduling the sites of a partition (scheduler.Share) is the one
+// that consumes their requests.
+func RequestPartition(url string, count int32) int32 {
+	p := requestPartitioners.Get().(sarama.Partitioner)
+	defer requestPartitioners.Put(p)
+	n, err := p.Partition(&sarama.ProducerMessage{Key: sarama.StringEncoder(url)}, count)
+	if err != nil {
+		// A string key always encodes, and the hash always writes.
+		panic(fmt.Sprintf("urlchecker: partition of %q: %v", url, err))
+	}
+	return n
 }
 
 // Emit queues one request. It returns an error only after Run ended (the

@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"regexp"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -131,6 +133,14 @@ type Config struct {
 	// Storage holds the group table locally; in memory when nil (it has
 	// one small row per URL and is rebuilt from Kafka at start).
 	Storage storage.Builder
+	// Assigned, when not nil, hears which partitions of the requests topic
+	// this instance consumes: at the start of every group session (after
+	// each rebalance) its assignment, sorted and possibly empty, with
+	// member true; and member false once its consumer has stopped (a
+	// failure being restarted, or shutdown), when it consumes none. The
+	// emitter's scheduler schedules the sites of these partitions only.
+	// Called from goka's goroutines: it must not block.
+	Assigned func(partitions []int32, member bool)
 	// ProcessorOptions and EmitterOptions are appended to the ones built
 	// from the fields above (tests plug goka's tester in here).
 	ProcessorOptions []goka.ProcessorOption
@@ -284,6 +294,12 @@ func New(cfg Config) (*Processor, error) {
 		Restarts: m.restarts,
 		Health:   p.health.part("consumer"),
 	}
+	if cfg.Assigned != nil {
+		p.sup.Run = func(ctx context.Context, proc *goka.Processor) error {
+			defer cfg.Assigned(nil, false)
+			return proc.Run(ctx)
+		}
+	}
 	p.sup.Health(kafkarun.ErrStarting)
 	return p, nil
 }
@@ -328,6 +344,11 @@ func (p *Processor) processorOptions() []goka.ProcessorOption {
 		// drop it silently.
 		goka.WithNilHandling(goka.NilProcess),
 	)
+	if p.cfg.Assigned != nil {
+		opts = append(opts, goka.WithRebalanceCallback(func(a goka.Assignment) {
+			p.cfg.Assigned(slices.Sorted(maps.Keys(a)), true)
+		}))
+	}
 	return append(opts, p.cfg.ProcessorOptions...)
 }
 
