@@ -131,12 +131,25 @@ func RunEmitter(ctx context.Context, env Env, k *kafkaconn.Options, f *EmitterFl
 	if err != nil {
 		return fmt.Errorf("request emitter: %w", err)
 	}
+	// The scheduler schedules only the sites of the request partitions
+	// this emitter's url_checker owns: nothing until the group assigns it
+	// some.
+	meta, err := metadataClient(k.Brokers, saramaCfg)
+	if err != nil {
+		return err
+	}
+	defer meta.Close()
+	share, err := newShareKeeper(meta, string(topics.Requests), log, env.Health.Part("scheduler"))
+	if err != nil {
+		return err
+	}
 	sched, err := scheduler.New(nil, scheduler.Options{
-		Emit: requests.Emit, Logger: log, Registerer: env.Registry, Region: f.Region,
+		Emit: requests.Emit, Logger: log, Registerer: env.Registry, Region: f.Region, Share: share.initial(),
 	})
 	if err != nil {
 		return fmt.Errorf("scheduler: %w", err)
 	}
+	share.sched = sched
 	warned := map[string]bool{}
 	reg, err := registry.New(registry.Config{
 		Brokers: k.Brokers, Sarama: saramaCfg, Topic: string(topics.Sites), DeadLetters: string(topics.DeadLetters),
@@ -162,6 +175,7 @@ func RunEmitter(ctx context.Context, env Env, k *kafkaconn.Options, f *EmitterFl
 		Group:  k.CheckerGroup(f.Region), Region: f.Region,
 		Concurrency: f.Concurrency, Buffer: f.Buffer, InstanceID: f.InstanceID,
 		Checker: chk, Logger: log, Registerer: env.Registry, Health: env.Health.Part("url_checker"), OutageAfter: env.OutageAfter,
+		Assigned: share.assigned,
 	})
 	if err != nil {
 		return fmt.Errorf("url_checker: %w", err)
@@ -181,6 +195,7 @@ func RunEmitter(ctx context.Context, env Env, k *kafkaconn.Options, f *EmitterFl
 	})
 	g.Go(func() error { return requests.Run(reqCtx) })
 	g.Go(func() error { return proc.Run(gctx) })
+	g.Go(func() error { return share.run(gctx) })
 	reloads, err := telemetry.NewReloads(env.Registry, time.Now())
 	if err != nil {
 		return err
