@@ -283,6 +283,24 @@ func (l *SlotLog) FirstChecked(group, except string, sites []Site, from, to time
 	return out
 }
 
+// FirstRequested returns, for each site, the start of its first slot
+// beginning at or after from that was requested; sites without one are
+// missing from the map.
+func (l *SlotLog) FirstRequested(group string, sites []Site, from, to time.Time) map[string]time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := map[string]time.Time{}
+	for _, s := range sites {
+		for _, slot := range s.Slots(from, to) {
+			if l.requests[SlotKey{group, s.URL, slot.UnixNano()}] > 0 {
+				out[s.URL] = slot
+				break
+			}
+		}
+	}
+	return out
+}
+
 // Undecodable is the number of records that did not decode.
 func (l *SlotLog) Undecodable() int {
 	l.mu.Lock()
