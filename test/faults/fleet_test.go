@@ -86,7 +86,9 @@ func TestEmitterFleetRequestsEachSlotOnce(t *testing.T) {
 		t.Helper()
 		var gen int32
 		began := time.Now()
-		defer func() { t.Logf("%d emitters sharing the partitions after %v", members, time.Since(began).Round(100*time.Millisecond)) }()
+		defer func() {
+			t.Logf("%d emitters sharing the partitions after %v", members, time.Since(began).Round(100*time.Millisecond))
+		}()
 		waitFor(t, 120*time.Second, fmt.Sprintf("%d emitters sharing the %d partitions", members, parts), func() (bool, string) {
 			gi := cluster.GroupInfo(group)
 			if gi == nil || gi.State != "Stable" || len(gi.Members) != members {
