@@ -12,6 +12,16 @@
 // the same scheduled_at and request_id for the same slot, and url_checker's
 // group table can drop the second request for a slot it has already seen.
 //
+// With several emitters each schedules only its Share: the sites whose
+// requests land on the partitions its url_checker owns in the consumer
+// group, so requests per slot are the sites whatever the number of
+// instances. SetShare applies a new assignment: sites that stay keep their
+// next slot, sites taken over start at their next slot (their previous
+// owner requested the earlier ones), sites handed over get no further
+// request here. Registry changes (Replace) are kept for every site and
+// reach the requests of the owned ones, so a site taken over later is
+// requested as the registry has it then.
+//
 // One goroutine keeps all sites in a min-heap ordered by their next slot and
 // sleeps until the earliest one, so the cost is one timer, not one per site.
 // A slot whose whole interval passed without being requested (the process
