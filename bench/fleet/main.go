@@ -337,7 +337,7 @@ func phase(ctx context.Context, log *testkit.SlotLog, regs []region, sites []tes
 	stale0 := staleOf()
 	from := time.Now().Add(o.interval)
 	to := from.Add(time.Duration(o.window) * o.interval)
-	if !sleep(ctx, time.Until(to)+o.interval) {
+	if !sleep(ctx, time.Until(to)+2*o.interval) {
 		return 0, ctx.Err()
 	}
 	sctx, cancel := context.WithTimeout(ctx, time.Minute)

@@ -138,7 +138,9 @@ func TestEmitterFleetRequestsEachSlotOnce(t *testing.T) {
 		staleBefore := stale(alive)
 		from := time.Now().Add(interval) // slots requested under the new assignment
 		to := from.Add(time.Duration(n) * interval)
-		time.Sleep(time.Until(to) + interval) // their checks reported
+		// Their requests and checks produced: two intervals leave room
+		// for a starved producer's batches.
+		time.Sleep(time.Until(to) + 2*interval)
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
 		if err := log.Sync(ctx); err != nil {
