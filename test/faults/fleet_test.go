@@ -123,7 +123,7 @@ func TestEmitterFleetRequestsEachSlotOnce(t *testing.T) {
 		for _, id := range ids {
 			fmt.Fprintf(&b, "%s:", id)
 			for _, m := range []string{"sitewatch_schedule_requests_total", "sitewatch_schedule_missed_slots_total", "sitewatch_requests_dropped_total",
-				"sitewatch_requests_stale_total", "sitewatch_requests_duplicate_total", "sitewatch_checks_total"} {
+				"sitewatch_requests_emit_errors_total", "sitewatch_schedule_emit_errors_total", "sitewatch_requests_stale_total", "sitewatch_requests_duplicate_total", "sitewatch_checks_total"} {
 				fmt.Fprintf(&b, " %s=%v", strings.TrimPrefix(m, "sitewatch_"), children[id].metric(m))
 			}
 			b.WriteString("; ")
@@ -150,6 +150,7 @@ func TestEmitterFleetRequestsEachSlotOnce(t *testing.T) {
 			t.Fatalf("%s: the group rebalanced during the window (now %+v, was generation %d)", what, gi, gen)
 		}
 		tl := log.Tally("", sites, from, to)
+		t.Logf("%s: window %s to %s", what, from.Format("15:04:05.000"), to.Format("15:04:05.000"))
 		t.Logf("%s, stable: %s; by checker %v; unrequested %v, unchecked %v", what, tl, tl.Checkers, slotNames(tl.Unrequested, parts), slotNames(tl.Unchecked, parts))
 		t.Logf("%s: counters %s", what, counters(alive))
 		onceEach(t, what, tl, stale(alive)-staleBefore)
