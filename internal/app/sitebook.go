@@ -51,21 +51,10 @@ func newSiteBook(ctx context.Context, k *kafkaconn.Options, log *slog.Logger, pa
 		}
 		b.file = f.Sites
 	}
-	cfg, err := k.Sarama()
-	if err != nil {
-		return nil, &UsageError{err}
-	}
-	if err := k.EnsureSitesTopic(ctx, cfg, log); err != nil {
-		return nil, err
-	}
-	topics := k.Topics()
-	b.reg, err = registry.New(registry.Config{
-		Brokers: k.Brokers, Sarama: cfg, Topic: string(topics.Sites), DeadLetters: string(topics.DeadLetters),
-		Consumer: consumer, Logger: log,
-		// In the registry's goroutine, once caught up and after each change.
-		OnChange: b.setRegistry,
-	})
-	if err != nil {
+	// OnChange runs in the registry's goroutine, once caught up and after
+	// each change.
+	var err error
+	if b.reg, err = newRegistry(ctx, k, log, consumer, b.setRegistry); err != nil {
 		return nil, err
 	}
 	b.merge()

@@ -99,18 +99,7 @@ type SitesAPI struct {
 // token authorises writes (empty: read-only); consumer names the follower
 // in dead letters. Call Start.
 func NewSitesAPI(ctx context.Context, k *kafkaconn.Options, log *slog.Logger, consumer, token string) (*SitesAPI, error) {
-	cfg, err := k.Sarama()
-	if err != nil {
-		return nil, &UsageError{err}
-	}
-	if err := k.EnsureSitesTopic(ctx, cfg, log); err != nil {
-		return nil, err
-	}
-	topics := k.Topics()
-	reg, err := registry.New(registry.Config{
-		Brokers: k.Brokers, Sarama: cfg, Topic: string(topics.Sites), DeadLetters: string(topics.DeadLetters),
-		Consumer: consumer, Logger: log,
-	})
+	reg, err := newRegistry(ctx, k, log, consumer, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -399,4 +388,22 @@ func writeSitesYAML(w io.Writer, sites []sitesapi.Site) error {
 		return err
 	}
 	return enc.Close()
+}
+
+// newRegistry ensures the sites topic and connects a follower of it,
+// named consumer in dead letters, calling onChange (if not nil) as the
+// registry does.
+func newRegistry(ctx context.Context, k *kafkaconn.Options, log *slog.Logger, consumer string, onChange func([]registry.Entry)) (*registry.Registry, error) {
+	cfg, err := k.Sarama()
+	if err != nil {
+		return nil, &UsageError{err}
+	}
+	if err := k.EnsureSitesTopic(ctx, cfg, log); err != nil {
+		return nil, err
+	}
+	topics := k.Topics()
+	return registry.New(registry.Config{
+		Brokers: k.Brokers, Sarama: cfg, Topic: string(topics.Sites), DeadLetters: string(topics.DeadLetters),
+		Consumer: consumer, Logger: log, OnChange: onChange,
+	})
 }
