@@ -41,15 +41,24 @@ func TestAllInOneSendsStatusChanges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...), kgo.AllowAutoTopicCreation())
+	cl, err := kgo.NewClient(kgo.SeedBrokers(addrs...))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if err := cl.ProduceSync(ctx, &kgo.Record{Topic: "status_changes", Key: []byte(c.URL), Value: value}).FirstErr(); err != nil {
-		t.Fatal(err)
+	// Produce once sitewatch has made the topic: a record auto-creating
+	// it raced with that creation (UNKNOWN_TOPIC_OR_PARTITION).
+	for {
+		err := cl.ProduceSync(ctx, &kgo.Record{Topic: "status_changes", Key: []byte(c.URL), Value: value}).FirstErr()
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			t.Fatalf("produce to status_changes: %v; logs:\n%s", err, stderr.String())
+		}
+		time.Sleep(100 * time.Millisecond)
 	}
 	select {
 	case key := <-got:

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 
 	"github.com/golang-migrate/migrate/v4"
@@ -33,7 +34,25 @@ const migrateLockID int64 = 0x7369746577617463 // "sitewatc"
 // file is one transaction), so the schema is never left half-applied.
 func Migrate(ctx context.Context, databaseURL string, logger *slog.Logger) error {
 	return runMigrations(ctx, databaseURL, logger, func(m *migrate.Migrate) error {
-		return m.Up()
+		// One file at a time, ctx checked between files. golang-migrate's
+		// own way, GracefulStop, races with itself: its reading and its
+		// applying goroutines both write the flag it sets (seen under
+		// -race when a test stopped a processor mid-migration).
+		for applied := false; ; applied = true {
+			if ctx.Err() != nil {
+				return nil // runMigrations reports the stop
+			}
+			err := m.Steps(1)
+			if errors.Is(err, os.ErrNotExist) { // no file left
+				if !applied {
+					return migrate.ErrNoChange
+				}
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+		}
 	})
 }
 
@@ -81,14 +100,6 @@ func runMigrations(ctx context.Context, databaseURL string, logger *slog.Logger,
 	}
 	defer m.Close()
 	m.Log = migrateLogger{logger}
-	// Stop between files, never inside one, when ctx ends.
-	stop := context.AfterFunc(ctx, func() {
-		select {
-		case m.GracefulStop <- true:
-		default:
-		}
-	})
-	defer stop()
 
 	before, dirty, err := m.Version()
 	if err != nil && !errors.Is(err, migrate.ErrNilVersion) {
