@@ -192,9 +192,24 @@ func SetStats(m map[string]Stats, url string, days bool, c, c30 Counts) {
 	m[url] = st
 }
 
-// RegionReader reads each region's view of a site: its windows per region
-// (table check_windows), ordered by start, then region. Both stores
-// implement it.
+// RegionCheck is one region's latest check of a URL (RegionLatest).
+type RegionCheck struct {
+	Region       string
+	CheckedAt    time.Time
+	Outcome      string // "up" or "down"
+	StatusCode   int
+	ErrorKind    string
+	ErrorMessage string
+}
+
+// RegionReader reads each region's view of a site. Both stores implement
+// it; each method is one query over one URL.
 type RegionReader interface {
+	// RegionWindows are the site's windows per region (table
+	// check_windows), ordered by start, then region.
 	RegionWindows(ctx context.Context, url string, from, to time.Time) ([]Window, error)
+	// RegionLatest is each region's newest check of the site among those
+	// checked at or after since (check_results), ordered by region. A
+	// region with no check since then is left out.
+	RegionLatest(ctx context.Context, url string, since time.Time) ([]RegionCheck, error)
 }

@@ -21,4 +21,6 @@ type Reader interface {
 	// which the processor's sink-incidents keeps from the alerts part's
 	// status changes.
 	Incidents(ctx context.Context, q history.IncidentQuery) ([]history.Incident, error)
+	// Each region's view of a site, for its page and API.
+	history.RegionReader
 }

@@ -209,6 +209,22 @@ func Run(t *testing.T, open func(t *testing.T) Store) {
 			per[1].Checks != checks || per[1].P95MS == nil || *per[1].P95MS != 80 {
 			t.Errorf("the window per region: %+v, want default's 5 checks, then eu's %d with p95 80", per, checks)
 		}
+		// Each region's latest check: default's is up (its newest seeded
+		// check), eu's the timeout that ended its window; a since after
+		// eu's last check leaves eu out.
+		latest, err := rr.RegionLatest(ctx, UpURL, sc.Now.Add(-24*time.Hour))
+		if err != nil {
+			t.Fatal(err)
+		}
+		euAt := SecondRegionWindow(sc).Add(2*time.Minute + 7*time.Second)
+		if len(latest) != 2 || latest[0].Region != codecs.DefaultRegion || latest[0].Outcome != "up" || !latest[0].CheckedAt.After(euAt) ||
+			latest[1].Region != SecondRegion || latest[1].Outcome != "down" || !latest[1].CheckedAt.Equal(euAt) ||
+			latest[1].ErrorKind != codecs.ErrTimeout || latest[1].ErrorMessage != "timeout" || latest[1].StatusCode != 0 {
+			t.Errorf("each region's latest check: %+v, want default up after %s, then eu down (timeout) at %s", latest, euAt, euAt)
+		}
+		if latest, err = rr.RegionLatest(ctx, UpURL, euAt.Add(time.Second)); err != nil || len(latest) != 1 || latest[0].Region != codecs.DefaultRegion {
+			t.Errorf("latest checks since after eu's last: %+v %v, want default's only", latest, err)
+		}
 		days, err := st.Daily(ctx, []string{UpURL}, sc.Now.Add(-48*time.Hour), sc.Now.Add(24*time.Hour))
 		if err != nil {
 			t.Fatal(err)
@@ -385,6 +401,14 @@ func (c *Counting) Phases(ctx context.Context, url string, from, to time.Time) (
 func (c *Counting) Failures(ctx context.Context, url string, limit int) ([]history.Failure, error) {
 	c.n.Add(1)
 	return c.Reader.Failures(ctx, url, limit)
+}
+func (c *Counting) RegionWindows(ctx context.Context, url string, from, to time.Time) ([]history.Window, error) {
+	c.n.Add(1)
+	return c.Reader.RegionWindows(ctx, url, from, to)
+}
+func (c *Counting) RegionLatest(ctx context.Context, url string, since time.Time) ([]history.RegionCheck, error) {
+	c.n.Add(1)
+	return c.Reader.RegionLatest(ctx, url, since)
 }
 func (c *Counting) Incidents(ctx context.Context, q history.IncidentQuery) ([]history.Incident, error) {
 	c.n.Add(1)

@@ -145,6 +145,30 @@ func (s *Store) RegionWindows(ctx context.Context, url string, from, to time.Tim
  ORDER BY window_start, region COLLATE "C"`, url, from, to)
 }
 
+// RegionLatest returns each region's newest check of url at or after
+// since, by region (index check_results_url_region_checked_at: one probe a
+// region).
+func (s *Store) RegionLatest(ctx context.Context, url string, since time.Time) ([]history.RegionCheck, error) {
+	rows, err := s.pool.Query(ctx, `SELECT DISTINCT ON (region COLLATE "C") region, checked_at, outcome, status_code,
+       coalesce(error_kind, ''), coalesce(error_message, '')
+  FROM check_results WHERE url = $1 AND checked_at >= $2
+ ORDER BY region COLLATE "C", checked_at DESC`, url, since)
+	if err != nil {
+		return nil, fmt.Errorf("read each region's latest check: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (history.RegionCheck, error) {
+		var c history.RegionCheck
+		var code int16
+		err := r.Scan(&c.Region, &c.CheckedAt, &c.Outcome, &code, &c.ErrorKind, &c.ErrorMessage)
+		c.CheckedAt, c.StatusCode = c.CheckedAt.UTC(), int(code)
+		return c, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read each region's latest check: %w", err)
+	}
+	return out, nil
+}
+
 func (s *Store) windows(ctx context.Context, q, url string, from, to time.Time) ([]history.Window, error) {
 	rows, err := s.pool.Query(ctx, q, url, from, to)
 	if err != nil {

@@ -204,6 +204,36 @@ func (s *Store) RegionWindows(ctx context.Context, url string, from, to time.Tim
  ORDER BY window_start, region`, url, from, to)
 }
 
+// RegionLatest returns each region's newest check of url at or after
+// since, by region. SQLite takes the bare columns of a max() aggregate
+// from the row holding the maximum: the newest check's.
+func (s *Store) RegionLatest(ctx context.Context, url string, since time.Time) ([]history.RegionCheck, error) {
+	rows, err := s.db.QueryContext(ctx, `SELECT region, max(checked_at), outcome, status_code,
+       coalesce(error_kind, ''), coalesce(error_message, '')
+  FROM check_results WHERE url = ? AND checked_at >= ?
+ GROUP BY region ORDER BY region`, url, formatTime(since))
+	if err != nil {
+		return nil, fmt.Errorf("read each region's latest check: %w", err)
+	}
+	defer rows.Close()
+	var out []history.RegionCheck
+	for rows.Next() {
+		var c history.RegionCheck
+		var at string
+		if err := rows.Scan(&c.Region, &at, &c.Outcome, &c.StatusCode, &c.ErrorKind, &c.ErrorMessage); err != nil {
+			return nil, fmt.Errorf("read each region's latest check: %w", err)
+		}
+		if c.CheckedAt, err = parseTime(at); err != nil {
+			return nil, fmt.Errorf("read each region's latest check: %w", err)
+		}
+		out = append(out, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("read each region's latest check: %w", err)
+	}
+	return out, nil
+}
+
 func (s *Store) windows(ctx context.Context, q, url string, from, to time.Time) ([]history.Window, error) {
 	rows, err := s.db.QueryContext(ctx, q, url, formatTime(from), formatTime(to))
 	if err != nil {
