@@ -87,6 +87,9 @@ type apiSiteDetail struct {
 	Daily          []apiDay      `json:"daily"`
 	Incidents      []apiIncident `json:"incidents"`
 	RecentFailures []apiFailure  `json:"recent_failures"`
+	// Regions are each region's view, by name (one entry with one
+	// region; none without windows in the last 24 h).
+	Regions []apiRegion `json:"regions"`
 }
 
 type apiWindow struct {
@@ -193,7 +196,7 @@ func (s *Server) apiSite(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := apiSiteDetail{apiSite: toAPISite(st, d.stats, now), Uptime90d: uptimePtr(d.days90),
-		Daily: []apiDay{}, Incidents: []apiIncident{}, RecentFailures: []apiFailure{}}
+		Daily: []apiDay{}, Incidents: []apiIncident{}, RecentFailures: []apiFailure{}, Regions: toAPIRegions(d.regions, st, now)}
 	if st.Latest != nil {
 		out.TLSNotAfter, out.CertDaysLeft = st.Latest.TLSNotAfter, certDaysLeft(st.Latest.TLSNotAfter, now)
 	}

@@ -160,36 +160,44 @@ func latencyChart(ws []history.Window, from, to time.Time) *chart {
 		{"p50", "s-p50", func(w history.Window) *float64 { return w.P50MS }},
 		{"p95", "s-p95", func(w history.Window) *float64 { return w.P95MS }},
 	} {
-		se := series{Name: s.name, Class: s.class}
-		var pts []string
-		var prevEnd time.Time
-		flush := func() {
-			if len(pts) > 0 {
-				se.Lines = append(se.Lines, polyline{strings.Join(pts, " "), len(pts)})
-				se.N += len(pts)
-				pts = nil
-			}
-		}
-		for _, w := range ws {
-			v := s.get(w)
-			if v == nil || (!prevEnd.IsZero() && w.Start.After(prevEnd)) {
-				flush()
-			}
-			if v == nil {
-				prevEnd = time.Time{}
-				continue
-			}
-			mid := w.Start.Add(w.End.Sub(w.Start) / 2)
-			pts = append(pts, fmt.Sprintf("%.1f,%.1f", c.x(mid, from, to), c.y(*v, ymax)))
-			prevEnd = w.End
-		}
-		flush()
+		se := lineSeries(c, ws, from, to, ymax, s.name, s.class, s.get)
 		c.Series = append(c.Series, se)
 		c.Legend = append(c.Legend, legend{s.name, s.class})
 		c.Points += se.N
 	}
 	c.Empty = c.Points == 0
 	return c
+}
+
+// lineSeries is one line of a chart through get's value of each window;
+// a missing value or window breaks the line instead of joining across the
+// gap.
+func lineSeries(c *chart, ws []history.Window, from, to time.Time, ymax float64, name, class string, get func(history.Window) *float64) series {
+	se := series{Name: name, Class: class}
+	var pts []string
+	var prevEnd time.Time
+	flush := func() {
+		if len(pts) > 0 {
+			se.Lines = append(se.Lines, polyline{strings.Join(pts, " "), len(pts)})
+			se.N += len(pts)
+			pts = nil
+		}
+	}
+	for _, w := range ws {
+		v := get(w)
+		if v == nil || (!prevEnd.IsZero() && w.Start.After(prevEnd)) {
+			flush()
+		}
+		if v == nil {
+			prevEnd = time.Time{}
+			continue
+		}
+		mid := w.Start.Add(w.End.Sub(w.Start) / 2)
+		pts = append(pts, fmt.Sprintf("%.1f,%.1f", c.x(mid, from, to), c.y(*v, ymax)))
+		prevEnd = w.End
+	}
+	flush()
+	return se
 }
 
 // phaseChart stacks the mean phase timings per five-minute bucket.
@@ -311,6 +319,11 @@ func (c *chart) SVG() template.HTML {
 	for _, s := range c.Series {
 		for _, l := range s.Lines {
 			fmt.Fprintf(&b, `<polyline class="%s" data-series="%s" data-n="%d" points="%s"/>`, esc(s.Class), esc(s.Name), l.N, esc(l.Points))
+			if l.N == 1 {
+				// A line of one point draws nothing: a dot instead.
+				x, y, _ := strings.Cut(l.Points, ",")
+				fmt.Fprintf(&b, `<circle class="%s pt" cx="%s" cy="%s" r="1.5"/>`, esc(s.Class), esc(x), esc(y))
+			}
 		}
 	}
 	if c.Empty {

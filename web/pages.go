@@ -157,15 +157,21 @@ type sitePage struct {
 	CertExpiry        string
 	CertWarn          bool
 	Latency, Phases   *chart
-	Incidents         []incidentRow
-	Failures          []failureRow
-	LastError         string
-	Generated         string
+	// Regions and RegionChart are shown when several regions check the
+	// site: each region's view side by side.
+	Regions     []regionRow
+	RegionChart *chart
+	Incidents   []incidentRow
+	Failures    []failureRow
+	LastError   string
+	Generated   string
 }
 
 // sitePage serves /sites/{id}. Queries: the site's latest check, its
-// stats, 90 days, 24 h of windows and of phase timings, its incidents and
-// failed checks: seven, each over one URL.
+// stats, 90 days, 24 h of windows (per region) and of phase timings, its
+// incidents and failed checks: seven, each over one URL; two more when
+// several regions check it (the windows over every region, each region's
+// latest check).
 func (s *Server) sitePage(w http.ResponseWriter, r *http.Request) {
 	ctx := r.Context()
 	now := s.cfg.Now().UTC()
@@ -187,6 +193,9 @@ func (s *Server) sitePage(w http.ResponseWriter, r *http.Request) {
 		Latency: latencyChart(d.windows, d.from, now), Phases: phaseChart(d.phases, d.from, now), CertExpiry: "unknown"}
 	if st.Latest != nil {
 		p.CertExpiry, p.CertWarn = certText(st.Latest.TLSNotAfter, now)
+	}
+	if len(d.regions) > 1 {
+		p.Regions, p.RegionChart = makeRegionRows(d.regions, st, now), regionChart(d.regions, d.from, now)
 	}
 	if c := st.Configured; c != nil {
 		if c.Interval > 0 {
@@ -224,12 +233,14 @@ func (s *Server) sitePage(w http.ResponseWriter, r *http.Request) {
 
 // detail is everything the site page and the site API show.
 type detail struct {
-	row       row
-	stats     history.Stats
-	days      []history.Day
-	days90    history.Counts
-	from      time.Time
-	windows   []history.Window
+	row     row
+	stats   history.Stats
+	days    []history.Day
+	days90  history.Counts
+	from    time.Time
+	windows []history.Window
+	// regions are each region's view, by region name.
+	regions   []*regionView
 	phases    []history.Phases
 	incidents []history.Incident
 	failures  []history.Failure
@@ -253,8 +264,30 @@ func (s *Server) siteDetail(r *http.Request, st *site, now time.Time) (*detail, 
 		d.days90 = d.days90.Add(day.Counts)
 	}
 	d.row = makeRow(st, d.stats, d.days, now, today)
-	if d.windows, err = rd.Windows(ctx, st.URL, d.from, now); err != nil {
+	// Each region's windows: with one region they are the site's, and
+	// only with several does the site cost two queries more (the windows
+	// over every region and each region's latest check).
+	rws, err := rd.RegionWindows(ctx, st.URL, d.from, now)
+	if err != nil {
 		return nil, err
+	}
+	d.regions = regionViews(rws)
+	if len(d.regions) > 1 {
+		if d.windows, err = rd.Windows(ctx, st.URL, d.from, now); err != nil {
+			return nil, err
+		}
+		latest, err := rd.RegionLatest(ctx, st.URL, d.from)
+		if err != nil {
+			return nil, err
+		}
+		setLatest(d.regions, latest)
+	} else {
+		d.windows = rws
+		// The one region's latest check is the site's (site_status).
+		if l := st.Latest; len(d.regions) == 1 && l != nil && !l.CheckedAt.IsZero() {
+			d.regions[0].Latest = &history.RegionCheck{Region: d.regions[0].Region, CheckedAt: l.CheckedAt, Outcome: l.Outcome,
+				StatusCode: l.StatusCode, ErrorKind: l.ErrorKind, ErrorMessage: l.ErrorMessage}
+		}
 	}
 	if d.phases, err = rd.Phases(ctx, st.URL, d.from, now); err != nil {
 		return nil, err
