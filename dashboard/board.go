@@ -58,6 +58,9 @@ type siteState struct {
 	samples []sample
 	// lastFailure is the newest result that was down.
 	lastFailure *codecs.Result
+	// regions is each region's newest result: regions check every site
+	// each slot (docs/CONTRACT.md, Regions), and each has its view.
+	regions map[string]*codecs.Result
 }
 
 type sample struct {
@@ -67,9 +70,12 @@ type sample struct {
 	resp    *float64
 }
 
-// Change is a site going down or coming back up, by the newest result.
+// Change is a site going down or coming back up as one region sees it,
+// by that region's newest result: two regions that disagree do not make
+// a change of every check.
 type Change struct {
 	URL, Name string
+	Region    string
 	Up        bool
 	At        time.Time
 	// ErrorKind and ErrorMessage say why a site went down.
@@ -155,16 +161,26 @@ func (b *Board) Add(r *codecs.Result) (Change, bool) {
 	if !r.Up() && (st.lastFailure == nil || r.CheckedAt.After(st.lastFailure.CheckedAt)) {
 		st.lastFailure = r
 	}
-	prev := st.last
+	if st.last == nil || (st.last.EventID != r.EventID && r.CheckedAt.After(st.last.CheckedAt)) {
+		st.last = r
+		st.prune(r.CheckedAt.Add(-b.window))
+	}
+	region := r.Region
+	if region == "" {
+		region = codecs.DefaultRegion
+	}
+	prev := st.regions[region]
 	if prev != nil && (prev.EventID == r.EventID || !r.CheckedAt.After(prev.CheckedAt)) {
 		return Change{}, false
 	}
-	st.last = r
-	st.prune(r.CheckedAt.Add(-b.window))
+	if st.regions == nil {
+		st.regions = map[string]*codecs.Result{}
+	}
+	st.regions[region] = r
 	if (prev == nil && r.Up()) || (prev != nil && prev.Up() == r.Up()) {
 		return Change{}, false
 	}
-	c := Change{URL: r.URL, Name: st.name, Up: r.Up(), At: r.CheckedAt}
+	c := Change{URL: r.URL, Name: st.name, Region: region, Up: r.Up(), At: r.CheckedAt}
 	if r.ErrorKind != nil {
 		c.ErrorKind = *r.ErrorKind
 	}
@@ -242,6 +258,17 @@ type Row struct {
 	// LastError why: "kind: message".
 	LastFailure time.Time
 	LastError   string
+	// Regions are each region's newest check, by region name, when more
+	// than one region checked the site within one window of its newest
+	// check; nil otherwise (one region: the row says it all).
+	Regions []RegionState
+}
+
+// RegionState is one region's view of a site: its newest check.
+type RegionState struct {
+	Region    string
+	Up        bool
+	CheckedAt time.Time
 }
 
 // Uptime is the share of checks in the window that were up, in percent,
@@ -298,6 +325,18 @@ func (b *Board) Snapshot(now time.Time) Snapshot {
 		if f := st.lastFailure; f != nil {
 			row.LastFailure = f.CheckedAt
 			row.LastError = describeError(f)
+		}
+		if len(st.regions) > 1 {
+			for name, r := range st.regions {
+				// A region that stopped checking drops out.
+				if r.CheckedAt.After(st.last.CheckedAt.Add(-b.window)) {
+					row.Regions = append(row.Regions, RegionState{Region: name, Up: r.Up(), CheckedAt: r.CheckedAt})
+				}
+			}
+			if len(row.Regions) < 2 {
+				row.Regions = nil
+			}
+			slices.SortFunc(row.Regions, func(a, b RegionState) int { return strings.Compare(a.Region, b.Region) })
 		}
 		out.Rows = append(out.Rows, row)
 	}

@@ -169,10 +169,10 @@ func TestBoardChanges(t *testing.T) {
 		{"first result up: nothing to report", result("1", url, t0.Add(1*time.Second), true, 1), nil},
 		{"still up", result("2", url, t0.Add(2*time.Second), true, 1), nil},
 		{"goes down", result("3", url, t0.Add(3*time.Second), false, -1),
-			&Change{URL: url, Name: "A", Up: false, At: t0.Add(3 * time.Second), ErrorKind: "connect", ErrorMessage: "connect: connection refused"}},
+			&Change{URL: url, Name: "A", Region: "default", Up: false, At: t0.Add(3 * time.Second), ErrorKind: "connect", ErrorMessage: "connect: connection refused"}},
 		{"still down", result("4", url, t0.Add(4*time.Second), false, 2), nil},
 		{"older up arrives late", result("0", url, t0.Add(500*time.Millisecond), true, 1), nil},
-		{"comes back", result("5", url, t0.Add(5*time.Second), true, 1), &Change{URL: url, Name: "A", Up: true, At: t0.Add(5 * time.Second)}},
+		{"comes back", result("5", url, t0.Add(5*time.Second), true, 1), &Change{URL: url, Name: "A", Region: "default", Up: true, At: t0.Add(5 * time.Second)}},
 		{"re-delivery of the change", result("5", url, t0.Add(5*time.Second), true, 1), nil},
 	}
 	for _, s := range steps {
@@ -187,6 +187,47 @@ func TestBoardChanges(t *testing.T) {
 	// A site whose first result is down is news.
 	if c, ok := b.Add(result("x", "https://b/", t0, false, 5)); !ok || c.Up {
 		t.Errorf("first result down: got %+v, %v", c, ok)
+	}
+}
+
+// Two regions: each has its state in the row, a change is one region's
+// (two regions that disagree are not a change of every check), and a
+// region that stops checking drops out of the row.
+func TestBoardRegions(t *testing.T) {
+	const url = "https://a/"
+	b := NewBoard([]Site{{URL: url, Name: "A"}}, time.Minute)
+	in := func(r *codecs.Result, region string) *codecs.Result { r.Region = region; return r }
+	if _, ok := b.Add(in(result("eu1", url, t0.Add(time.Second), true, 1), "eu")); ok {
+		t.Errorf("eu's first result up: reported a change")
+	}
+	if r := rowOf(t, b.Snapshot(t0.Add(2*time.Second)), url); r.Regions != nil {
+		t.Errorf("one region: row regions %+v, want none", r.Regions)
+	}
+	c, ok := b.Add(in(result("us1", url, t0.Add(2*time.Second), false, 1), "us"))
+	if !ok || c.Region != "us" || c.Up {
+		t.Errorf("us's first result down: %+v %v, want us going down", c, ok)
+	}
+	// eu up again and us down again, alternating: no change at all.
+	for i := range 3 {
+		at := t0.Add(time.Duration(3+2*i) * time.Second)
+		if c, ok := b.Add(in(result(fmt.Sprint("eu-", i), url, at, true, 1), "eu")); ok {
+			t.Errorf("eu still up: reported %+v", c)
+		}
+		if c, ok := b.Add(in(result(fmt.Sprint("us-", i), url, at.Add(time.Second), false, 1), "us")); ok {
+			t.Errorf("us still down: reported %+v", c)
+		}
+	}
+	r := rowOf(t, b.Snapshot(t0.Add(9*time.Second)), url)
+	want := []RegionState{{"eu", true, t0.Add(7 * time.Second)}, {"us", false, t0.Add(8 * time.Second)}}
+	if fmt.Sprint(r.Regions) != fmt.Sprint(want) || r.Up {
+		t.Errorf("row regions %+v (site up %v), want %+v and the site as its newest check (us, down)", r.Regions, r.Up, want)
+	}
+	// us stops; eu checks on past a window: us drops out.
+	for i := range 70 {
+		b.Add(in(result(fmt.Sprint("eu-late-", i), url, t0.Add(time.Duration(10+i)*time.Second), true, 1), "eu"))
+	}
+	if r := rowOf(t, b.Snapshot(t0.Add(80*time.Second)), url); r.Regions != nil || !r.Up {
+		t.Errorf("after us stopped for a window: regions %+v, up %v; want none (eu alone), up", r.Regions, r.Up)
 	}
 }
 

@@ -139,9 +139,9 @@ func Run(ctx context.Context, cfg Config) error {
 			return
 		}
 		if c.Up {
-			log.Info("site up", "site", c.Name, "url", c.URL, "checked_at", c.At)
+			log.Info("site up", "site", c.Name, "url", c.URL, "region", c.Region, "checked_at", c.At)
 		} else {
-			log.Warn("site down", "site", c.Name, "url", c.URL, "checked_at", c.At, "error_kind", c.ErrorKind, "error", c.ErrorMessage)
+			log.Warn("site down", "site", c.Name, "url", c.URL, "region", c.Region, "checked_at", c.At, "error_kind", c.ErrorKind, "error", c.ErrorMessage)
 		}
 	}
 
