@@ -134,12 +134,28 @@ func Render(s Snapshot, l Layout) string {
 	}
 
 	failures := make([]string, len(rows))
+	regions := make([]string, len(rows))
+	regionsW := 0 // no REGIONS column while every site is checked from one region
 	for i, r := range rows {
 		failures[i] = failureText(r, s.At, narrow)
+		regions[i] = regionsText(r)
+		if r.Regions != nil {
+			regionsW = max(regionsW, len("REGIONS"), utf8.RuneCountInString(regions[i]))
+		}
 	}
-	siteW, failW := columnWidths(rows, l.Width, cols, failures)
+	if regionsW > 0 && l.Width > 0 {
+		// At most a third of what the fixed columns leave: the site
+		// and the reason of its last failure still read. At 80 columns
+		// that is "eu:up us:DOWN"; longer lists are cut.
+		regionsW = min(regionsW, max(len("REGIONS"), (l.Width-cols.fixed()-len(cols.gap))/3))
+	}
+	tableW := l.Width
+	if tableW > 0 {
+		tableW = max(tableW-regionsWidth(regionsW, cols), 1)
+	}
+	siteW, failW := columnWidths(rows, tableW, cols, failures)
 	h := cols.headers
-	line(formatLine(cols, siteW, failW, "SITE", h[0], h[1], h[2], h[3], h[4], h[5], "LAST FAILURE"))
+	line(formatLine(cols, siteW, regionsW, failW, "SITE", h[0], h[1], h[2], h[3], h[4], h[5], "REGIONS", "LAST FAILURE"))
 
 	shown := len(rows)
 	alertLines := 0
@@ -185,7 +201,7 @@ func Render(s Snapshot, l Layout) string {
 			p95 = formatMS(*r.P95MS, cols.p95)
 		}
 		failure := failures[i]
-		text := formatLine(cols, siteW, failW, r.Name, status, code, resp, age, uptime, p95, failure)
+		text := formatLine(cols, siteW, regionsW, failW, r.Name, status, code, resp, age, uptime, p95, regions[i], failure)
 		if l.Width > 0 {
 			// Narrower than the fixed columns: cut the row.
 			text = truncEnd(text, l.Width)
@@ -245,6 +261,33 @@ func failureText(r Row, at time.Time, narrow bool) string {
 	return f
 }
 
+// regionsText is the REGIONS column: each region's state from its
+// newest check, "eu:up us:DOWN" (the STATUS column's words); "-" for a
+// site checked from one region.
+func regionsText(r Row) string {
+	if r.Regions == nil {
+		return "-"
+	}
+	parts := make([]string, len(r.Regions))
+	for i, g := range r.Regions {
+		state := "up"
+		if !g.Up {
+			state = "DOWN"
+		}
+		parts[i] = g.Region + ":" + state
+	}
+	return strings.Join(parts, " ")
+}
+
+// regionsWidth is what a REGIONS column of width w takes with its gap;
+// with a width unknown (0 or less) nothing is taken from it.
+func regionsWidth(w int, cols columns) int {
+	if w == 0 {
+		return 0
+	}
+	return w + len(cols.gap)
+}
+
 // alertLabel names a change the way the table's status column does.
 func alertLabel(a Alert) string {
 	switch a.Kind {
@@ -297,10 +340,11 @@ func columnWidths(rows []Row, width int, cols columns, failures []string) (site,
 	return site, failure
 }
 
-// formatLine lays out one line; a zero failure width leaves the last
-// column as it is. Names are cut at their end: the start of a name (or a
-// URL's host) is what a reader scans for.
-func formatLine(cols columns, siteW, failW int, site, status, code, resp, age, uptime, p95, failure string) string {
+// formatLine lays out one line; a zero regions width leaves the REGIONS
+// column out, a zero failure width the last column as it is. Names are
+// cut at their end: the start of a name (or a URL's host) is what a
+// reader scans for.
+func formatLine(cols columns, siteW, regionsW, failW int, site, status, code, resp, age, uptime, p95, regions, failure string) string {
 	var b strings.Builder
 	if _, rest, isURL := strings.Cut(site, "://"); isURL && utf8.RuneCountInString(site) > siteW {
 		site = rest // the scheme tells no two sites apart
@@ -320,6 +364,10 @@ func formatLine(cols columns, siteW, failW int, site, status, code, resp, age, u
 		}
 	}
 	b.WriteString(cols.gap)
+	if regionsW > 0 {
+		b.WriteString(padRight(truncEnd(regions, regionsW), regionsW))
+		b.WriteString(cols.gap)
+	}
 	if failW > 0 {
 		failure = truncEnd(failure, failW)
 	}

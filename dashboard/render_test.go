@@ -219,3 +219,57 @@ func TestTruncation(t *testing.T) {
 		}
 	}
 }
+
+// regionsSnapshot is sampleSnapshot with Example checked from two
+// regions that disagree.
+func regionsSnapshot() Snapshot {
+	s := sampleSnapshot()
+	s.Rows[0].Regions = []RegionState{{"eu", true, s.At.Add(-3 * time.Second)}, {"us", false, s.At.Add(-5 * time.Second)}}
+	return s
+}
+
+func TestRenderRegions(t *testing.T) {
+	got := Render(regionsSnapshot(), Layout{})
+	want := strings.Join([]string{
+		"4 sites: 1 up, 2 down, 1 not checked yet · UP% and P95 over the last 5m · 12:00:00",
+		"SITE                            STATUS   CODE   RESP ms     AGE      UP%    P95 ms  REGIONS        LAST FAILURE",
+		"https://api.example.com/health  DOWN      503      80.0      1s     0.0%      95.0  -              1s ago status 503, expected 2xx or 3xx",
+		"Down                            DOWN        -         -   2h00m        -         -  -              2h00m ago dns: lookup down.example: no such host",
+		"New                             -           -         -       -        -         -  -              -",
+		"Example                         up        200     123.5      3s    90.0%     150.0  eu:up us:DOWN  4m02s ago timeout: context deadline exceeded",
+		"",
+	}, "\n")
+	if got != want {
+		t.Errorf("got:\n%s\nwant:\n%s", got, want)
+	}
+	// At 80 columns (and narrower) every line fits, the column stays,
+	// and each region's state reads at 80.
+	for _, width := range []int{40, 60, 80, 100} {
+		out := Render(regionsSnapshot(), Layout{Width: width})
+		lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+		for _, l := range lines {
+			if n := utf8.RuneCountInString(l); n > width {
+				t.Errorf("width %d: line of %d runes: %q", width, n, l)
+			}
+		}
+		if width >= 80 && (!strings.Contains(lines[1], "REGIONS") || !strings.Contains(out, "eu:up us:DOWN")) {
+			t.Errorf("width %d: no REGIONS column with each region's state:\n%s", width, out)
+		}
+	}
+	// Many regions at 80 columns: the list is cut, the line fits.
+	many := regionsSnapshot()
+	many.Rows[0].Regions = append(many.Rows[0].Regions, RegionState{"ap-southeast", true, many.At}, RegionState{"sa-east", true, many.At})
+	out := Render(many, Layout{Width: 80})
+	for _, l := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+		if utf8.RuneCountInString(l) > 80 {
+			t.Errorf("four regions at 80 columns: line %q", l)
+		}
+	}
+	if !strings.Contains(out, "eu:up us:DOWN ap…") && !strings.Contains(out, "eu:up us:DOWN…") {
+		t.Errorf("four regions at 80 columns: the list is not cut at its end:\n%s", out)
+	}
+	// One region everywhere: no column (as before regions).
+	if out := Render(sampleSnapshot(), Layout{Width: 80}); strings.Contains(out, "REGIONS") {
+		t.Errorf("a REGIONS column without regions:\n%s", out)
+	}
+}
