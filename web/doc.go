@@ -21,5 +21,7 @@
 // implement with the same methods. Every page costs a bounded number of
 // queries whatever the number of sites: the overview reads site_status for
 // all sites (state, ordering, summary line) and the rollups only for the
-// page of sites it shows.
+// page of sites it shows. A site checked from several regions shows each
+// region's view side by side on its page and API answer (regions.go), for
+// two queries more over that one site.
 package web
