@@ -1,9 +1,11 @@
 // Command fleet is the load program of a fleet of emitters (issue 12, "N
 // emitters without N times the work"): N real emitters (cmd/emitter as
-// child processes) in one check group on one kfake cluster in this
+// child processes) in each of -regions check groups (one region each, its
+// own requests topic and url_checker group) on one kfake cluster in this
 // process, with 10,000 sites against a target in this process. Each
 // emitter schedules only the sites of the request partitions it owns, so
-// the requests produced per slot should equal the sites, whatever N.
+// the requests produced per slot time should equal sites × regions,
+// whatever N; checks are counted by the region their result carries.
 //
 // It prints, for a window of a stable group with N emitters and again
 // after one of them was killed (SIGKILL) and the group rebalanced:
@@ -17,6 +19,7 @@
 //
 //	go run ./bench/fleet                       # 3 emitters, about 2 minutes
 //	go run ./bench/fleet -emitters 5 -interval 10s
+//	go run ./bench/fleet -regions 2            # 3 emitters in each of 2 regions
 package main
 
 import (
@@ -88,11 +91,11 @@ type region struct {
 }
 
 func regions(n int) []region {
-	topics := (&kafkaconn.Options{}).Topics()
-	out := []region{{"default", string(topics.Requests), string(urlchecker.DefaultGroup)}}
+	o := &kafkaconn.Options{}
+	out := []region{{codecs.DefaultRegion, string(o.RegionRequests(codecs.DefaultRegion)), string(o.CheckerGroup(codecs.DefaultRegion))}}
 	for i := 2; i <= n; i++ {
 		name := fmt.Sprintf("r%d", i)
-		out = append(out, region{name, string(topics.Requests) + "_" + name, string(urlchecker.DefaultGroup) + "_" + name})
+		out = append(out, region{name, string(o.RegionRequests(name)), string(o.CheckerGroup(name))})
 	}
 	return out
 }
@@ -150,10 +153,9 @@ func bench(ctx context.Context, o options) error {
 	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
 		return err
 	}
-	// Results carry no region in this build: with one region every
-	// result is its.
+	// A check counts for the region its result carries.
 	log, err := testkit.FollowSlots(addrs, reqTopics, []string{string(topics.Succeeded), string(topics.Failed)},
-		func(*codecs.Result) string { return "default" })
+		func(r *codecs.Result) string { return r.Region })
 	if err != nil {
 		return err
 	}
@@ -262,8 +264,11 @@ func bench(ctx context.Context, o options) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("\nsummary: requests per slot / (sites × regions) = %.3f with %d emitters, %.3f with %d (goal 1.00; every emitter scheduling every site: %d.00 and %d.00)\n",
-		before, o.emitters, after, o.emitters-1, o.emitters, o.emitters-1)
+	fmt.Printf("\nsummary: requests per slot / (sites × regions) = %.3f with %d emitters per region, %.3f with %d in region default (goal 1.00; every emitter scheduling every site: %d.00 and %d.00); "+
+		"checks per slot %.3f and %.3f; duplicates %d and %d; recovery after the kill %v (requests), %v (checks)\n",
+		before.perSlot, o.emitters, after.perSlot, o.emitters-1, o.emitters, o.emitters-1,
+		before.checksPerSlot, after.checksPerSlot, before.twice, after.twice,
+		latest(requested).Round(10*time.Millisecond), latest(checked).Round(10*time.Millisecond))
 	return nil
 }
 
@@ -321,9 +326,18 @@ func stable(ctx context.Context, cluster *kfake.Cluster, regs []region, alive []
 	}
 }
 
+// figures are one phase's totals over the regions.
+type figures struct {
+	perSlot       float64 // requests per slot over sites × regions
+	perSlotTime   float64 // requests per interval
+	checksPerSlot float64
+	twice         int // checks beyond the first of a slot
+	notChecked    int
+}
+
 // phase measures o.window intervals of a stable fleet and prints the
-// figures; it returns requests per slot over sites × regions.
-func phase(ctx context.Context, log *testkit.SlotLog, regs []region, sites []testkit.Site, alive []*emitter, o options, what string) (float64, error) {
+// figures, per region and in all.
+func phase(ctx context.Context, log *testkit.SlotLog, regs []region, sites []testkit.Site, alive []*emitter, o options, what string) (figures, error) {
 	staleOf := func() float64 {
 		var n float64
 		for _, e := range alive {
@@ -338,31 +352,33 @@ func phase(ctx context.Context, log *testkit.SlotLog, regs []region, sites []tes
 	from := time.Now().Add(o.interval)
 	to := from.Add(time.Duration(o.window) * o.interval)
 	if !sleep(ctx, time.Until(to)+2*o.interval) {
-		return 0, ctx.Err()
+		return figures{}, ctx.Err()
 	}
 	sctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	if err := log.Sync(sctx); err != nil {
-		return 0, err
+		return figures{}, err
 	}
 	stale := staleOf() - stale0
 	fmt.Printf("\n%s, %d intervals of a stable group:\n", what, o.window)
-	var requests, slots int
+	var requests, slots, checks int
+	var f figures
 	for _, r := range regs {
 		tl := log.Tally(r.name, sites, from, to)
-		if r.name != "default" {
-			// Results carry no region in this build: checks are counted
-			// with the default region's.
-			tl.Checks, tl.Checked, tl.Twice = 0, 0, 0
-		}
 		requests += tl.Requests
 		slots += tl.Slots
+		checks += tl.Checks
+		f.twice += tl.Twice
+		f.notChecked += tl.Slots - tl.Checked
 		fmt.Printf("  region %-8s: %d slots, %d requests = %.3f per slot; %d checks = %.3f per slot; %d slots checked twice, %d not checked (%d requests skipped as stale), %d checks late\n",
 			r.name, tl.Slots, tl.Requests, tl.RequestsPerSlot(), tl.Checks, tl.ChecksPerSlot(), tl.Twice, tl.Slots-tl.Checked, int(stale), tl.Late)
 	}
-	perSlot := float64(requests) / float64(max(slots, 1))
-	fmt.Printf("  requests per slot / (sites × regions) = %.3f (goal 1.00)\n", perSlot)
-	return perSlot, nil
+	f.perSlot = float64(requests) / float64(max(slots, 1))
+	f.checksPerSlot = float64(checks) / float64(max(slots, 1))
+	f.perSlotTime = float64(requests) / float64(o.window)
+	fmt.Printf("  requests per slot time = %.1f vs sites × regions = %d: ratio %.3f (goal 1.00); checks per slot %.3f; %d slots checked twice, %d not checked\n",
+		f.perSlotTime, o.sites*len(regs), f.perSlot, f.checksPerSlot, f.twice, f.notChecked)
+	return f, nil
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {

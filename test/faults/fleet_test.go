@@ -16,7 +16,9 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 
+	"github.com/sitewatch/sitewatch/codecs"
 	"github.com/sitewatch/sitewatch/internal/testkit"
+	"github.com/sitewatch/sitewatch/kafkaconn"
 	"github.com/sitewatch/sitewatch/processors/urlchecker"
 )
 
@@ -29,29 +31,54 @@ const (
 	fleetHeartbeat      = 3 * time.Second
 )
 
+// fleetMember is one emitter of the fleet test: its instance id and
+// region.
+type fleetMember struct{ id, region string }
+
 // TestEmitterFleetRequestsEachSlotOnce runs three emitters (the real
-// binary) in one check group on a 12-partition cluster, with 2,000 sites
-// every 2 s against one local target. Each emitter schedules only the
-// sites of the request partitions its url_checker owns, so:
+// binary) in each of two regions (each region its own check group and
+// requests topic) and two processors on one 12-partition cluster, with
+// 2,000 sites every 2 s against one local target. Each emitter schedules
+// only the sites of the request partitions its url_checker owns, so:
 //
-//   - while the group is stable, every slot is requested once and checked
-//     once (where three emitters scheduling every site made three
-//     requests per slot, two of them decoded only to be dropped);
-//   - after one emitter is killed (SIGKILL), its sites are checked again
-//     by the others within the session timeout, the heartbeat that tells
-//     them and one interval;
-//   - with two emitters left, every slot is again requested and checked
-//     once: requests per slot equal the sites, whatever the emitters.
+//   - while the groups are stable, every slot of every region is
+//     requested once and checked once (where three emitters scheduling
+//     every site made three requests per slot, two of them decoded only
+//     to be dropped): requests per slot are sites × regions;
+//   - after one emitter of one region is killed (SIGKILL), its sites are
+//     checked again by the others of its region within the session
+//     timeout, the heartbeat that tells them and one interval, and the
+//     other region goes on checking each slot once meanwhile;
+//   - with two emitters left there, every slot is again requested and
+//     checked once: requests per slot equal the sites × regions, whatever
+//     the emitters;
+//   - check_results ends with one row per event (per slot and region),
+//     both regions in it, and check_windows equals SQL's aggregation.
 func TestEmitterFleetRequestsEachSlotOnce(t *testing.T) {
 	skipShort(t)
 	const (
 		parts    = 12
 		nSites   = 2000
 		interval = 2 * time.Second
-		emitters = 3
+		perGroup = 3 // emitters per region
+		// Intervals tallied per stable phase: each region's 2,000 sites
+		// three times over, enough to see every partition's slots.
+		windowIntervals = 3
 	)
-	cluster, addrs := testkit.Kafka(t, kfake.SeedTopics(parts, allTopics()...))
+	regions := []string{codecs.DefaultRegion, "eu"}
+	seed := allTopics()
+	requestTopics := map[string]string{}
+	for _, r := range regions {
+		tp := string((&kafkaconn.Options{}).RegionRequests(r))
+		requestTopics[tp] = r
+		if r != codecs.DefaultRegion {
+			seed = append(seed, tp)
+		}
+	}
+	cluster, addrs := testkit.Kafka(t, kfake.SeedTopics(parts, seed...))
 	logGroupsOnFailure(t, cluster)
+	e := &env{t: t, cluster: cluster, addrs: addrs, db: testkit.Postgres(t)}
+	db := e.connect()
 	target := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = w.Write([]byte("ok"))
 	}))
@@ -59,57 +86,92 @@ func TestEmitterFleetRequestsEachSlotOnce(t *testing.T) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "defaults:\n  interval: %s\n  timeout: 1s\nsites:\n", interval)
 	sites := make([]testkit.Site, nSites)
+	urls := make([]string, nSites)
 	for i := range sites {
 		sites[i] = testkit.Site{URL: fmt.Sprintf("%s/s/%d", target.URL, i), Interval: interval}
+		urls[i] = sites[i].URL
 		fmt.Fprintf(&b, "  - url: %s\n", sites[i].URL)
 	}
 	path := filepath.Join(t.TempDir(), "sites.yaml")
 	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	log, err := testkit.FollowSlots(addrs, map[string]string{string(topics.Requests): ""},
-		[]string{string(topics.Succeeded), string(topics.Failed)}, nil)
+	// Results are counted by the region they carry: the checks of a
+	// region's slot by that region's emitters.
+	log, err := testkit.FollowSlots(addrs, requestTopics, []string{string(topics.Succeeded), string(topics.Failed)},
+		func(r *codecs.Result) string { return r.Region })
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(log.Close)
 
-	children := map[string]*child{}
-	for i := range emitters {
-		id := fmt.Sprintf("em%d", i+1)
-		children[id] = startChild(t, id, bins.emitter, []string{
-			"-sites", path, "-brokers", testkit.JoinAddrs(addrs), "-topic-partitions", strconv.Itoa(parts), "-instance-id", id,
-		})
+	procs := make([]*child, 2)
+	for i := range procs {
+		procs[i] = startChild(t, fmt.Sprintf("processor#%d", i+1), bins.processor,
+			e.processorArgs(e.db, "-topic-partitions", strconv.Itoa(parts)))
 	}
-	group := "url_checker"
-	stable := func(members int, alive []string) int32 {
+	// Both regions' emitters start at once: the groups form side by side.
+	children := map[string]*child{}
+	var fleet []fleetMember
+	for _, r := range regions {
+		for i := range perGroup {
+			m := fleetMember{fmt.Sprintf("em%d", i+1), r}
+			args := []string{"-sites", path, "-brokers", testkit.JoinAddrs(addrs), "-topic-partitions", strconv.Itoa(parts)}
+			if r != codecs.DefaultRegion {
+				m.id = fmt.Sprintf("%s%d", r, i+1)
+				args = append(args, "-region", r)
+			}
+			children[m.id] = startChild(t, m.id, bins.emitter, append(args, "-instance-id", m.id))
+			fleet = append(fleet, m)
+		}
+	}
+	group := func(region string) string { return string((&kafkaconn.Options{}).CheckerGroup(region)) }
+	of := func(alive []fleetMember, region string) []string {
+		var ids []string
+		for _, m := range alive {
+			if m.region == region {
+				ids = append(ids, m.id)
+			}
+		}
+		return ids
+	}
+	// stable waits until each region's group is stable with its alive
+	// emitters, which own every partition and schedule every site
+	// between them, and returns the groups' generations.
+	stable := func(alive []fleetMember) map[string]int32 {
 		t.Helper()
-		var gen int32
+		gens := map[string]int32{}
 		began := time.Now()
 		defer func() {
-			t.Logf("%d emitters sharing the partitions after %v", members, time.Since(began).Round(100*time.Millisecond))
+			t.Logf("%d emitters sharing the partitions of %d regions after %v", len(alive), len(regions), time.Since(began).Round(100*time.Millisecond))
 		}()
-		waitFor(t, 120*time.Second, fmt.Sprintf("%d emitters sharing the %d partitions", members, parts), func() (bool, string) {
-			gi := cluster.GroupInfo(group)
-			if gi == nil || gi.State != "Stable" || len(gi.Members) != members {
-				if gi == nil {
-					return false, "no group yet"
+		waitFor(t, 120*time.Second, fmt.Sprintf("%d emitters sharing the %d partitions of each region", len(alive), parts), func() (bool, string) {
+			for _, r := range regions {
+				ids := of(alive, r)
+				gi := cluster.GroupInfo(group(r))
+				if gi == nil || gi.State != "Stable" || len(gi.Members) != len(ids) {
+					if gi == nil {
+						return false, "no group " + group(r) + " yet"
+					}
+					return false, fmt.Sprintf("group %s %s, %d members", group(r), gi.State, len(gi.Members))
 				}
-				return false, fmt.Sprintf("group %s, %d members", gi.State, len(gi.Members))
-			}
-			var owned, scheduled float64
-			for _, id := range alive {
-				owned += children[id].metric("sitewatch_schedule_owned_partitions")
-				scheduled += children[id].metric("sitewatch_schedule_sites")
-				// Ready: url_checker consuming, partitions assigned.
-				if h := health(t, children[id]); h != "ok" {
-					return false, id + " /healthz: " + h
+				var owned, scheduled float64
+				for _, id := range ids {
+					owned += children[id].metric("sitewatch_schedule_owned_partitions")
+					scheduled += children[id].metric("sitewatch_schedule_sites")
+					// Ready: url_checker consuming, partitions assigned.
+					if h := health(t, children[id]); h != "ok" {
+						return false, id + " /healthz: " + h
+					}
 				}
+				if owned != parts || scheduled != nSites {
+					return false, fmt.Sprintf("region %s: emitters own %v partitions, schedule %v sites", r, owned, scheduled)
+				}
+				gens[r] = gi.Epoch
 			}
-			gen = gi.Epoch
-			return owned == parts && scheduled == nSites, fmt.Sprintf("emitters own %v partitions, schedule %v sites", owned, scheduled)
+			return true, ""
 		})
-		return gen
+		return gens
 	}
 	stale := func(ids []string) float64 {
 		var n float64
@@ -130,12 +192,16 @@ func TestEmitterFleetRequestsEachSlotOnce(t *testing.T) {
 		}
 		return b.String()
 	}
-	// window waits out n intervals of a stable group and tallies the
-	// slots that began in them once their checks have been read, with the
-	// requests the emitters skipped as stale meanwhile.
-	window := func(what string, n int, gen int32, alive []string) (testkit.SlotTally, time.Time, time.Time) {
+	// window waits out n intervals of stable groups and tallies, per
+	// region, the slots that began in them once their checks have been
+	// read, with the requests the region's emitters skipped as stale
+	// meanwhile. It asserts requests per slot = sites × regions.
+	window := func(what string, n int, gens map[string]int32, alive []fleetMember) (map[string]testkit.SlotTally, time.Time, time.Time) {
 		t.Helper()
-		staleBefore := stale(alive)
+		staleBefore := map[string]float64{}
+		for _, r := range regions {
+			staleBefore[r] = stale(of(alive, r))
+		}
 		from := time.Now().Add(interval) // slots requested under the new assignment
 		to := from.Add(time.Duration(n) * interval)
 		// Their requests and checks produced: two intervals leave room
@@ -146,62 +212,80 @@ func TestEmitterFleetRequestsEachSlotOnce(t *testing.T) {
 		if err := log.Sync(ctx); err != nil {
 			t.Fatal(err)
 		}
-		if gi := cluster.GroupInfo(group); gi == nil || gi.Epoch != gen {
-			t.Fatalf("%s: the group rebalanced during the window (now %+v, was generation %d)", what, gi, gen)
-		}
-		tl := log.Tally("", sites, from, to)
 		t.Logf("%s: window %s to %s", what, from.Format("15:04:05.000"), to.Format("15:04:05.000"))
-		t.Logf("%s, stable: %s; by checker %v; unrequested %v, unchecked %v", what, tl, tl.Checkers, slotNames(tl.Unrequested, parts), slotNames(tl.Unchecked, parts))
-		t.Logf("%s: counters %s", what, counters(alive))
-		onceEach(t, what, tl, stale(alive)-staleBefore)
-		return tl, from, to
+		out := map[string]testkit.SlotTally{}
+		var requests int
+		for _, r := range regions {
+			if gi := cluster.GroupInfo(group(r)); gi == nil || gi.Epoch != gens[r] {
+				t.Fatalf("%s: group %s rebalanced during the window (now %+v, was generation %d)", what, group(r), gi, gens[r])
+			}
+			tl := log.Tally(r, sites, from, to)
+			ids := of(alive, r)
+			t.Logf("%s, region %s, stable: %s; by checker %v; unrequested %v, unchecked %v", what, r, tl, tl.Checkers, slotNames(tl.Unrequested, parts), slotNames(tl.Unchecked, parts))
+			t.Logf("%s, region %s: counters %s", what, r, counters(ids))
+			onceEach(t, what+", region "+r, tl, stale(ids)-staleBefore[r])
+			if len(tl.Checkers) != len(ids) {
+				t.Errorf("%s, region %s: slots checked by %v, want each of its %d emitters checking its share", what, r, tl.Checkers, len(ids))
+			}
+			requests += tl.Requests
+			out[r] = tl
+		}
+		perInterval := float64(requests) / float64(n)
+		t.Logf("%s: %d requests in %d intervals = %.1f per slot time; sites × regions = %d", what, requests, n, perInterval, nSites*len(regions))
+		if requests != n*nSites*len(regions) {
+			t.Errorf("%s: %d requests in %d intervals, want sites × regions × intervals = %d", what, requests, n, n*nSites*len(regions))
+		}
+		return out, from, to
 	}
-	// owners names the partitions each member of the group consumes.
-	owners := func() map[string][]int32 {
+	// owners names the partitions each member of a region's group
+	// consumes.
+	owners := func(region string) map[string][]int32 {
 		out := map[string][]int32{}
-		if gi := cluster.GroupInfo(group); gi != nil {
+		g := group(region)
+		if gi := cluster.GroupInfo(g); gi != nil {
 			for _, m := range gi.Members {
-				id := strings.Split(strings.TrimPrefix(m.MemberID, group+"-"), "-")[0]
-				out[id] = m.Assignment[string(topics.Requests)]
+				id := strings.Split(strings.TrimPrefix(m.MemberID, g+"-"), "-")[0]
+				out[id] = m.Assignment[string((&kafkaconn.Options{}).RegionRequests(region))]
 			}
 		}
 		return out
 	}
 
-	alive := []string{"em1", "em2", "em3"}
-	gen := stable(emitters, alive)
-	three, _, to := window("3 emitters", 5, gen, alive)
-	if len(three.Checkers) != emitters {
-		t.Errorf("slots checked by %v, want each of the %d emitters checking its share", three.Checkers, emitters)
+	alive := slices.Clone(fleet)
+	gens := stable(alive)
+	for _, p := range procs {
+		p.waitLog(started, 90*time.Second)
 	}
+	three, _, to := window("3 emitters per region", windowIntervals, gens, alive)
 
-	// SIGKILL em2: no leaving the group, no flush.
-	victim := "em2"
+	// SIGKILL em2 of the default region: no leaving the group, no flush.
+	victim := fleetMember{"em2", codecs.DefaultRegion}
 	var mine []testkit.Site
-	victimParts := owners()[victim]
+	victimParts := owners(victim.region)[victim.id]
 	for _, s := range sites {
 		if slices.Contains(victimParts, urlchecker.RequestPartition(s.URL, parts)) {
 			mine = append(mine, s)
 		}
 	}
 	if len(mine) == 0 {
-		t.Fatalf("%s owns no partition: %v", victim, owners())
+		t.Fatalf("%s owns no partition: %v", victim.id, owners(victim.region))
 	}
-	children[victim].kill()
+	euStale := stale(of(alive, "eu"))
+	children[victim.id].kill()
 	killed := time.Now()
-	alive = slices.DeleteFunc(alive, func(id string) bool { return id == victim })
+	alive = slices.DeleteFunc(alive, func(m fleetMember) bool { return m == victim })
 	bound := fleetSessionTimeout + fleetHeartbeat + interval
 	var (
 		requested, checked map[string]time.Time
 		reassigned         time.Time // when the group was seen stable without the victim
 	)
 	waitFor(t, bound+60*time.Second, fmt.Sprintf("the %d sites of the killed emitter requested and checked again", len(mine)), func() (bool, string) {
-		if gi := cluster.GroupInfo(group); reassigned.IsZero() && gi != nil && gi.State == "Stable" && len(gi.Members) == emitters-1 {
+		if gi := cluster.GroupInfo(group(victim.region)); reassigned.IsZero() && gi != nil && gi.State == "Stable" && len(gi.Members) == perGroup-1 {
 			reassigned = time.Now()
 		}
 		// The victim is dead: any request after the kill is another's.
-		requested = log.FirstRequested("", mine, killed, time.Now())
-		checked = log.FirstChecked("", victim, mine, killed, time.Now())
+		requested = log.FirstRequested(victim.region, mine, killed, time.Now())
+		checked = log.FirstChecked(victim.region, victim.id, mine, killed, time.Now())
 		return len(requested) == len(mine) && len(checked) == len(mine),
 			fmt.Sprintf("%d requested, %d checked of %d", len(requested), len(checked), len(mine))
 	})
@@ -214,9 +298,9 @@ func TestEmitterFleetRequestsEachSlotOnce(t *testing.T) {
 	}
 	recovery, checkRecovery := latest(requested), latest(checked)
 	afterAssignment := killed.Add(recovery).Sub(reassigned)
-	t.Logf("killed %s owning partitions %v (%d sites): all requested again %v after the kill (session timeout %v + heartbeat %v + interval %v = %v), "+
+	t.Logf("killed %s of region %s owning partitions %v (%d sites): all requested again %v after the kill (session timeout %v + heartbeat %v + interval %v = %v), "+
 		"%v after the group was seen rebalanced (%v after the kill); all checked again %v after the kill",
-		victim, victimParts, len(mine), recovery.Round(10*time.Millisecond), fleetSessionTimeout, fleetHeartbeat, interval, bound,
+		victim.id, victim.region, victimParts, len(mine), recovery.Round(10*time.Millisecond), fleetSessionTimeout, fleetHeartbeat, interval, bound,
 		afterAssignment.Round(10*time.Millisecond), reassigned.Sub(killed).Round(10*time.Millisecond), checkRecovery.Round(10*time.Millisecond))
 	// The emitters' part: a taken partition's sites start at their next
 	// slot (the group is polled every 200 ms, hence the slack).
@@ -231,17 +315,96 @@ func TestEmitterFleetRequestsEachSlotOnce(t *testing.T) {
 		t.Errorf("the killed emitter's sites requested again after %v, want within %v and the rebalance", recovery, bound)
 	}
 
-	gen = stable(emitters-1, alive)
-	two, from2, _ := window("2 emitters", 4, gen, alive)
-	handover := log.Tally("", sites, to, from2)
-	t.Logf("around the kill (slots %v to %v): %s", to.Format(time.TimeOnly), from2.Format(time.TimeOnly), handover)
+	gens2 := stable(alive)
+	if gens2["eu"] != gens["eu"] {
+		t.Errorf("the eu group rebalanced (generation %d → %d) when an emitter of region default was killed", gens["eu"], gens2["eu"])
+	}
+	two, from2, _ := window("2 emitters in region default, 3 in eu", windowIntervals, gens2, alive)
+	handover := log.Tally(victim.region, sites, to, from2)
+	t.Logf("around the kill, region %s (slots %v to %v): %s", victim.region, to.Format(time.TimeOnly), from2.Format(time.TimeOnly), handover)
+	// The other region's group was stable all along: once each there too.
+	euHandover := log.Tally("eu", sites, to, from2)
+	t.Logf("around the kill, region eu: %s", euHandover)
+	onceEach(t, "around the kill, region eu", euHandover, stale(of(alive, "eu"))-euStale)
 	if n := log.Undecodable(); n > 0 {
 		t.Errorf("%d undecodable records on the request and result topics", n)
 	}
-	record(t, figure{fault: "emitter kill -9 in a fleet of 3 (12 partitions)", injected: 1, produced: three.Checks + two.Checks, stored: three.Checked + two.Checked,
-		dupes: three.Twice + two.Twice, recovery: recovery,
-		note: fmt.Sprintf("requests per slot %.3f with 3 emitters, %.3f with 2 (%d sites); checked again after %v; slots around the kill: %d not checked, %d twice",
-			three.RequestsPerSlot(), two.RequestsPerSlot(), nSites, checkRecovery.Round(10*time.Millisecond), handover.Slots-handover.Checked, handover.Twice)})
+
+	// The store: stop the emitters, close the live windows of both
+	// regions, then one row per event and windows equal to SQL's.
+	stopped := make(chan int, len(alive))
+	for _, m := range alive {
+		go func() { stopped <- children[m.id].stop(90 * time.Second) }()
+	}
+	for range alive {
+		if code := <-stopped; code != 0 {
+			t.Errorf("an emitter exited with status %d after SIGTERM, want 0", code)
+		}
+	}
+	p := e.producer()
+	closedBefore := closeRegionWindows(p, urls, regions)
+	p.wait()
+	produced, repeats := e.producedResults()
+	want := map[string]bool{}
+	for id := range produced {
+		want[id] = true
+	}
+	took := e.settle(db, want, closedBefore, nil, 240*time.Second)
+	byRegion := map[string]int{}
+	rows, err := db.Query(context.Background(), `SELECT region, count(*) FROM check_results GROUP BY region`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var r string
+		var n int
+		if err := rows.Scan(&r, &n); err != nil {
+			t.Fatal(err)
+		}
+		byRegion[r] = n
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("check_results: %d events, one row each, by region %v (%d results repeated in Kafka); stored and windows equal to SQL %v after the emitters stopped", len(want), byRegion, repeats, took.Round(100*time.Millisecond))
+	for _, r := range regions {
+		if byRegion[r] == 0 {
+			t.Errorf("check_results has no row of region %s: %v", r, byRegion)
+		}
+	}
+	for _, pr := range procs {
+		if code := pr.stop(60 * time.Second); code != 0 {
+			t.Errorf("%s exit status %d after SIGTERM, want 0", pr.name, code)
+		}
+	}
+
+	d, e3 := three[codecs.DefaultRegion], three["eu"]
+	d2, e2 := two[codecs.DefaultRegion], two["eu"]
+	record(t, figure{fault: "emitter kill -9 in a fleet of 2 regions × 3 (12 partitions)", injected: 1,
+		produced: d.Checks + e3.Checks + d2.Checks + e2.Checks, stored: d.Checked + e3.Checked + d2.Checked + e2.Checked,
+		dupes: d.Twice + e3.Twice + d2.Twice + e2.Twice, recovery: recovery,
+		note: fmt.Sprintf("requests per slot and region %.3f/%.3f with 3 emitters each, %.3f/%.3f with 2 in default (%d sites × %d regions); checked again after %v; default's slots around the kill: %d not checked, %d twice",
+			d.RequestsPerSlot(), e3.RequestsPerSlot(), d2.RequestsPerSlot(), e2.RequestsPerSlot(), nSites, len(regions),
+			checkRecovery.Round(10*time.Millisecond), handover.Slots-handover.Checked, handover.Twice)})
+}
+
+// closeRegionWindows is closeLiveWindows for every region: one more
+// event per URL and region ten minutes ahead moves each one's watermark
+// past every window so far. It returns the end of the closed windows.
+func closeRegionWindows(p *producer, urls, regions []string) time.Time {
+	at := time.Now().UTC().Add(10 * time.Minute)
+	var out []*codecs.Result
+	for _, region := range regions {
+		for i, u := range urls {
+			out = append(out, &codecs.Result{
+				EventID: fmt.Sprintf("flush-%s-%d-%d", region, at.UnixNano(), i), URL: u, Region: region,
+				ScheduledAt: at.Truncate(time.Second), CheckedAt: at,
+				Outcome: codecs.OutcomeUp, StatusCode: 200, Checker: "fault-suite",
+			})
+		}
+	}
+	p.results(out...)
+	return windowStart(at)
 }
 
 func slotNames(ks []testkit.SlotKey, parts int32) []string {

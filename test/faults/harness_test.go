@@ -362,7 +362,7 @@ func logGroupsOnFailure(t *testing.T, c *kfake.Cluster) {
 		if !t.Failed() {
 			return
 		}
-		for _, g := range []string{"windows", "sink_results", "sink_windows", "url_checker"} {
+		for _, g := range []string{"windows", "sink_results", "sink_windows", "url_checker", "url_checker_eu"} {
 			gi := c.GroupInfo(g)
 			if gi == nil {
 				continue
