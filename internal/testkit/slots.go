@@ -3,6 +3,7 @@ package testkit
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
@@ -306,4 +307,20 @@ func (l *SlotLog) Undecodable() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.bad
+}
+
+// RequestedSlots lists, in order, the slots of url in group beginning in
+// [from, to) that were requested, whatever the interval they were
+// scheduled at: what a site's edit or removal did to its requests.
+func (l *SlotLog) RequestedSlots(group, url string, from, to time.Time) []time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []time.Time
+	for k, n := range l.requests {
+		if n > 0 && k.Group == group && k.URL == url && k.Slot >= from.UnixNano() && k.Slot < to.UnixNano() {
+			out = append(out, time.Unix(0, k.Slot))
+		}
+	}
+	slices.SortFunc(out, func(a, b time.Time) int { return a.Compare(b) })
+	return out
 }
