@@ -425,6 +425,11 @@ func onceEach(t *testing.T, what string, tl testkit.SlotTally, skipped float64) 
 	if tl.Slots == 0 {
 		t.Fatalf("%s: no slots in the window", what)
 	}
+	// However starved, a stable group checks some of its slots: none
+	// checked is a region whose checks are lost or counted elsewhere.
+	if tl.Checked == 0 {
+		t.Errorf("%s: none of the %d slots checked", what, tl.Slots)
+	}
 	if tl.Requests != tl.Slots || tl.Requested != tl.Slots {
 		t.Errorf("%s: %d requests for %d slots (%d slots requested), want one request per slot", what, tl.Requests, tl.Slots, tl.Requested)
 	}
