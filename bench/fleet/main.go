@@ -43,6 +43,7 @@ import (
 
 	"github.com/sitewatch/sitewatch/bench/internal/benchkit"
 	"github.com/sitewatch/sitewatch/codecs"
+	"github.com/sitewatch/sitewatch/internal/retry"
 	"github.com/sitewatch/sitewatch/internal/testkit"
 	"github.com/sitewatch/sitewatch/kafkaconn"
 	"github.com/sitewatch/sitewatch/processors/urlchecker"
@@ -240,7 +241,7 @@ func bench(ctx context.Context, o options) error {
 			fmt.Printf("  after 3 minutes, %d of %d sites requested again, %d checked again\n", len(requested), len(mine), len(checked))
 			break
 		}
-		if !sleep(ctx, 100*time.Millisecond) {
+		if !retry.Sleep(ctx, 100*time.Millisecond) {
 			return ctx.Err()
 		}
 	}
@@ -320,7 +321,7 @@ func stable(ctx context.Context, cluster *kfake.Cluster, regs []region, alive []
 		if time.Now().After(deadline) {
 			return fmt.Errorf("fleet not stable after 5 minutes: %s", why)
 		}
-		if !sleep(ctx, 200*time.Millisecond) {
+		if !retry.Sleep(ctx, 200*time.Millisecond) {
 			return ctx.Err()
 		}
 	}
@@ -351,7 +352,7 @@ func phase(ctx context.Context, log *testkit.SlotLog, regs []region, sites []tes
 	stale0 := staleOf()
 	from := time.Now().Add(o.interval)
 	to := from.Add(time.Duration(o.window) * o.interval)
-	if !sleep(ctx, time.Until(to)+2*o.interval) {
+	if !retry.Sleep(ctx, time.Until(to)+2*o.interval) {
 		return figures{}, ctx.Err()
 	}
 	// The broker, the target and the follower share this process: on a
@@ -387,13 +388,3 @@ func phase(ctx context.Context, log *testkit.SlotLog, regs []region, sites []tes
 	return f, nil
 }
 
-func sleep(ctx context.Context, d time.Duration) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return false
-	case <-t.C:
-		return true
-	}
-}
