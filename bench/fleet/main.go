@@ -387,4 +387,3 @@ func phase(ctx context.Context, log *testkit.SlotLog, regs []region, sites []tes
 		f.perSlotTime, o.sites*len(regs), f.perSlot, f.checksPerSlot, f.twice, f.notChecked)
 	return f, nil
 }
-
