@@ -3,8 +3,6 @@ package scheduler
 import (
 	"crypto/sha256"
 	"encoding/binary"
-	"encoding/hex"
-	"strconv"
 	"time"
 
 	"github.com/sitewatch/sitewatch/codecs"
@@ -49,17 +47,9 @@ func slotStart(interval, phase int64, t time.Time) time.Time {
 // idempotency key; two regions' checks of one slot are two ids. The
 // default region's ids are those of the builds before regions, so stored
 // rows keep theirs.
+//
+// The computation lives in codecs (SlotEventID), so that a consumer can
+// tell an id that is its slot's (IsSlotEventID) without this package.
 func RequestID(url string, scheduledAt time.Time, region string) string {
-	// One buffer on the stack and Sum256: the scheduler computes an id per
-	// site and slot, tens of thousands a second, and each allocation shows.
-	var buf [256]byte
-	b := append(buf[:0], url...)
-	b = append(b, 0)
-	b = strconv.AppendInt(b, scheduledAt.UnixNano(), 10)
-	if region != codecs.DefaultRegion && region != "" {
-		b = append(b, 0)
-		b = append(b, region...)
-	}
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:16])
+	return codecs.SlotEventID(url, scheduledAt, region)
 }

@@ -30,7 +30,8 @@
 // # When a window is emitted
 //
 // Each URL's group-table value keeps its watermark (newest checked_at),
-// the windows still open to late events, and the event_ids and response
+// the windows still open to late events, and the events (by slot, or by
+// event_id for ids that are not a slot's: see window.Slots) and response
 // times counted in each, in a compact binary form (see stateCodec).
 // A window is emitted as soon as the URL's watermark reaches its end. It
 // stays in the table until the watermark passes end+grace (Config.Grace,

@@ -75,8 +75,9 @@ func TestStateFromVersion2(t *testing.T) {
 			t.Fatalf("%d: %v", i, v)
 		}
 	}
-	// Version 2's bytes: version 3's without each window's region (an
-	// empty region is one zero byte at the end of the window).
+	// Version 2's bytes: version 4's without each window's region and
+	// slots (an empty region and no slots are two zero bytes at the end of
+	// the window) and without the dropped slots.
 	b := []byte{stateVersionNoRegion}
 	b = appendTime(b, st.Watermark)
 	b = appendTime(b, st.Horizon)
@@ -86,10 +87,11 @@ func TestStateFromVersion2(t *testing.T) {
 		c := *w
 		c.Region = ""
 		wb := c.appendBinary(nil)
-		if wb[len(wb)-1] != 0 {
-			t.Fatal("test bug: a window's region is not its last field")
+		// The region and the slots (none: ids of their own) end it.
+		if len(c.Slots) != 0 || wb[len(wb)-1] != 0 || wb[len(wb)-2] != 0 {
+			t.Fatal("test bug: a window's region and slots are not its last fields")
 		}
-		b = append(b, wb[:len(wb)-1]...)
+		b = append(b, wb[:len(wb)-2]...)
 	}
 	b = appendStrings(b, st.Dropped)
 	v, err := stateCodec{}.Decode(b)

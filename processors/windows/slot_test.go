@@ -1,8 +1,10 @@
 package windows
 
 import (
+	"encoding/binary"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -64,12 +66,24 @@ func TestRepeatedSlotCountedOnceInFirstWindow(t *testing.T) {
 // The event_ids that recognise a repeat survive the group table: encoded
 // and decoded (a restart recovering the table), and after the first
 // check's window was dropped, for a site checked every minute.
+//
+// Both for an emitter's events, kept by slot, and for events of a producer
+// with ids of its own, kept by id.
 func TestRepeatedSlotRecognisedAfterRestoreAndDrop(t *testing.T) {
+	for _, bySlot := range []bool{true, false} {
+		t.Run("by slot "+strconv.FormatBool(bySlot), func(t *testing.T) { testRepeatedSlotAfterRestoreAndDrop(t, bySlot) })
+	}
+}
+
+func testRepeatedSlotAfterRestoreAndDrop(t *testing.T, bySlot bool) {
 	rules := params{size: DefaultWindowSize, grace: DefaultGrace, idleAfter: DefaultIdleAfter, forgetAfter: DefaultForgetAfter}
 	st := &state{}
 	var slots []*codecs.Result
 	for i := range 9 { // one a minute, 12:00:30 to 12:08:30
 		r := result(site, "m"+strconv.Itoa(i), at(12, i, 30))
+		if bySlot {
+			r = slotResult(site, codecs.DefaultRegion, at(12, i, 30))
+		}
 		slots = append(slots, r)
 		if v, _ := rules.apply(st, r, r.CheckedAt, time.Time{}); v != applied {
 			t.Fatalf("%s: %v", r.EventID, v)
@@ -78,6 +92,9 @@ func TestRepeatedSlotRecognisedAfterRestoreAndDrop(t *testing.T) {
 	}
 	if st.Horizon.IsZero() {
 		t.Fatalf("test bug: no window was dropped yet: %+v", st)
+	}
+	if kept := keptBy(st); kept != map[bool]string{true: "slots", false: "ids"}[bySlot] {
+		t.Fatalf("events kept by %s", kept)
 	}
 	// Slot m6 (12:06:30) is in a window still kept, m4 (12:04:30) in the
 	// window dropped; each is checked again within two intervals.
@@ -89,6 +106,128 @@ func TestRepeatedSlotRecognisedAfterRestoreAndDrop(t *testing.T) {
 		if v, _ := rules.apply(st, rep, rep.CheckedAt, time.Time{}); v != duplicate {
 			t.Errorf("repeat of %s (first check's window dropped: %v): %v, want duplicate", r.EventID, r.CheckedAt.Before(st.Horizon), v)
 		}
+	}
+}
+
+// slotResult is an emitter's result: its event_id is its slot's.
+func slotResult(url, region string, scheduledAt time.Time, opts ...func(*codecs.Result)) *codecs.Result {
+	r := result(url, codecs.SlotEventID(url, scheduledAt, region), scheduledAt, opts...)
+	r.Region = region
+	return r
+}
+
+// keptBy says how st keeps its events: "slots", "ids", "both" or "none",
+// windows and dropped ones alike.
+func keptBy(st *state) string {
+	slots, ids := len(st.DroppedSlots), len(st.Dropped)
+	for _, w := range st.Windows {
+		slots, ids = slots+len(w.Slots), ids+len(w.EventIDs)
+	}
+	switch {
+	case slots > 0 && ids > 0:
+		return "both"
+	case slots > 0:
+		return "slots"
+	case ids > 0:
+		return "ids"
+	}
+	return "none"
+}
+
+// A slot is one region's: another region's check of the same slot (its
+// own event_id, its own row) is applied, and each is a duplicate of
+// itself only.
+func TestSlotIsPerRegion(t *testing.T) {
+	rules := params{size: DefaultWindowSize, grace: DefaultGrace, idleAfter: DefaultIdleAfter, forgetAfter: DefaultForgetAfter}
+	st := &state{}
+	def, eu := slotResult(site, codecs.DefaultRegion, at(12, 1, 0)), slotResult(site, "eu", at(12, 1, 0))
+	for _, step := range []struct {
+		r    *codecs.Result
+		want verdict
+	}{{def, applied}, {eu, applied}, {again(def, time.Second), duplicate}, {again(eu, time.Second), duplicate}} {
+		if v, _ := rules.apply(st, step.r, step.r.CheckedAt, time.Time{}); v != step.want {
+			t.Errorf("%s's check: %v, want %v", step.r.Region, v, step.want)
+		}
+		st, _ = reloaded(t, st)
+	}
+	// An event of another producer whose id is not its slot's is its own
+	// event, though its slot is def's.
+	other := result(site, "other", at(12, 1, 0))
+	if v, _ := rules.apply(st, other, other.CheckedAt, time.Time{}); v != applied {
+		t.Errorf("an event with an id of its own in an emitter's slot: %v, want applied", v)
+	}
+	if kept := keptBy(st); kept != "both" {
+		t.Errorf("events kept by %s, want both", kept)
+	}
+}
+
+// A group table written before slots (version 3: every event kept by its
+// event_id) decodes and goes on: a repeat of an event it holds is still
+// a duplicate, though new events are kept by slot.
+func TestStateFromVersion3(t *testing.T) {
+	rules := params{size: DefaultWindowSize, grace: DefaultGrace, idleAfter: DefaultIdleAfter, forgetAfter: DefaultForgetAfter}
+	var rs []*codecs.Result
+	for i := range 9 { // one a minute, as above: a window is dropped
+		rs = append(rs, slotResult(site, codecs.DefaultRegion, at(12, i, 30)))
+	}
+	// Version 3 kept every event by id: the ids in EventIDs and Dropped.
+	st := &state{}
+	for _, r := range rs {
+		if v, _ := rules.apply(st, r, r.CheckedAt, time.Time{}); v != applied {
+			t.Fatalf("%v", v)
+		}
+	}
+	if st.Horizon.IsZero() || len(st.DroppedSlots) == 0 {
+		t.Fatalf("test bug: no window was dropped yet: %+v", st)
+	}
+	for _, s := range st.DroppedSlots {
+		st.Dropped = append(st.Dropped, codecs.SlotEventID(site, time.Unix(0, s.At), s.Region))
+	}
+	st.DroppedSlots = nil
+	b := []byte{stateVersionNoSlots}
+	b = appendTime(b, st.Watermark)
+	b = appendTime(b, st.Horizon)
+	b = appendTime(b, st.LastArrival)
+	b = binary.AppendUvarint(b, uint64(len(st.Windows)))
+	for _, w := range st.Windows {
+		c := *w
+		for _, s := range c.Slots {
+			c.EventIDs = append(c.EventIDs, codecs.SlotEventID(site, time.Unix(0, s), w.Region))
+		}
+		slices.Sort(c.EventIDs)
+		c.Slots = nil
+		wb := c.appendBinary(nil)
+		if wb[len(wb)-1] != 0 {
+			t.Fatal("test bug: a window's slots are not its last field")
+		}
+		b = append(b, wb[:len(wb)-1]...)
+	}
+	b = appendStrings(b, st.Dropped)
+	v, err := stateCodec{}.Decode(b)
+	if err != nil {
+		t.Fatalf("decode version 3: %v", err)
+	}
+	old := v.(*state)
+	if kept := keptBy(old); kept != "ids" {
+		t.Fatalf("version-3 state keeps its events by %s", kept)
+	}
+	// rs[6] is in a window kept, rs[4] in the one dropped.
+	for _, r := range []*codecs.Result{rs[6], rs[4]} {
+		rep := again(r, 75*time.Second)
+		if v, _ := rules.apply(old, rep, rep.CheckedAt, time.Time{}); v != duplicate {
+			t.Errorf("repeat of %v on a version-3 state: %v, want duplicate", r.ScheduledAt, v)
+		}
+	}
+	next := slotResult(site, codecs.DefaultRegion, at(12, 9, 30))
+	if v, _ := rules.apply(old, next, next.CheckedAt, time.Time{}); v != applied {
+		t.Fatalf("a new event on a version-3 state: %v", v)
+	}
+	again3, _ := reloaded(t, old)
+	if kept := keptBy(again3); kept != "both" {
+		t.Errorf("upgraded state keeps its events by %s, want both", kept)
+	}
+	if v, _ := rules.apply(again3, again(next, time.Second), next.CheckedAt.Add(time.Second), time.Time{}); v != duplicate {
+		t.Errorf("repeat of a new event on an upgraded state: %v, want duplicate", v)
 	}
 }
 
@@ -161,8 +300,11 @@ func TestStateCodecRoundTrip(t *testing.T) {
 	st := &state{LastArrival: time.Date(2026, 3, 2, 12, 0, 0, 123456789, time.UTC)}
 	rnd := rand.New(rand.NewPCG(3, 4))
 	for i := range 200 {
-		r := result(site, "ev-"+strconv.Itoa(i), at(12, 0, 0).Add(time.Duration(i)*3*time.Second+time.Duration(rnd.IntN(1e9))),
-			responseMS(rnd.Float64()*100))
+		t := at(12, 0, 0).Add(time.Duration(i)*3*time.Second + time.Duration(rnd.IntN(1e9)))
+		r := result(site, "ev-"+strconv.Itoa(i), t, responseMS(rnd.Float64()*100))
+		if i%3 != 0 { // most by slot, of two regions
+			r = slotResult(site, []string{codecs.DefaultRegion, "eu"}[i%2], t, responseMS(rnd.Float64()*100))
+		}
 		switch i % 7 {
 		case 3:
 			failed(codecs.ErrConnect, 0, nil)(r)
@@ -216,8 +358,8 @@ func stateDiff(a, b *state) string {
 	if !a.Watermark.Equal(b.Watermark) || !a.Horizon.Equal(b.Horizon) || !a.LastArrival.Equal(b.LastArrival) {
 		return "times"
 	}
-	if len(a.Windows) != len(b.Windows) || strconv.Itoa(len(a.Dropped)) != strconv.Itoa(len(b.Dropped)) {
-		return "lengths"
+	if len(a.Windows) != len(b.Windows) || !slices.Equal(a.Dropped, b.Dropped) || !slices.Equal(a.DroppedSlots, b.DroppedSlots) {
+		return "lengths or dropped"
 	}
 	for i, w := range a.Windows {
 		x := *b.Windows[i]
@@ -246,10 +388,8 @@ func deepDiff(a, b *window) string {
 			return "times"
 		}
 	}
-	for i := range a.EventIDs {
-		if a.EventIDs[i] != b.EventIDs[i] {
-			return "event ids"
-		}
+	if !slices.Equal(a.EventIDs, b.EventIDs) || !slices.Equal(a.Slots, b.Slots) {
+		return "event ids or slots"
 	}
 	for k, v := range a.StatusCounts {
 		if b.StatusCounts[k] != v {

@@ -12,10 +12,10 @@ import (
 )
 
 // stateVersion is the version of the group-table value this build writes
-// (see stateCodec, which also reads versions 1 and 2). A value of an unknown
+// (see stateCodec, which also reads versions 1 to 3). A value of an unknown
 // version stops the processor (goka panics on a decode error) rather than
 // being misread.
-const stateVersion = 3
+const stateVersion = 4
 
 // MaxExactResponses is how many response times a window keeps to compute
 // exact percentiles (percentile_cont, as check_windows_recomputed does);
@@ -50,8 +50,17 @@ type state struct {
 	// advance, a window per region), of each that had at most
 	// maxDroppedIDs, so that a slot checked again after a crash is
 	// recognised even when its first check's window is gone; see
-	// state.seen.
-	Dropped []string `json:"dropped,omitempty"`
+	// state.seen. DroppedSlots are the same for events identified by
+	// their slot (see window.Slots), Dropped for the others.
+	Dropped      []string     `json:"dropped,omitempty"`
+	DroppedSlots []regionSlot `json:"-"`
+}
+
+// regionSlot is one region's check of one slot of the URL: the event whose
+// event_id is codecs.SlotEventID(URL, At, Region).
+type regionSlot struct {
+	Region string
+	At     int64 // scheduled_at, Unix nanoseconds
 }
 
 // window is the running aggregate of one URL's checks by one region in
@@ -74,9 +83,17 @@ type window struct {
 	Response hist.Sketch `json:"response"`
 	// StatusCounts counts checks by status code.
 	StatusCounts map[string]int64 `json:"status_counts"`
-	// EventIDs are the event_ids applied, sorted, so that a re-delivered
-	// event is recognised. A window holds at most a few hundred checks of
-	// one URL (one per second at the shortest interval), so this is bounded.
+	// Slots and EventIDs are the events applied, sorted, so that a
+	// re-delivered event is recognised. An event whose event_id is its
+	// slot's (codecs.SlotEventID of its URL, scheduled_at and the window's
+	// region: every check by an emitter) is kept as its scheduled_at in
+	// Unix nanoseconds, in Slots, an eighth of the bytes of the id, which
+	// the processor decodes and encodes with the state for every event;
+	// any other (a producer of its own ids) by its event_id, in EventIDs.
+	// Both name an event exactly: the slot is the id's preimage. A window
+	// holds at most a few hundred checks of one URL (one per second at the
+	// shortest interval), so this is bounded.
+	Slots    []int64  `json:"-"`
 	EventIDs []string `json:"event_ids"`
 	// Revision is the revision of the last emission (0: never emitted).
 	Revision int64 `json:"revision"`
@@ -184,12 +201,14 @@ func (p params) applyAt(st *state, r *codecs.Result, now, low time.Time, pos pos
 	// event_id and a later checked_at, maybe in another window, and the
 	// store keeps the first row of the slot, which is the one counted here
 	// (both read the partition in order).
-	if st.seen(r.EventID) {
+	region := codecs.RegionOrDefault(r.Region)
+	bySlot := codecs.IsSlotEventID(r.EventID, r.URL, r.ScheduledAt, region)
+	slot := r.ScheduledAt.UnixNano()
+	if st.seen(r.EventID, bySlot, region, slot) {
 		return duplicate, p.resend(st, pos)
 	}
 	t := r.CheckedAt
 	start := p.windowStart(t)
-	region := codecs.RegionOrDefault(r.Region)
 	w, at := st.find(start, region)
 	if w == nil {
 		end := start.Add(p.size)
@@ -199,8 +218,13 @@ func (p params) applyAt(st *state, r *codecs.Result, now, low time.Time, pos pos
 		w = &window{Start: start, Region: region, StatusCounts: map[string]int64{}, Exact: true}
 		st.Windows = slices.Insert(st.Windows, at, w)
 	}
-	idPos, _ := slices.BinarySearch(w.EventIDs, r.EventID)
-	w.EventIDs = slices.Insert(w.EventIDs, idPos, r.EventID)
+	if bySlot {
+		i, _ := slices.BinarySearch(w.Slots, slot)
+		w.Slots = slices.Insert(w.Slots, i, slot)
+	} else {
+		i, _ := slices.BinarySearch(w.EventIDs, r.EventID)
+		w.EventIDs = slices.Insert(w.EventIDs, i, r.EventID)
+	}
 	w.add(r)
 	st.LastArrival = now
 	if capped := earliest(t, now.Add(p.size)); capped.After(st.Watermark) {
@@ -226,7 +250,9 @@ func earliest(a, b time.Time) time.Time {
 	return b
 }
 
-// seen reports whether an event with this id was applied to st: it is in
+// seen reports whether an event with this id was applied to st (bySlot:
+// the id is that of region's check of the slot at slot, see
+// window.Slots): it is in
 // one of the windows kept, or among the ids kept from the windows last
 // dropped. A window is dropped once the URL's checks are past its end by
 // the grace (a minute), so a repeat within that time is always found in
@@ -235,11 +261,24 @@ func earliest(a, b time.Time) time.Time {
 // by less than the interval plus the timeout (at most two intervals); for
 // a site checked less often than every half grace, the window last
 // dropped (Dropped, a few checks) covers one more window size.
-func (st *state) seen(id string) bool {
+//
+// The ids are looked up whatever bySlot says: a state written before
+// slots (version 3 and older) keeps every event by its id.
+func (st *state) seen(id string, bySlot bool, region string, slot int64) bool {
 	for _, w := range st.Windows {
-		if _, ok := slices.BinarySearch(w.EventIDs, id); ok {
-			return true
+		if len(w.EventIDs) > 0 {
+			if _, ok := slices.BinarySearch(w.EventIDs, id); ok {
+				return true
+			}
 		}
+		if bySlot && w.Region == region {
+			if _, ok := slices.BinarySearch(w.Slots, slot); ok {
+				return true
+			}
+		}
+	}
+	if bySlot && slices.Contains(st.DroppedSlots, regionSlot{Region: region, At: slot}) {
+		return true
 	}
 	return slices.Contains(st.Dropped, id)
 }
@@ -252,13 +291,19 @@ func (st *state) seen(id string) bool {
 // add theirs.
 func (st *state) forget(w *window, first bool) {
 	if first {
-		st.Dropped = st.Dropped[:0]
+		st.Dropped, st.DroppedSlots = st.Dropped[:0], st.DroppedSlots[:0]
 	}
-	if len(w.EventIDs) <= maxDroppedIDs {
+	if len(w.EventIDs)+len(w.Slots) <= maxDroppedIDs {
 		st.Dropped = append(st.Dropped, w.EventIDs...)
+		for _, at := range w.Slots {
+			st.DroppedSlots = append(st.DroppedSlots, regionSlot{Region: w.Region, At: at})
+		}
 	}
 	if len(st.Dropped) == 0 {
 		st.Dropped = nil
+	}
+	if len(st.DroppedSlots) == 0 {
+		st.DroppedSlots = nil
 	}
 }
 

@@ -19,8 +19,9 @@ import (
 // few hundred per window, beside as many event_ids) JSON made that the
 // bulk of its work.
 //
-// The value starts with its version byte, stateVersion (3), then:
-// watermark, horizon, last arrival; the windows; the dropped event_ids.
+// The value starts with its version byte, stateVersion (4), then:
+// watermark, horizon, last arrival; the windows; the dropped event_ids;
+// the dropped slots (each a region and a scheduled_at).
 // Times are a signed varint of Unix seconds and an unsigned varint of
 // nanoseconds (any time.Time, the zero one included); integers are varints;
 // floats their 8 IEEE 754 bytes, little-endian (exact, unlike decimal
@@ -28,11 +29,17 @@ import (
 // A window: start; checks, failures, regexp failures; flags (exact,
 // dirty); response times; sketch (count, sum, min, max, zeros, buckets);
 // status counts (sorted by code); event_ids; revision; emit topic and
-// offset; region.
+// offset; region; slots (the first a signed varint, each next one the
+// unsigned varint of its distance from the one before: they are sorted,
+// and a slot apart from the next by a second is 5 bytes where its event_id
+// was 33).
 //
-// Version 2 is version 3 without the windows' region, written before
-// regions: its windows decode as codecs.DefaultRegion's, so a running
-// table upgrades in place. Version 1, the JSON of the state struct (first byte '{'), written before
+// Version 3 is version 4 without slots, written before events were kept
+// by slot: every event of it is kept by its event_id, which state.seen
+// still finds. Version 2 is version 3 without the windows' region, written
+// before regions: its windows decode as codecs.DefaultRegion's. Either
+// upgrades in place, a running table being rewritten as its URLs' events
+// arrive. Version 1, the JSON of the state struct (first byte '{'), written before
 // the response times were kept, still decodes: its windows have sketched
 // percentiles (Exact false).
 type stateCodec struct{}
@@ -42,8 +49,12 @@ var _ goka.Codec = stateCodec{}
 // jsonStateVersion is the JSON form's version field.
 const jsonStateVersion = 1
 
-// stateVersionNoRegion is the binary form before regions.
-const stateVersionNoRegion = 2
+// stateVersionNoRegion is the binary form before regions, and
+// stateVersionNoSlots the one before slots.
+const (
+	stateVersionNoRegion = 2
+	stateVersionNoSlots  = 3
+)
 
 func (stateCodec) Encode(value any) ([]byte, error) {
 	st, ok := value.(*state)
@@ -61,6 +72,11 @@ func (stateCodec) Encode(value any) ([]byte, error) {
 		b = w.appendBinary(b)
 	}
 	b = appendStrings(b, st.Dropped)
+	b = binary.AppendUvarint(b, uint64(len(st.DroppedSlots)))
+	for _, s := range st.DroppedSlots {
+		b = appendString(b, s.Region)
+		b = binary.AppendVarint(b, s.At)
+	}
 	return b, nil
 }
 
@@ -79,7 +95,7 @@ func (stateCodec) Decode(data []byte) (any, error) {
 		}
 		return &st, nil
 	}
-	if len(data) == 0 || (data[0] != stateVersion && data[0] != stateVersionNoRegion) {
+	if len(data) == 0 || data[0] < stateVersionNoRegion || data[0] > stateVersion {
 		v := -1
 		if len(data) > 0 {
 			v = int(data[0])
@@ -88,7 +104,7 @@ func (stateCodec) Decode(data []byte) (any, error) {
 	}
 	// One string holds every string of the value: the event_ids are
 	// slices of it, one allocation instead of one each.
-	d := &stateDecoder{data: string(data), pos: 1, regions: data[0] != stateVersionNoRegion}
+	d := &stateDecoder{data: string(data), pos: 1, version: data[0]}
 	st := &state{V: stateVersion}
 	st.Watermark = d.time()
 	st.Horizon = d.time()
@@ -100,6 +116,14 @@ func (stateCodec) Decode(data []byte) (any, error) {
 		}
 	}
 	st.Dropped = d.strings()
+	if d.version >= stateVersion {
+		if n := d.count(2); n > 0 {
+			st.DroppedSlots = make([]regionSlot, n)
+			for i := range st.DroppedSlots {
+				st.DroppedSlots[i] = regionSlot{Region: d.string(), At: d.varint()}
+			}
+		}
+	}
 	if d.err == nil && d.pos != len(d.data) {
 		d.fail("trailing bytes")
 	}
@@ -111,9 +135,9 @@ func (stateCodec) Decode(data []byte) (any, error) {
 
 // sizeHint is about the encoded size, so that Encode allocates once.
 func (st *state) sizeHint() int {
-	n := 64 + 16*len(st.Dropped)
+	n := 64 + 16*len(st.Dropped) + 16*len(st.DroppedSlots)
 	for _, w := range st.Windows {
-		n += 96 + 9*len(w.Times) + 12*len(w.Response.Index) + 12*len(w.StatusCounts) + len(w.EmitTopic) + len(w.Region)
+		n += 96 + 5*len(w.Slots) + 9*len(w.Times) + 12*len(w.Response.Index) + 12*len(w.StatusCounts) + len(w.EmitTopic) + len(w.Region)
 		for _, id := range w.EventIDs {
 			n += 2 + len(id)
 		}
@@ -168,7 +192,16 @@ func (w *window) appendBinary(b []byte) []byte {
 	b = binary.AppendVarint(b, w.Revision)
 	b = appendString(b, w.EmitTopic)
 	b = binary.AppendVarint(b, w.EmitOffset)
-	return appendString(b, w.Region)
+	b = appendString(b, w.Region)
+	b = binary.AppendUvarint(b, uint64(len(w.Slots)))
+	for i, at := range w.Slots {
+		if i == 0 {
+			b = binary.AppendVarint(b, at)
+		} else {
+			b = binary.AppendUvarint(b, uint64(at-w.Slots[i-1]))
+		}
+	}
+	return b
 }
 
 func appendTime(b []byte, t time.Time) []byte {
@@ -199,8 +232,8 @@ type stateDecoder struct {
 	data string
 	pos  int
 	err  error
-	// regions is false for version 2, whose windows have no region.
-	regions bool
+	// version is the value's: 2 has no regions, 2 and 3 no slots.
+	version byte
 }
 
 func (d *stateDecoder) fail(what string) {
@@ -324,8 +357,24 @@ func (d *stateDecoder) window() *window {
 	w.EmitTopic = d.string()
 	w.EmitOffset = d.varint()
 	w.Region = codecs.DefaultRegion
-	if d.regions {
+	if d.version >= stateVersionNoSlots {
 		w.Region = d.string()
+	}
+	if d.version >= stateVersion {
+		if n := d.count(1); n > 0 {
+			w.Slots = make([]int64, n)
+			for i := range w.Slots {
+				if i == 0 {
+					w.Slots[i] = d.varint()
+					continue
+				}
+				step := d.uvarint()
+				if step > math.MaxInt64 || w.Slots[i-1] > math.MaxInt64-int64(step) {
+					d.fail("slots out of order")
+				}
+				w.Slots[i] = w.Slots[i-1] + int64(step)
+			}
+		}
 	}
 	return w
 }
