@@ -25,7 +25,7 @@ import (
 // Times are a signed varint of Unix seconds and an unsigned varint of
 // nanoseconds (any time.Time, the zero one included); integers are varints;
 // floats their 8 IEEE 754 bytes, little-endian (exact, unlike decimal
-// text); strings a length and their bytes; lists a count and their items.
+// text), but for the response times (see appendResponseTime); strings a length and their bytes; lists a count and their items.
 // A window: start; checks, failures, regexp failures; flags (exact,
 // dirty); response times; sketch (count, sum, min, max, zeros, buckets);
 // status counts (sorted by code); event_ids; revision; emit topic and
@@ -34,7 +34,8 @@ import (
 // and a slot apart from the next by a second is 5 bytes where its event_id
 // was 33).
 //
-// Version 3 is version 4 without slots, written before events were kept
+// Version 3 is version 4 without slots, with every response time in 8
+// bytes, written before events were kept
 // by slot: every event of it is kept by its event_id, which state.seen
 // still finds. Version 2 is version 3 without the windows' region, written
 // before regions: its windows decode as codecs.DefaultRegion's. Either
@@ -137,7 +138,7 @@ func (stateCodec) Decode(data []byte) (any, error) {
 func (st *state) sizeHint() int {
 	n := 64 + 16*len(st.Dropped) + 16*len(st.DroppedSlots)
 	for _, w := range st.Windows {
-		n += 96 + 5*len(w.Slots) + 9*len(w.Times) + 12*len(w.Response.Index) + 12*len(w.StatusCounts) + len(w.EmitTopic) + len(w.Region)
+		n += 96 + 5*len(w.Slots) + 5*len(w.Times) + 12*len(w.Response.Index) + 12*len(w.StatusCounts) + len(w.EmitTopic) + len(w.Region)
 		for _, id := range w.EventIDs {
 			n += 2 + len(id)
 		}
@@ -150,7 +151,11 @@ const (
 	flagDirty
 )
 
-func (w *window) appendBinary(b []byte) []byte {
+func (w *window) appendBinary(b []byte) []byte { return w.appendVersion(b, stateVersion) }
+
+// appendVersion writes w as version wrote it; only the tests of the older
+// versions write another than stateVersion.
+func (w *window) appendVersion(b []byte, version byte) []byte {
 	b = appendTime(b, w.Start)
 	b = binary.AppendVarint(b, w.Checks)
 	b = binary.AppendVarint(b, w.Failures)
@@ -165,7 +170,11 @@ func (w *window) appendBinary(b []byte) []byte {
 	b = append(b, flags)
 	b = binary.AppendUvarint(b, uint64(len(w.Times)))
 	for _, v := range w.Times {
-		b = appendFloat(b, v)
+		if version < stateVersion {
+			b = appendFloat(b, v)
+		} else {
+			b = appendResponseTime(b, v)
+		}
 	}
 	r := &w.Response
 	b = binary.AppendVarint(b, r.Count)
@@ -192,7 +201,13 @@ func (w *window) appendBinary(b []byte) []byte {
 	b = binary.AppendVarint(b, w.Revision)
 	b = appendString(b, w.EmitTopic)
 	b = binary.AppendVarint(b, w.EmitOffset)
+	if version < stateVersionNoSlots {
+		return b
+	}
 	b = appendString(b, w.Region)
+	if version < stateVersion {
+		return b
+	}
 	b = binary.AppendUvarint(b, uint64(len(w.Slots)))
 	for i, at := range w.Slots {
 		if i == 0 {
@@ -202,6 +217,23 @@ func (w *window) appendBinary(b []byte) []byte {
 		}
 	}
 	return b
+}
+
+// appendResponseTime writes a response time of version 4: a check's is a
+// whole number of nanoseconds in milliseconds (float64(ns)/1e6, see
+// urlchecker's ms), written as the unsigned varint of ns<<1, 4 bytes for
+// tens of milliseconds where the float is 8; any other value (a producer
+// of its own) is a 1 and its 8 bytes, so that every value reads back with
+// the same bits (the percentiles must equal SQL's).
+func appendResponseTime(b []byte, v float64) []byte {
+	if v >= 0 && v < 1<<52/1e6 {
+		// As responseTime reads it back (-0 is not 0's bits).
+		if ns := int64(math.Round(v * 1e6)); math.Float64bits(float64(ns)/1e6) == math.Float64bits(v) {
+			return binary.AppendUvarint(b, uint64(ns)<<1)
+		}
+	}
+	b = append(b, 1)
+	return appendFloat(b, v)
 }
 
 func appendTime(b []byte, t time.Time) []byte {
@@ -290,6 +322,19 @@ func (d *stateDecoder) float() float64 {
 		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56)
 }
 
+// responseTime reads what appendResponseTime wrote.
+func (d *stateDecoder) responseTime() float64 {
+	u := d.uvarint()
+	switch {
+	case u&1 == 0:
+		return float64(int64(u>>1)) / 1e6
+	case u == 1:
+		return d.float()
+	}
+	d.fail("bad response time")
+	return 0
+}
+
 func (d *stateDecoder) string() string {
 	n := d.count(1)
 	s := d.data[d.pos : d.pos+n]
@@ -326,10 +371,17 @@ func (d *stateDecoder) window() *window {
 	w.RegexpFailures = d.varint()
 	flags := d.byte()
 	w.Exact, w.Dirty = flags&flagExact != 0, flags&flagDirty != 0
-	if n := d.count(8); n > 0 {
+	if d.version < stateVersion {
+		if n := d.count(8); n > 0 {
+			w.Times = make([]float64, n)
+			for i := range w.Times {
+				w.Times[i] = d.float()
+			}
+		}
+	} else if n := d.count(1); n > 0 {
 		w.Times = make([]float64, n)
 		for i := range w.Times {
-			w.Times[i] = d.float()
+			w.Times[i] = d.responseTime()
 		}
 	}
 	r := &w.Response
