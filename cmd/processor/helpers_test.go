@@ -325,6 +325,11 @@ func genStream(seed uint64, urls, n int) *stream {
 				// are per region, each equal to SQL's for that region.
 				r.Region = "eu"
 			}
+			if u%2 == 0 {
+				// An emitter's id, its slot's: the windows keep such an
+				// event by slot, any other by its id.
+				r.EventID = codecs.SlotEventID(site, r.ScheduledAt, codecs.RegionOrDefault(r.Region))
+			}
 			key := at
 			if rng.IntN(100) < 3 {
 				key = at.Add(time.Duration(rng.Int64N(int64(maxLateness))))

@@ -48,7 +48,13 @@ func genStream(r *rand.Rand, tag string, urls, perURL int) *stream {
 	for i := range perURL {
 		for u := range urls {
 			at := base.Add(time.Duration(i)*30*time.Second + time.Duration(r.Int64N(int64(29*time.Second))))
-			s.events = append(s.events, testkit.RandomResult(r, siteURL(tag, u), fmt.Sprintf("%s-%02d-%04d", tag, u, i), at, "fault-suite"))
+			ev := testkit.RandomResult(r, siteURL(tag, u), fmt.Sprintf("%s-%02d-%04d", tag, u, i), at, "fault-suite")
+			if u%2 == 0 {
+				// An emitter's id, its slot's (the windows keep such an
+				// event by slot, any other by its id).
+				ev.EventID = codecs.SlotEventID(ev.URL, ev.ScheduledAt, codecs.DefaultRegion)
+			}
+			s.events = append(s.events, ev)
 		}
 	}
 	sort.SliceStable(s.events, func(i, j int) bool { return s.events[i].CheckedAt.Before(s.events[j].CheckedAt) })
