@@ -64,6 +64,10 @@ type Config struct {
 	// CertDays is how many days before its expiry a certificate is
 	// reported (-alert-cert-days).
 	CertDays int
+	// Quorum is how many of the regions that checked a site within its
+	// last interval must see it down to make it down, or up to make it up
+	// again (-alert-quorum); zero means a majority of them.
+	Quorum int
 	// Rules are the sites' names and thresholds by URL (from the sites
 	// file); a URL without one gets the defaults and its URL as name.
 	// SetRules replaces them while running.
@@ -132,6 +136,9 @@ func (cfg Config) withDefaults() (Config, error) {
 			errs = append(errs, fmt.Errorf("topic %s is empty", name))
 		}
 	}
+	if cfg.Quorum < 0 {
+		errs = append(errs, fmt.Errorf("quorum %d must not be negative", cfg.Quorum))
+	}
 	if cfg.Failures < 1 || cfg.Successes < 1 || cfg.CertDays < 1 {
 		errs = append(errs, fmt.Errorf("failures %d, successes %d and cert days %d must be at least 1", cfg.Failures, cfg.Successes, cfg.CertDays))
 	}
@@ -178,6 +185,7 @@ func New(cfg Config) (*Processor, error) {
 			failures:    cfg.Failures,
 			successes:   cfg.Successes,
 			certWarning: time.Duration(cfg.CertDays) * 24 * time.Hour,
+			quorum:      cfg.Quorum,
 		},
 		log:     cfg.Logger.With("processor", string(cfg.Group)),
 		metrics: newMetrics(),
@@ -364,7 +372,7 @@ func (p *Processor) consume(ctx goka.Context, msg any) {
 	}
 	p.order.processed(string(ctx.Topic()), ctx.Partition(), ctx.Offset(), r.CheckedAt)
 	st := p.value(ctx)
-	if !st.Newest.IsZero() && !r.CheckedAt.After(st.Newest) {
+	if newest := st.regionNewest(codecs.RegionOrDefault(r.Region)); !newest.IsZero() && !r.CheckedAt.After(newest) {
 		// A re-delivery or a late event: nothing to wait for.
 		p.apply(ctx, st, r)
 	} else {
@@ -450,8 +458,8 @@ func (p *Processor) apply(ctx goka.Context, st *state, r *codecs.Result) {
 	switch v {
 	case late:
 		p.metrics.late.Inc()
-		p.log.Debug("event older than the newest applied, not applied", "url", r.URL, "event_id", r.EventID,
-			"checked_at", r.CheckedAt, "newest", st.Newest)
+		p.log.Debug("event older than its region's newest applied, not applied", "url", r.URL, "event_id", r.EventID,
+			"region", codecs.RegionOrDefault(r.Region), "checked_at", r.CheckedAt, "newest", st.regionNewest(codecs.RegionOrDefault(r.Region)))
 		return
 	case duplicate:
 		p.metrics.duplicates.Inc()
@@ -479,6 +487,9 @@ func (p *Processor) logChange(c *codecs.StatusChange) {
 	}
 	if c.TLSNotAfter != nil {
 		attrs = append(attrs, "tls_not_after", *c.TLSNotAfter)
+	}
+	if len(c.Regions) > 0 {
+		attrs = append(attrs, "regions", c.Regions)
 	}
 	switch c.Kind {
 	case codecs.ChangeDown, codecs.ChangeCertExpiring:

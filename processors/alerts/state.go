@@ -36,14 +36,19 @@ type state struct {
 	URL string
 	// State is unknown, up or down.
 	State string
-	// The current run: consecutive checks with the same outcome, the
-	// first of which ran at RunSince.
+	// The current run of the region of the last event applied:
+	// consecutive checks with the same outcome, the first of which ran at
+	// RunSince. With one region, the site's run.
 	RunUp    bool
 	RunCount int
 	RunSince time.Time
-	// Newest is the checked_at of the newest event applied: events are
-	// applied in checked_at order, and an older one is not applied.
+	// Newest is the checked_at of the newest event applied, over every
+	// region: the time the regions' recency is measured from.
 	Newest time.Time
+	// Runs are each region's run, in the order the regions were first
+	// seen: a region's events are applied in checked_at order, and one
+	// older than its region's newest is not applied.
+	Runs []regionRun
 	// Recent are the last event_ids applied, oldest first.
 	Recent []string
 	// Cert is the certificate state; CertNotAfter the expiry it is about.
@@ -56,6 +61,54 @@ type state struct {
 	// caught up with them (see order.go), in checked_at order, in their
 	// stored form: most callbacks only look at the oldest.
 	held itemList
+}
+
+// regionRun is one region's run of consecutive checks with the same
+// outcome.
+type regionRun struct {
+	Region   string
+	RunUp    bool
+	RunCount int
+	RunSince time.Time
+	// Newest is the checked_at of the region's newest event applied.
+	Newest time.Time
+}
+
+// maxRegions bounds the regions a URL's state keeps: beyond it the run
+// of the region that checked least recently is dropped (regions are
+// configured names, a handful; this only bounds a misconfigured producer).
+const maxRegions = 32
+
+// run returns region's run, adding an empty one for a region not seen
+// before.
+func (st *state) run(region string) *regionRun {
+	for i := range st.Runs {
+		if st.Runs[i].Region == region {
+			return &st.Runs[i]
+		}
+	}
+	if len(st.Runs) >= maxRegions {
+		oldest := 0
+		for i := range st.Runs {
+			if st.Runs[i].Newest.Before(st.Runs[oldest].Newest) {
+				oldest = i
+			}
+		}
+		st.Runs = slices.Delete(st.Runs, oldest, oldest+1)
+	}
+	st.Runs = append(st.Runs, regionRun{Region: region})
+	return &st.Runs[len(st.Runs)-1]
+}
+
+// regionNewest returns the checked_at of region's newest event applied
+// (zero when none).
+func (st *state) regionNewest(region string) time.Time {
+	for i := range st.Runs {
+		if st.Runs[i].Region == region {
+			return st.Runs[i].Newest
+		}
+	}
+	return time.Time{}
 }
 
 // pending is one held-back event.
@@ -157,7 +210,21 @@ type Rule struct {
 	// Successes is the number of consecutive up checks that make a down
 	// (or unknown) site up.
 	Successes int
+	// Interval is the time between two of the site's checks in a region:
+	// a region whose newest check is older than recentFactor intervals
+	// before the URL's newest check no longer counts. Zero means
+	// defaultInterval.
+	Interval time.Duration
 }
+
+// defaultInterval is the interval of a site the processor knows nothing
+// about: the sites file's default (config.DefaultInterval).
+const defaultInterval = time.Minute
+
+// recentFactor is how many intervals back from the URL's newest check a
+// region's newest check may be and still count: one interval plus half
+// of one for a slow check or a late batch.
+const recentFactor = 1.5
 
 // verdict says what became of one event.
 type verdict int
@@ -167,8 +234,9 @@ const (
 	// duplicate: an event applied before (re-delivered); the changes it
 	// made are sent again.
 	duplicate
-	// late: older than the newest event applied for the URL; not applied,
-	// since state only moves forward in checked_at order.
+	// late: older than the newest event applied for the URL in its
+	// region; not applied, since a run only moves forward in checked_at
+	// order.
 	late
 )
 
@@ -178,11 +246,15 @@ type rules struct {
 	failures, successes int
 	// certWarning is how long before expiry a certificate is reported.
 	certWarning time.Duration
+	// quorum is how many recent regions must agree (-alert-quorum); zero
+	// means a majority of the recent regions.
+	quorum int
 }
 
 // apply folds result r into st and returns the changes to emit.
 func (p rules) apply(st *state, r *codecs.Result, rule Rule) (verdict, []*codecs.StatusChange) {
-	if !st.Newest.IsZero() && !r.CheckedAt.After(st.Newest) {
+	region := codecs.RegionOrDefault(r.Region)
+	if newest := st.regionNewest(region); !newest.IsZero() && !r.CheckedAt.After(newest) {
 		if !slices.Contains(st.Recent, r.EventID) {
 			return late, nil
 		}
@@ -204,30 +276,37 @@ func (p rules) apply(st *state, r *codecs.Result, rule Rule) (verdict, []*codecs
 	}
 
 	up := r.Up()
-	if st.RunCount > 0 && st.RunUp == up {
-		st.RunCount++
+	run := st.run(region)
+	if run.RunCount > 0 && run.RunUp == up {
+		run.RunCount++
 	} else {
-		st.RunUp, st.RunCount, st.RunSince = up, 1, r.CheckedAt
+		run.RunUp, run.RunCount, run.RunSince = up, 1, r.CheckedAt
 	}
-	st.Newest = r.CheckedAt
+	run.Newest = r.CheckedAt
+	st.RunUp, st.RunCount, st.RunSince = run.RunUp, run.RunCount, run.RunSince
+	if r.CheckedAt.After(st.Newest) {
+		st.Newest = r.CheckedAt
+	}
 	st.Recent = append(st.Recent, r.EventID)
-	if len(st.Recent) > recentIDs {
-		st.Recent = slices.Delete(st.Recent, 0, len(st.Recent)-recentIDs)
+	// As many ids per region as one region had before regions.
+	if keep := recentIDs * max(1, len(st.Runs)); len(st.Recent) > keep {
+		st.Recent = slices.Delete(st.Recent, 0, len(st.Recent)-keep)
 	}
 
 	if st.State == "" {
 		st.State = codecs.StateUnknown
 	}
+	v := p.vote(st, rule.Interval, failures, successes)
 	var out []*codecs.StatusChange
 	before := st.State
 	switch {
-	case !up && st.State != codecs.StateDown && st.RunCount >= failures:
+	case st.State != codecs.StateDown && len(v.down) >= v.quorum:
 		st.State = codecs.StateDown
-		out = append(out, newChange(r, name, codecs.ChangeDown, st.State, before, st.RunSince, st.RunCount))
-	case up && st.State == codecs.StateDown && st.RunCount >= successes:
+		out = append(out, st.quorumChange(r, name, codecs.ChangeDown, before, region, v.down))
+	case st.State == codecs.StateDown && len(v.down) < v.quorum && len(v.up) >= v.quorum:
 		st.State = codecs.StateUp
-		out = append(out, newChange(r, name, codecs.ChangeUp, st.State, before, st.RunSince, st.RunCount))
-	case up && st.State == codecs.StateUnknown && st.RunCount >= successes:
+		out = append(out, st.quorumChange(r, name, codecs.ChangeUp, before, region, v.up))
+	case st.State == codecs.StateUnknown && len(v.down) < v.quorum && len(v.up) >= v.quorum:
 		// A site's first checks set its state; being up is no news.
 		st.State = codecs.StateUp
 	}
@@ -248,6 +327,79 @@ func (p rules) apply(st *state, r *codecs.Result, rule Rule) (verdict, []*codecs
 		st.remember(c)
 	}
 	return applied, out
+}
+
+// votes are the recent regions' runs that have crossed a threshold.
+type votes struct {
+	// down and up are indexes into state.Runs: the recent regions down
+	// by the failures threshold, and up by the successes one.
+	down, up []int
+	// quorum is how many of them make the site down or up.
+	quorum int
+}
+
+// vote counts the regions that checked the URL recently (see Rule.Interval)
+// and have crossed a threshold. With one region the quorum is 1 and the
+// region's run decides, as before regions.
+func (p rules) vote(st *state, interval time.Duration, failures, successes int) votes {
+	if interval <= 0 {
+		interval = defaultInterval
+	}
+	since := st.Newest.Add(-time.Duration(recentFactor * float64(interval)))
+	var v votes
+	recent := 0
+	for i, run := range st.Runs {
+		if run.Newest.Before(since) {
+			continue
+		}
+		recent++
+		switch {
+		case !run.RunUp && run.RunCount >= failures:
+			v.down = append(v.down, i)
+		case run.RunUp && run.RunCount >= successes:
+			v.up = append(v.up, i)
+		}
+	}
+	v.quorum = p.quorum
+	if v.quorum <= 0 {
+		v.quorum = recent/2 + 1
+	}
+	return v
+}
+
+// quorumChange describes a change to kind crossed by check r of region,
+// agreed by the runs at agree: since is the earliest start of their runs,
+// consecutive the crossing region's run (the longest agreeing one when
+// the crossing check's region is not among them: its check made another
+// region's view stale), and regions their names when the URL is checked
+// from several.
+func (st *state) quorumChange(r *codecs.Result, name, kind, previous, region string, agree []int) *codecs.StatusChange {
+	since := st.Runs[agree[0]].RunSince
+	consecutive := 0
+	crossing := false
+	var names []string
+	for _, i := range agree {
+		run := st.Runs[i]
+		if run.RunSince.Before(since) {
+			since = run.RunSince
+		}
+		if run.Region == region {
+			consecutive, crossing = run.RunCount, true
+		} else if !crossing && run.RunCount > consecutive {
+			consecutive = run.RunCount
+		}
+		names = append(names, run.Region)
+	}
+	state := codecs.StateDown
+	if kind == codecs.ChangeUp {
+		state = codecs.StateUp
+	}
+	c := newChange(r, name, kind, state, previous, since, consecutive)
+	if len(st.Runs) > 1 {
+		slices.Sort(names)
+		c.Regions = names
+	}
+	return c
 }
 
 // cert updates the certificate state with an expiry seen at checkedAt and

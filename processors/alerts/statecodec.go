@@ -16,9 +16,11 @@ import (
 // JSON (with the held-back events and the last changes as whole JSON
 // objects) that was most of its work.
 //
-// The value starts with its version byte, stateVersion (2), then: url;
+// The value starts with its version byte, stateVersion (3), then: url;
 // state; flags (run up); run count; run since; newest; recent event_ids;
-// cert state; cert not after; the sent changes; the held events. Times
+// cert state; cert not after; the sent changes; the held events; the
+// regions' runs (a count, then each: region; flags (run up); run count;
+// run since; newest). Times
 // are a signed varint of Unix seconds and an unsigned varint of
 // nanoseconds (any time.Time, the zero one included); integers are
 // varints; strings a length and their bytes; lists a count and their
@@ -29,11 +31,13 @@ import (
 // state; previous state; name; since; changed at; consecutive; status
 // code; flags (error kind, error message, tls_not_after present); those
 // present; regions. A held event: checked_at; event_id; offset; held at;
-// topic; outcome; status code; flags; those present.
+// topic; outcome; status code; flags; those present; region.
 //
-// Version 1, the JSON of the state (first byte '{'), still decodes, so
-// that a running table upgrades as its values are rewritten; its held
-// events have no offset.
+// Version 2 (no runs, held events without a region) and version 1, the
+// JSON of the state (first byte '{'), still decode, so that a running
+// table upgrades as its values are rewritten: their run is the default
+// region's, and so are their held events; version 1's held events have no
+// offset.
 type stateCodec struct{}
 
 var _ goka.Codec = stateCodec{}
@@ -41,7 +45,10 @@ var _ goka.Codec = stateCodec{}
 // stateVersion is the version of the group-table value this build writes;
 // a value of an unknown version stops the processor (goka panics on a
 // decode error) rather than being misread.
-const stateVersion = 2
+const stateVersion = 3
+
+// stateVersion2 is the version before regions.
+const stateVersion2 = 2
 
 // jsonStateVersion is the JSON form's version field.
 const jsonStateVersion = 1
@@ -70,7 +77,20 @@ func (stateCodec) Encode(value any) ([]byte, error) {
 	b = appendString(b, st.Cert)
 	b = appendTime(b, st.CertNotAfter)
 	b = st.sent.appendTo(b)
-	return st.held.appendTo(b), nil
+	b = st.held.appendTo(b)
+	b = binary.AppendUvarint(b, uint64(len(st.Runs)))
+	for _, run := range st.Runs {
+		b = appendString(b, run.Region)
+		var flags byte
+		if run.RunUp {
+			flags |= 1
+		}
+		b = append(b, flags)
+		b = binary.AppendUvarint(b, uint64(run.RunCount))
+		b = appendTime(b, run.RunSince)
+		b = appendTime(b, run.Newest)
+	}
+	return b, nil
 }
 
 func (stateCodec) Decode(data []byte) (any, error) {
@@ -81,13 +101,14 @@ func (stateCodec) Decode(data []byte) (any, error) {
 		}
 		return st, nil
 	}
-	if len(data) == 0 || data[0] != stateVersion {
+	if len(data) == 0 || (data[0] != stateVersion && data[0] != stateVersion2) {
 		v := -1
 		if len(data) > 0 {
 			v = int(data[0])
 		}
-		return nil, fmt.Errorf("decode alerts state: version %d, want %d", v, stateVersion)
+		return nil, fmt.Errorf("decode alerts state: version %d, want %d or %d", v, stateVersion, stateVersion2)
 	}
+	version := data[0]
 	d := &decoder{data: data, pos: 1}
 	st := &state{}
 	st.URL = d.string()
@@ -106,7 +127,26 @@ func (stateCodec) Decode(data []byte) (any, error) {
 	st.Cert = d.string()
 	st.CertNotAfter = d.time()
 	st.sent = d.items(checkChange)
-	st.held = d.items(checkHeld)
+	if version == stateVersion2 {
+		st.held = d.items(checkHeldV2)
+		if d.err == nil {
+			st.held = upgradeHeld(st.held)
+			st.Runs = defaultRun(st)
+		}
+	} else {
+		st.held = d.items(checkHeld)
+		if n := d.count(7); n > 0 {
+			st.Runs = make([]regionRun, n)
+			for i := range st.Runs {
+				run := &st.Runs[i]
+				run.Region = d.string()
+				run.RunUp = d.byte()&1 != 0
+				run.RunCount = d.int()
+				run.RunSince = d.time()
+				run.Newest = d.time()
+			}
+		}
+	}
 	if d.err == nil && d.pos != len(d.data) {
 		d.fail("trailing bytes")
 	}
@@ -162,7 +202,32 @@ func decodeJSONState(data []byte) (*state, error) {
 		// Already in checked_at order.
 		st.held.add(appendHeld(nil, &pending{Result: p.Result, Topic: p.Topic, Offset: -1, HeldAt: p.HeldAt}))
 	}
+	st.Runs = defaultRun(st)
 	return st, nil
+}
+
+// defaultRun is the runs of a state written before regions: its run is
+// the default region's.
+func defaultRun(st *state) []regionRun {
+	if st.RunCount == 0 && st.Newest.IsZero() {
+		return nil
+	}
+	return []regionRun{{Region: codecs.DefaultRegion, RunUp: st.RunUp, RunCount: st.RunCount, RunSince: st.RunSince, Newest: st.Newest}}
+}
+
+// upgradeHeld rewrites held events of version 2 (checked by checkHeldV2)
+// in this version's form: the default region's.
+func upgradeHeld(old itemList) itemList {
+	var l itemList
+	old.each(func(item []byte) bool {
+		e, err := decodeHeldV2(item)
+		if err != nil {
+			panic(fmt.Sprintf("alerts state: checked held event: %v", err))
+		}
+		l.add(appendHeld(nil, e))
+		return true
+	})
+	return l
 }
 
 // itemList is a list of encoded items: each a uvarint length and its
@@ -288,7 +353,8 @@ func appendHeld(b []byte, e *pending) []byte {
 	b = appendString(b, e.Topic)
 	b = appendString(b, r.Outcome)
 	b = binary.AppendVarint(b, int64(r.StatusCode))
-	return appendOptional(b, r.ErrorKind, r.ErrorMessage, r.TLSNotAfter)
+	b = appendOptional(b, r.ErrorKind, r.ErrorMessage, r.TLSNotAfter)
+	return appendString(b, codecs.RegionOrDefault(r.Region))
 }
 
 // heldKey reads the checked_at and event_id of a held event, without
@@ -300,7 +366,12 @@ func heldKey(item []byte) (time.Time, []byte) {
 }
 
 // checkHeld reads a held event as decodeHeld does, without building it.
-func checkHeld(item []byte) error {
+func checkHeld(item []byte) error { return checkHeldOf(item, true) }
+
+// checkHeldV2 checks a held event of version 2 (without its region).
+func checkHeldV2(item []byte) error { return checkHeldOf(item, false) }
+
+func checkHeldOf(item []byte, withRegion bool) error {
 	d := &decoder{data: item, check: true}
 	d.time()
 	d.bytes()
@@ -310,11 +381,36 @@ func checkHeld(item []byte) error {
 	d.bytes()
 	d.varint()
 	d.optional()
+	if withRegion {
+		d.bytes()
+	}
 	return d.end("held event")
 }
 
 func decodeHeld(item []byte, url string) (*pending, error) {
 	d := &decoder{data: item}
+	e := readHeld(d, url)
+	e.Result.Region = codecs.RegionOrDefault(d.string())
+	if err := d.end("held event"); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// decodeHeldV2 decodes a held event of version 2: the default region's
+// (the url is filled in when it is decoded again in this version's form).
+func decodeHeldV2(item []byte) (*pending, error) {
+	d := &decoder{data: item}
+	e := readHeld(d, "")
+	e.Result.Region = codecs.DefaultRegion
+	if err := d.end("held event"); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// readHeld reads the fields of a held event that version 2 had.
+func readHeld(d *decoder, url string) *pending {
 	r := &codecs.Result{V: codecs.Version, URL: url}
 	r.CheckedAt = d.time()
 	r.EventID = d.string()
@@ -325,10 +421,7 @@ func decodeHeld(item []byte, url string) (*pending, error) {
 	r.Outcome = d.string()
 	r.StatusCode = int(d.varint())
 	r.ErrorKind, r.ErrorMessage, r.TLSNotAfter = d.optional()
-	if err := d.end("held event"); err != nil {
-		return nil, err
-	}
-	return e, nil
+	return e
 }
 
 // end checks that the item was read to its end without an error.
