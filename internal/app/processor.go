@@ -96,6 +96,7 @@ type ProcessorFlags struct {
 	AlertFailures      int
 	AlertSuccesses     int
 	AlertCertDays      int
+	AlertQuorum        int
 	// Sites is a sites file whose sites are taken as the registry's
 	// (names, thresholds, intervals) until the registry has them (the
 	// processor's -sites; the all-in-one passes its own). Empty: the
@@ -122,6 +123,7 @@ func RegisterProcessor(fs *flag.FlagSet) *ProcessorFlags {
 	fs.StringVar(&f.StateDir, "state-dir", os.Getenv("SITEWATCH_STATE_DIR"), "directory for the local copies of the windows and alerts tables (empty: in memory, rebuilt from Kafka at start) (env SITEWATCH_STATE_DIR)")
 	fs.IntVar(&f.AlertFailures, "alert-failures", alerts.DefaultFailures, "consecutive down checks that make a site down (a site's alert.failures in the sites file wins)")
 	fs.IntVar(&f.AlertSuccesses, "alert-successes", alerts.DefaultSuccesses, "consecutive up checks that make a down site up again (a site's alert.successes wins)")
+	fs.IntVar(&f.AlertQuorum, "alert-quorum", 0, "regions that must agree that a site is down (or up again), of those that checked it within 1.5 of its intervals (0: a majority of them)")
 	fs.IntVar(&f.AlertCertDays, "alert-cert-days", alerts.DefaultCertDays, "report a certificate (cert_expiring) when fewer than this many days remain")
 	f.AlertWebhooks.fromEnv(EnvAlertWebhooks)
 	fs.Var(&f.AlertWebhooks, "alert-webhook", "URL to POST every status change to as JSON (repeatable; env "+EnvAlertWebhooks+", comma-separated; signed when "+EnvAlertSecret+" is set)")
@@ -234,6 +236,8 @@ func (f *ProcessorFlags) validate() error {
 		return Usagef("-alert-failures: %d, want 1..%d", f.AlertFailures, config.MaxAlertThreshold)
 	case f.AlertSuccesses < 1 || f.AlertSuccesses > config.MaxAlertThreshold:
 		return Usagef("-alert-successes: %d, want 1..%d", f.AlertSuccesses, config.MaxAlertThreshold)
+	case f.AlertQuorum < 0 || f.AlertQuorum > alertsMaxQuorum:
+		return Usagef("-alert-quorum: %d, want 0..%d (0: a majority)", f.AlertQuorum, alertsMaxQuorum)
 	case f.AlertCertDays < 1:
 		return Usagef("-alert-cert-days: %d, must be at least 1", f.AlertCertDays)
 	case f.AlertMaxAge <= 0:
@@ -426,7 +430,7 @@ func RunProcessor(ctx context.Context, env Env, k *kafkaconn.Options, f *Process
 		ap, err = alerts.New(alerts.Config{
 			Brokers: k.Brokers, Sarama: saramaCfg,
 			Topics: alerts.Topics{Succeeded: topics.Succeeded, Failed: topics.Failed, Changes: topics.StatusChanges, DeadLetters: topics.DeadLetters},
-			Group:  k.Group(string(alerts.DefaultGroup)), Failures: f.AlertFailures, Successes: f.AlertSuccesses, CertDays: f.AlertCertDays,
+			Group:  k.Group(string(alerts.DefaultGroup)), Failures: f.AlertFailures, Successes: f.AlertSuccesses, CertDays: f.AlertCertDays, Quorum: f.AlertQuorum,
 			Rules: AlertRules(registry.SitesOf(book.Entries())), StorageDir: f.StateDir, Logger: log, Registerer: env.Registry,
 			TopicManager: k.TopicManagerBuilder(saramaCfg), Health: env.Health.Part(PartAlerts),
 		})
@@ -529,11 +533,15 @@ func RunProcessor(ctx context.Context, env Env, k *kafkaconn.Options, f *Process
 	return nil
 }
 
+// alertsMaxQuorum is the largest -alert-quorum: as many regions as a
+// URL's alerts state keeps.
+const alertsMaxQuorum = alerts.MaxRegions
+
 // AlertRules maps the sites to what the alerts need of them.
 func AlertRules(sites []config.Site) map[string]alerts.Rule {
 	out := make(map[string]alerts.Rule, len(sites))
 	for _, s := range sites {
-		out[s.URL] = alerts.Rule{Name: s.Name, Failures: s.Alert.Failures, Successes: s.Alert.Successes}
+		out[s.URL] = alerts.Rule{Name: s.Name, Failures: s.Alert.Failures, Successes: s.Alert.Successes, Interval: s.Interval}
 	}
 	return out
 }

@@ -74,10 +74,10 @@ type regionRun struct {
 	Newest time.Time
 }
 
-// maxRegions bounds the regions a URL's state keeps: beyond it the run
+// MaxRegions bounds the regions a URL's state keeps: beyond it the run
 // of the region that checked least recently is dropped (regions are
 // configured names, a handful; this only bounds a misconfigured producer).
-const maxRegions = 32
+const MaxRegions = 32
 
 // run returns region's run, adding an empty one for a region not seen
 // before.
@@ -87,7 +87,7 @@ func (st *state) run(region string) *regionRun {
 			return &st.Runs[i]
 		}
 	}
-	if len(st.Runs) >= maxRegions {
+	if len(st.Runs) >= MaxRegions {
 		oldest := 0
 		for i := range st.Runs {
 			if st.Runs[i].Newest.Before(st.Runs[oldest].Newest) {
