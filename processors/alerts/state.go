@@ -63,10 +63,14 @@ type state struct {
 	held itemList
 }
 
-// regionRun is one region's run of consecutive checks with the same
-// outcome.
+// regionRun is one region's view of the site: its state as the
+// thresholds make it from the region's checks alone (what the site's
+// state was before regions), and its run of consecutive checks with the
+// same outcome.
 type regionRun struct {
-	Region   string
+	Region string
+	// View is unknown, up or down.
+	View     string
 	RunUp    bool
 	RunCount int
 	RunSince time.Time
@@ -293,10 +297,23 @@ func (p rules) apply(st *state, r *codecs.Result, rule Rule) (verdict, []*codecs
 		st.Recent = slices.Delete(st.Recent, 0, len(st.Recent)-keep)
 	}
 
+	// The region's view moves as the site's state did before regions.
+	switch {
+	case run.View == "":
+		run.View = codecs.StateUnknown
+		fallthrough
+	default:
+		if !up && run.View != codecs.StateDown && run.RunCount >= failures {
+			run.View = codecs.StateDown
+		} else if up && run.View != codecs.StateUp && run.RunCount >= successes {
+			run.View = codecs.StateUp
+		}
+	}
+
 	if st.State == "" {
 		st.State = codecs.StateUnknown
 	}
-	v := p.vote(st, rule.Interval, failures, successes)
+	v := p.vote(st, rule.Interval)
 	var out []*codecs.StatusChange
 	before := st.State
 	switch {
@@ -329,19 +346,19 @@ func (p rules) apply(st *state, r *codecs.Result, rule Rule) (verdict, []*codecs
 	return applied, out
 }
 
-// votes are the recent regions' runs that have crossed a threshold.
+// votes are the recent regions' views that are down or up.
 type votes struct {
-	// down and up are indexes into state.Runs: the recent regions down
-	// by the failures threshold, and up by the successes one.
+	// down and up are indexes into state.Runs of the recent regions
+	// whose view is down, and up.
 	down, up []int
 	// quorum is how many of them make the site down or up.
 	quorum int
 }
 
-// vote counts the regions that checked the URL recently (see Rule.Interval)
-// and have crossed a threshold. With one region the quorum is 1 and the
-// region's run decides, as before regions.
-func (p rules) vote(st *state, interval time.Duration, failures, successes int) votes {
+// vote counts the views of the regions that checked the URL recently
+// (see Rule.Interval). With one region the quorum is 1 and the region's
+// view is the site's state, as before regions.
+func (p rules) vote(st *state, interval time.Duration) votes {
 	if interval <= 0 {
 		interval = defaultInterval
 	}
@@ -353,10 +370,10 @@ func (p rules) vote(st *state, interval time.Duration, failures, successes int) 
 			continue
 		}
 		recent++
-		switch {
-		case !run.RunUp && run.RunCount >= failures:
+		switch run.View {
+		case codecs.StateDown:
 			v.down = append(v.down, i)
-		case run.RunUp && run.RunCount >= successes:
+		case codecs.StateUp:
 			v.up = append(v.up, i)
 		}
 	}
@@ -368,30 +385,34 @@ func (p rules) vote(st *state, interval time.Duration, failures, successes int) 
 }
 
 // quorumChange describes a change to kind crossed by check r of region,
-// agreed by the runs at agree: since is the earliest start of their runs,
-// consecutive the crossing region's run (the longest agreeing one when
-// the crossing check's region is not among them: its check made another
-// region's view stale), and regions their names when the URL is checked
-// from several.
+// agreed by the views at agree. since is the earliest start of their
+// runs in that direction (a view stays down through fewer good checks
+// than the successes threshold, and those runs do not count), and
+// consecutive the crossing region's run (or the longest such run, when
+// the crossing check made another region's view stale instead); regions
+// are their names when the URL is checked from several.
 func (st *state) quorumChange(r *codecs.Result, name, kind, previous, region string, agree []int) *codecs.StatusChange {
-	since := st.Runs[agree[0]].RunSince
-	consecutive := 0
-	crossing := false
-	var names []string
+	wantUp := kind == codecs.ChangeUp
+	since, consecutive, crossing := r.CheckedAt, 0, false
+	names := make([]string, 0, len(agree))
 	for _, i := range agree {
 		run := st.Runs[i]
+		names = append(names, run.Region)
+		if run.RunUp != wantUp {
+			continue
+		}
 		if run.RunSince.Before(since) {
 			since = run.RunSince
 		}
-		if run.Region == region {
+		switch {
+		case run.Region == region:
 			consecutive, crossing = run.RunCount, true
-		} else if !crossing && run.RunCount > consecutive {
+		case !crossing && run.RunCount > consecutive:
 			consecutive = run.RunCount
 		}
-		names = append(names, run.Region)
 	}
 	state := codecs.StateDown
-	if kind == codecs.ChangeUp {
+	if wantUp {
 		state = codecs.StateUp
 	}
 	c := newChange(r, name, kind, state, previous, since, consecutive)

@@ -19,7 +19,7 @@ import (
 // The value starts with its version byte, stateVersion (3), then: url;
 // state; flags (run up); run count; run since; newest; recent event_ids;
 // cert state; cert not after; the sent changes; the held events; the
-// regions' runs (a count, then each: region; flags (run up); run count;
+// regions' runs (a count, then each: region; view; flags (run up); run count;
 // run since; newest). Times
 // are a signed varint of Unix seconds and an unsigned varint of
 // nanoseconds (any time.Time, the zero one included); integers are
@@ -81,6 +81,7 @@ func (stateCodec) Encode(value any) ([]byte, error) {
 	b = binary.AppendUvarint(b, uint64(len(st.Runs)))
 	for _, run := range st.Runs {
 		b = appendString(b, run.Region)
+		b = appendString(b, run.View)
 		var flags byte
 		if run.RunUp {
 			flags |= 1
@@ -135,11 +136,12 @@ func (stateCodec) Decode(data []byte) (any, error) {
 		}
 	} else {
 		st.held = d.items(checkHeld)
-		if n := d.count(7); n > 0 {
+		if n := d.count(8); n > 0 {
 			st.Runs = make([]regionRun, n)
 			for i := range st.Runs {
 				run := &st.Runs[i]
 				run.Region = d.string()
+				run.View = d.string()
 				run.RunUp = d.byte()&1 != 0
 				run.RunCount = d.int()
 				run.RunSince = d.time()
@@ -206,13 +208,13 @@ func decodeJSONState(data []byte) (*state, error) {
 	return st, nil
 }
 
-// defaultRun is the runs of a state written before regions: its run is
-// the default region's.
+// defaultRun is the runs of a state written before regions: its run and
+// state are the default region's run and view.
 func defaultRun(st *state) []regionRun {
 	if st.RunCount == 0 && st.Newest.IsZero() {
 		return nil
 	}
-	return []regionRun{{Region: codecs.DefaultRegion, RunUp: st.RunUp, RunCount: st.RunCount, RunSince: st.RunSince, Newest: st.Newest}}
+	return []regionRun{{Region: codecs.DefaultRegion, View: st.State, RunUp: st.RunUp, RunCount: st.RunCount, RunSince: st.RunSince, Newest: st.Newest}}
 }
 
 // upgradeHeld rewrites held events of version 2 (checked by checkHeldV2)
