@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -252,4 +253,76 @@ func TestAlertsThresholdsFromRegistry(t *testing.T) {
 	if code := proc.stop(); code != 0 {
 		t.Errorf("processor: exit status %d", code)
 	}
+}
+
+// TestAlertsQuorumOfRegions: two regions check two sites. On the first,
+// one region sees it down while the other sees it up (no down), until
+// both see it down: one down, at the check that made the quorum, listing
+// both regions. The second is down in both and recovers in both: one
+// down and one up, each listing both regions.
+func TestAlertsQuorumOfRegions(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end to end")
+	}
+	t.Parallel()
+	e := newEnv(t)
+	const split, both = "https://split.test/", "https://both.test/"
+	start := time.Now().UTC().Add(-time.Hour).Truncate(time.Minute)
+	regional := func(site, region, pattern string) []*codecs.Result {
+		rs := alertChecks(site, pattern, start)
+		for _, r := range rs {
+			r.Region = region
+			r.EventID += "@" + region
+			if region == "us" {
+				// The other region's check of a slot runs a little later.
+				r.CheckedAt = r.CheckedAt.Add(3 * time.Second)
+			}
+		}
+		return rs
+	}
+	// Slots 0-1 up everywhere; eu fails from slot 2, us only from slot 8.
+	var rs []*codecs.Result
+	rs = append(rs, regional(split, "eu", "uudddddddddd")...)
+	rs = append(rs, regional(split, "us", "uuuuuuuuddd")...)
+	rs = append(rs, regional(both, "eu", "uudddduuu")...)
+	rs = append(rs, regional(both, "us", "uudddduuu")...)
+	// Produced in checked_at order, as live regions' results land: a
+	// region whose results reach a topic more than 1.5 intervals behind
+	// the other's does not count until they do.
+	slices.SortStableFunc(rs, func(a, b *codecs.Result) int { return a.CheckedAt.Compare(b.CheckedAt) })
+	proc := startProcessor(t, e.args(e.db))
+	p := e.producer(t)
+	p.results(rs)
+	p.done()
+	done := func(cs []*codecs.StatusChange) bool {
+		n := map[string]int{}
+		for _, c := range cs {
+			n[c.URL]++
+		}
+		return n[split] >= 1 && n[both] >= 2
+	}
+	got := changesBySite(t, e, settleTimeout, done)
+	s := got[split]
+	if len(s) != 1 || s[0].Kind != codecs.ChangeDown || s[0].EventID != split+"#10@us" ||
+		strings.Join(s[0].Regions, ",") != "eu,us" {
+		t.Errorf("split site: changes %s (first event %v), want one down at us's third failure listing eu,us; logs:\n%s",
+			describe(s), eventIDs(s), tail(proc.logs.String(), 40))
+	}
+	b := got[both]
+	if len(b) != 2 || b[0].Kind != codecs.ChangeDown || b[1].Kind != codecs.ChangeUp ||
+		strings.Join(b[0].Regions, ",") != "eu,us" || strings.Join(b[1].Regions, ",") != "eu,us" ||
+		b[0].EventID != both+"#4@us" || b[1].EventID != both+"#7@us" {
+		t.Errorf("both regions: changes %s (events %v), want down at us#4 and up at us#7, listing eu,us", describe(b), eventIDs(b))
+	}
+	if code := proc.stop(); code != 0 {
+		t.Errorf("processor: exit status %d", code)
+	}
+}
+
+func eventIDs(cs []*codecs.StatusChange) []string {
+	out := make([]string, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, c.EventID)
+	}
+	return out
 }
