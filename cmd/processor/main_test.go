@@ -399,6 +399,7 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"-brokers", "127.0.0.1:1", "-database-url", "", "-run", "sink-results"}, "-database-url"},
 		{[]string{"-brokers", "127.0.0.1:1", "-run", "notify", "-alert-webhook", "ftp://hooks.example/TOKEN"}, "-alert-webhook #1: not an http or https URL"},
 		{[]string{"-brokers", "127.0.0.1:1", "-run", "notify", "-alert-max-age", "0s"}, "-alert-max-age"},
+		{[]string{"-brokers", "127.0.0.1:1", "-database-url", "postgres://127.0.0.1:1/x", "-alert-quorum", "-1"}, "-alert-quorum: -1, want 0..32"},
 		{[]string{"-brokers", "127.0.0.1:1", "-database-url", "postgres://127.0.0.1:1/x", "-run", "web"}, "-http-addr"},
 		{[]string{"migrate", "-database-url", ""}, "-database-url"},
 		{[]string{"migrate", "-brokers", "127.0.0.1:1"}, "-brokers"},
