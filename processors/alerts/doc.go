@@ -22,6 +22,19 @@
 // remain, "cert_expiring" is emitted once; "cert_ok" when a certificate
 // with more time left is seen after it (the certificate was renewed).
 //
+// # Regions
+//
+// Each region that checks a URL (codecs.Result.Region) has its own view,
+// moved by the thresholds above over its own checks, and its own
+// checked_at order. The site's state follows a quorum of the regions that
+// checked it recently (their newest check at most 1.5 of the site's
+// intervals, Rule.Interval, before the URL's newest): down when at least
+// Config.Quorum (-alert-quorum; 0, the default, is a majority of them) of
+// their views are down; up when fewer than the quorum are down and at least
+// the quorum are up. A change's Regions lists the agreeing regions when the
+// URL is checked from several. With one region its view is the site's
+// state: exactly the behaviour before regions.
+//
 // # Once per change
 //
 // A URL's events are one partition's, and a partition is one group
@@ -34,7 +47,7 @@
 // order.go); live, that is one to one and a half seconds, and up to five
 // when the other topic has gone silent meanwhile (the last failing site of
 // a partition recovers: its up waits quietFor). An event not newer
-// than the newest applied is then not applied: either it was applied
+// than the newest applied of its region is then not applied: either it was applied
 // before (its event_id is among the last ones applied: a re-delivery) or
 // it is late; state never moves twice or backwards.
 //
