@@ -317,13 +317,13 @@ func (p rules) apply(st *state, r *codecs.Result, rule Rule) (verdict, []*codecs
 	var out []*codecs.StatusChange
 	before := st.State
 	switch {
-	case st.State != codecs.StateDown && len(v.down) >= v.quorum:
+	case st.State != codecs.StateDown && v.down >= v.quorum:
 		st.State = codecs.StateDown
-		out = append(out, st.quorumChange(r, name, codecs.ChangeDown, before, region, v.down))
-	case st.State == codecs.StateDown && len(v.down) < v.quorum && len(v.up) >= v.quorum:
+		out = append(out, st.quorumChange(r, name, codecs.ChangeDown, before, region, v.since))
+	case st.State == codecs.StateDown && v.down < v.quorum && v.up >= v.quorum:
 		st.State = codecs.StateUp
-		out = append(out, st.quorumChange(r, name, codecs.ChangeUp, before, region, v.up))
-	case st.State == codecs.StateUnknown && len(v.down) < v.quorum && len(v.up) >= v.quorum:
+		out = append(out, st.quorumChange(r, name, codecs.ChangeUp, before, region, v.since))
+	case st.State == codecs.StateUnknown && v.down < v.quorum && v.up >= v.quorum:
 		// A site's first checks set its state; being up is no news.
 		st.State = codecs.StateUp
 	}
@@ -346,13 +346,15 @@ func (p rules) apply(st *state, r *codecs.Result, rule Rule) (verdict, []*codecs
 	return applied, out
 }
 
-// votes are the recent regions' views that are down or up.
+// votes count the recent regions' views that are down or up (counts
+// rather than lists: this runs for every event, and the agreeing regions
+// are listed only for a change).
 type votes struct {
-	// down and up are indexes into state.Runs of the recent regions
-	// whose view is down, and up.
-	down, up []int
+	down, up int
 	// quorum is how many of them make the site down or up.
 	quorum int
+	// since is the oldest newest check of a region that counts.
+	since time.Time
 }
 
 // vote counts the views of the regions that checked the URL recently
@@ -362,19 +364,18 @@ func (p rules) vote(st *state, interval time.Duration) votes {
 	if interval <= 0 {
 		interval = defaultInterval
 	}
-	since := st.Newest.Add(-time.Duration(recentFactor * float64(interval)))
-	var v votes
+	v := votes{since: st.Newest.Add(-time.Duration(recentFactor * float64(interval)))}
 	recent := 0
-	for i, run := range st.Runs {
-		if run.Newest.Before(since) {
+	for _, run := range st.Runs {
+		if run.Newest.Before(v.since) {
 			continue
 		}
 		recent++
 		switch run.View {
 		case codecs.StateDown:
-			v.down = append(v.down, i)
+			v.down++
 		case codecs.StateUp:
-			v.up = append(v.up, i)
+			v.up++
 		}
 	}
 	v.quorum = p.quorum
@@ -385,18 +386,25 @@ func (p rules) vote(st *state, interval time.Duration) votes {
 }
 
 // quorumChange describes a change to kind crossed by check r of region,
-// agreed by the views at agree. since is the earliest start of their
+// agreed by the views of the regions whose newest check is from recent
+// on. since is the earliest start of their
 // runs in that direction (a view stays down through fewer good checks
 // than the successes threshold, and those runs do not count), and
 // consecutive the crossing region's run (or the longest such run, when
 // the crossing check made another region's view stale instead); regions
 // are their names when the URL is checked from several.
-func (st *state) quorumChange(r *codecs.Result, name, kind, previous, region string, agree []int) *codecs.StatusChange {
+func (st *state) quorumChange(r *codecs.Result, name, kind, previous, region string, recent time.Time) *codecs.StatusChange {
 	wantUp := kind == codecs.ChangeUp
+	view := codecs.StateDown
+	if wantUp {
+		view = codecs.StateUp
+	}
 	since, consecutive, crossing := r.CheckedAt, 0, false
-	names := make([]string, 0, len(agree))
-	for _, i := range agree {
-		run := st.Runs[i]
+	var names []string
+	for _, run := range st.Runs {
+		if run.Newest.Before(recent) || run.View != view {
+			continue
+		}
 		names = append(names, run.Region)
 		if run.RunUp != wantUp {
 			continue
@@ -411,11 +419,7 @@ func (st *state) quorumChange(r *codecs.Result, name, kind, previous, region str
 			consecutive = run.RunCount
 		}
 	}
-	state := codecs.StateDown
-	if wantUp {
-		state = codecs.StateUp
-	}
-	c := newChange(r, name, kind, state, previous, since, consecutive)
+	c := newChange(r, name, kind, view, previous, since, consecutive)
 	if len(st.Runs) > 1 {
 		slices.Sort(names)
 		c.Regions = names

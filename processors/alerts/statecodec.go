@@ -58,7 +58,7 @@ func (stateCodec) Encode(value any) ([]byte, error) {
 	if !ok {
 		return nil, fmt.Errorf("encode alerts state: got %T, want *state", value)
 	}
-	b := make([]byte, 0, 48+len(st.URL)+37*len(st.Recent)+len(st.sent.b)+len(st.held.b))
+	b := make([]byte, 0, 48+len(st.URL)+37*len(st.Recent)+len(st.sent.b)+len(st.held.b)+48*len(st.Runs))
 	b = append(b, stateVersion)
 	b = appendString(b, st.URL)
 	b = appendString(b, st.State)
@@ -140,8 +140,8 @@ func (stateCodec) Decode(data []byte) (any, error) {
 			st.Runs = make([]regionRun, n)
 			for i := range st.Runs {
 				run := &st.Runs[i]
-				run.Region = d.string()
-				run.View = d.string()
+				run.Region = d.name()
+				run.View = d.name()
 				run.RunUp = d.byte()&1 != 0
 				run.RunCount = d.int()
 				run.RunSince = d.time()
@@ -392,7 +392,7 @@ func checkHeldOf(item []byte, withRegion bool) error {
 func decodeHeld(item []byte, url string) (*pending, error) {
 	d := &decoder{data: item}
 	e := readHeld(d, url)
-	e.Result.Region = codecs.RegionOrDefault(d.string())
+	e.Result.Region = codecs.RegionOrDefault(d.name())
 	if err := d.end("held event"); err != nil {
 		return nil, err
 	}
@@ -594,6 +594,19 @@ func (d *decoder) bytes() []byte {
 }
 
 func (d *decoder) string() string { return string(d.bytes()) }
+
+// name reads a string that is most often one of a few constants (the
+// default region, a state), returning the constant rather than a copy:
+// every event decodes them.
+func (d *decoder) name() string {
+	b := d.bytes()
+	for _, s := range [...]string{codecs.DefaultRegion, codecs.StateUp, codecs.StateDown, codecs.StateUnknown} {
+		if string(b) == s {
+			return s
+		}
+	}
+	return string(b)
+}
 
 func (d *decoder) time() time.Time {
 	sec := d.varint()
