@@ -127,7 +127,7 @@ func TestAlertsOnePerChange(t *testing.T) {
 	p.results(alertChecks(healthy, "uuuuuuuuuu", start))
 	p.done()
 
-	waitFor(t, settleTimeout, "a closed incident", a.logs, func() bool {
+	waitFor(t, settleTimeout, "a closed incident", bothLogs{a.logs, b.logs}, func() bool {
 		rows := incidents(t, db)
 		return len(rows) == 1 && rows[0].ended
 	})
@@ -325,4 +325,12 @@ func eventIDs(cs []*codecs.StatusChange) []string {
 		out = append(out, c.EventID)
 	}
 	return out
+}
+
+// bothLogs shows two processors' logs, each under a header: the change
+// may have been made by either.
+type bothLogs [2]fmt.Stringer
+
+func (l bothLogs) String() string {
+	return "processor a:\n" + tail(l[0].String(), 60) + "\nprocessor b:\n" + tail(l[1].String(), 60)
 }
