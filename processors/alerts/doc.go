@@ -51,6 +51,14 @@
 // before (its event_id is among the last ones applied: a re-delivery) or
 // it is late; state never moves twice or backwards.
 //
+// Known limit: a burst that lands on both topics at once while the
+// group's partitions are still starting (processors joining, a backlog
+// read from the start) can pass the hold-back out of order under heavy
+// load, when one topic's claim starts seconds after the other's: a late
+// check is then not applied, and a site may go down from unknown. Ordering
+// by each site's slots (scheduled_at and its interval, now known from the
+// registry) instead of waiting would remove it.
+//
 // A change's change_id is derived from the URL, the kind and the event_id
 // of the check that crossed the threshold, so the same change derived again
 // (a replay after a crash, onto a table that missed the last writes) has
