@@ -207,7 +207,9 @@ func TestEmitterFleetRequestsEachSlotOnce(t *testing.T) {
 		// Their requests and checks produced: two intervals leave room
 		// for a starved producer's batches.
 		time.Sleep(time.Until(to) + 2*interval)
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		// The reader decodes every request and result of 8 processes on
+		// 2 cores (race-built under make test): it can trail by minutes.
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 		defer cancel()
 		if err := log.Sync(ctx); err != nil {
 			t.Fatal(err)
