@@ -56,6 +56,13 @@ type fleetMember struct{ id, region string }
 //     both regions in it, and check_windows equals SQL's aggregation.
 func TestEmitterFleetRequestsEachSlotOnce(t *testing.T) {
 	skipShort(t)
+	if raceEnabled {
+		// Eight race-built children on two cores check a third of their
+		// slots and the slot reader trails them by minutes: what is
+		// measured is then the machine. `make test` runs this test again
+		// without -race (see the Makefile).
+		t.Skip("run without -race: make test does, after the race run")
+	}
 	const (
 		parts    = 12
 		nSites   = 2000
