@@ -298,6 +298,11 @@ func TestTwoRegionsCheckEachSlotOnceEach(t *testing.T) {
 			t.Fatalf("group %s never stable with one member: %v", g, err)
 		}
 	}
+	// A stable group is not yet a scheduling emitter: each schedules
+	// once its url_checker has its partitions.
+	waitUntil(t, 60*time.Second, "both emitters scheduling their partitions", func() bool {
+		return strings.Contains(logsA.String(), "request partitions assigned") && strings.Contains(logsB.String(), "request partitions assigned")
+	})
 	time.Sleep(4 * time.Second)
 	if code := stopA(); code != 0 {
 		t.Fatalf("emitter a: exit %d\n%s", code, logsA.String())
