@@ -77,6 +77,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 func migrate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("processor migrate", flag.ContinueOnError)
 	common := app.RegisterCommon(fs)
+	common.NoKafka = true
 	var databaseURL string
 	app.RegisterDatabase(fs, &databaseURL)
 	if err := app.ParseFlags(fs, args, migrateHelp, stdout); err != nil {

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/IBM/sarama"
+
 	"github.com/sitewatch/sitewatch/codecs"
 	"github.com/sitewatch/sitewatch/internal/testkit"
 )
@@ -461,6 +463,20 @@ func TestUnreachableDatabase(t *testing.T) {
 				t.Errorf("stderr %q: want it to name -database-url and say connect, once", out)
 			}
 		})
+	}
+}
+
+// TestMigrateLeavesKafkaLogsAlone: `processor migrate` never talks to
+// Kafka, so sarama's process-wide logger must not point at its stderr: a
+// Kafka component elsewhere in the process (a test's broker, the
+// all-in-one) would otherwise write its warnings into migrate's one-line
+// error (seen in CI as "consumer/broker/0 disconnecting" before the error).
+func TestMigrateLeavesKafkaLogsAlone(t *testing.T) {
+	var stderr testkit.SyncBuffer
+	run(context.Background(), []string{"migrate", "-database-url", "postgres://127.0.0.1:1/x?sslmode=disable"}, io.Discard, &stderr)
+	sarama.Logger.Printf("probe-from-another-component: disconnecting due to error processing FetchRequest: EOF")
+	if out := stderr.String(); strings.Contains(out, "probe-from-another-component") {
+		t.Fatalf("sarama's log line landed on migrate's stderr: %q", out)
 	}
 }
 

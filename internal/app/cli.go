@@ -91,6 +91,11 @@ type CommonFlags struct {
 	// before /healthz reports it.
 	UnhealthyAfter time.Duration
 	Version        bool
+	// NoKafka marks a command that never talks to Kafka (processor
+	// migrate): Main then leaves sarama's process-wide logger alone, so
+	// that another component's Kafka chatter in the same process cannot
+	// land on this command's stderr.
+	NoKafka bool
 	// envErr is a variable that does not parse as its flag's type; Main
 	// refuses to start with it rather than silently use the default.
 	envErr error
@@ -243,7 +248,9 @@ func Main(parent context.Context, common *CommonFlags, stderr io.Writer, body fu
 	if err != nil {
 		return &UsageError{err}
 	}
-	kafkaconn.RouteSaramaLogs(logger)
+	if !common.NoKafka {
+		kafkaconn.RouteSaramaLogs(logger)
+	}
 	env := Env{Logger: logger, Registry: telemetry.NewRegistry(), Health: telemetry.NewHealth(), OutageAfter: common.UnhealthyAfter}
 	ctx, cancel := SignalContext(parent, logger)
 	defer cancel()
