@@ -248,6 +248,10 @@ func (p *Processor) SetRules(r map[string]Rule) {
 	p.sites.Store(&r)
 }
 
+// verifyCache is set by the package's tests: every state handed back from
+// memory is checked against the bytes stored for it.
+var verifyCache func(error)
+
 // Graph returns the processor's goka group graph. The inputs are read as
 // raw bytes and decoded in the callback: a codec error would stop goka's
 // processor, while a malformed message only deserves a dead letter.
@@ -259,7 +263,9 @@ func (p *Processor) Graph() *goka.GroupGraph {
 		goka.Output(t.Changes, codecs.StatusChangeCodec{}),
 		goka.Output(t.DeadLetters, codecs.DeadLetterCodec{}),
 		goka.Visitor(visitorName, p.visit),
-		goka.Persist(stateCodec{}),
+		// Each graph (a rebuilt processor recovers its table afresh) has
+		// its own cache of the states it stored: see kafkarun.CachedCodec.
+		goka.Persist(&kafkarun.CachedCodec{Codec: stateCodec{}, Verify: verifyCache}),
 	)
 }
 

@@ -1,0 +1,27 @@
+package alerts
+
+import (
+	"fmt"
+	"os"
+	"sync/atomic"
+	"testing"
+)
+
+// cacheHits counts the states handed back from memory instead of decoded
+// (kafkarun.CachedCodec) while the tests ran; every one is checked.
+var cacheHits, cacheFaults atomic.Int64
+
+func TestMain(m *testing.M) {
+	verifyCache = func(err error) {
+		cacheHits.Add(1)
+		if err != nil && cacheFaults.Add(1) <= 3 {
+			fmt.Fprintln(os.Stderr, "state cache:", err)
+		}
+	}
+	code := m.Run()
+	if n := cacheFaults.Load(); n > 0 {
+		fmt.Fprintf(os.Stderr, "FAIL: %d of %d states handed back from memory differed from their stored bytes\n", n, cacheHits.Load())
+		code = 1
+	}
+	os.Exit(code)
+}
