@@ -12,10 +12,10 @@ import (
 )
 
 // stateVersion is the version of the group-table value this build writes
-// (see stateCodec, which also reads versions 1 to 3). A value of an unknown
+// (see stateCodec, which also reads versions 1 to 4). A value of an unknown
 // version stops the processor (goka panics on a decode error) rather than
 // being misread.
-const stateVersion = 4
+const stateVersion = 5
 
 // MaxExactResponses is how many response times a window keeps to compute
 // exact percentiles (percentile_cont, as check_windows_recomputed does);

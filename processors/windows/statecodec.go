@@ -19,7 +19,7 @@ import (
 // few hundred per window, beside as many event_ids) JSON made that the
 // bulk of its work.
 //
-// The value starts with its version byte, stateVersion (4), then:
+// The value starts with its version byte, stateVersion (5), then:
 // watermark, horizon, last arrival; the windows; the dropped event_ids;
 // the dropped slots (each a region and a scheduled_at).
 // Times are a signed varint of Unix seconds and an unsigned varint of
@@ -34,7 +34,8 @@ import (
 // and a slot apart from the next by a second is 5 bytes where its event_id
 // was 33).
 //
-// Version 3 is version 4 without slots, with every response time in 8
+// Version 4 is version 5 with every event id as a string and the slots'
+// distances in nanoseconds. Version 3 is version 4 without slots, with every response time in 8
 // bytes, written before events were kept
 // by slot: every event of it is kept by its event_id, which state.seen
 // still finds. Version 2 is version 3 without the windows' region, written
@@ -52,9 +53,13 @@ const jsonStateVersion = 1
 
 // stateVersionNoRegion is the binary form before regions, and
 // stateVersionNoSlots the one before slots.
+// stateVersionSlots the first with slots, and stateVersionStringIDs the
+// last with every event id a string.
 const (
-	stateVersionNoRegion = 2
-	stateVersionNoSlots  = 3
+	stateVersionNoRegion  = 2
+	stateVersionNoSlots   = 3
+	stateVersionSlots     = 4
+	stateVersionStringIDs = 4
 )
 
 func (stateCodec) Encode(value any) ([]byte, error) {
@@ -72,7 +77,7 @@ func (stateCodec) Encode(value any) ([]byte, error) {
 	for _, w := range st.Windows {
 		b = w.appendBinary(b)
 	}
-	b = appendStrings(b, st.Dropped)
+	b = appendIDs(b, st.Dropped)
 	b = binary.AppendUvarint(b, uint64(len(st.DroppedSlots)))
 	for _, s := range st.DroppedSlots {
 		b = appendString(b, s.Region)
@@ -116,8 +121,8 @@ func (stateCodec) Decode(data []byte) (any, error) {
 			st.Windows[i] = d.window()
 		}
 	}
-	st.Dropped = d.strings()
-	if d.version >= stateVersion {
+	st.Dropped = d.ids()
+	if d.version >= stateVersionSlots {
 		if n := d.count(2); n > 0 {
 			st.DroppedSlots = make([]regionSlot, n)
 			for i := range st.DroppedSlots {
@@ -138,10 +143,8 @@ func (stateCodec) Decode(data []byte) (any, error) {
 func (st *state) sizeHint() int {
 	n := 64 + 16*len(st.Dropped) + 16*len(st.DroppedSlots)
 	for _, w := range st.Windows {
-		n += 96 + 5*len(w.Slots) + 5*len(w.Times) + 12*len(w.Response.Index) + 12*len(w.StatusCounts) + len(w.EmitTopic) + len(w.Region)
-		for _, id := range w.EventIDs {
-			n += 2 + len(id)
-		}
+		n += 96 + 3*len(w.Slots) + 5*len(w.Times) + 12*len(w.Response.Index) + 12*len(w.StatusCounts) + len(w.EmitTopic) + len(w.Region)
+		n += 17 * len(w.EventIDs)
 	}
 	return n
 }
@@ -170,7 +173,7 @@ func (w *window) appendVersion(b []byte, version byte) []byte {
 	b = append(b, flags)
 	b = binary.AppendUvarint(b, uint64(len(w.Times)))
 	for _, v := range w.Times {
-		if version < stateVersion {
+		if version < stateVersionSlots {
 			b = appendFloat(b, v)
 		} else {
 			b = appendResponseTime(b, v)
@@ -197,7 +200,11 @@ func (w *window) appendVersion(b []byte, version byte) []byte {
 		b = appendString(b, c)
 		b = binary.AppendVarint(b, w.StatusCounts[c])
 	}
-	b = appendStrings(b, w.EventIDs)
+	if version <= stateVersionStringIDs {
+		b = appendStrings(b, w.EventIDs)
+	} else {
+		b = appendIDs(b, w.EventIDs)
+	}
 	b = binary.AppendVarint(b, w.Revision)
 	b = appendString(b, w.EmitTopic)
 	b = binary.AppendVarint(b, w.EmitOffset)
@@ -205,16 +212,85 @@ func (w *window) appendVersion(b []byte, version byte) []byte {
 		return b
 	}
 	b = appendString(b, w.Region)
-	if version < stateVersion {
+	if version < stateVersionSlots {
 		return b
 	}
 	b = binary.AppendUvarint(b, uint64(len(w.Slots)))
 	for i, at := range w.Slots {
-		if i == 0 {
+		switch {
+		case i == 0:
 			b = binary.AppendVarint(b, at)
-		} else {
+		case version <= stateVersionStringIDs:
 			b = binary.AppendUvarint(b, uint64(at-w.Slots[i-1]))
+		default:
+			b = appendSlotStep(b, uint64(at-w.Slots[i-1]))
 		}
+	}
+	return b
+}
+
+// appendSlotStep writes the distance between two slots (sorted, so not
+// negative) of version 5: whole milliseconds (every interval a site can
+// have) as the unsigned varint of ms<<1|1, 2 bytes for a second where its
+// nanoseconds took 5; any other as ns<<1.
+func appendSlotStep(b []byte, ns uint64) []byte {
+	if ns%1e6 == 0 {
+		return binary.AppendUvarint(b, (ns/1e6)<<1|1)
+	}
+	return binary.AppendUvarint(b, ns<<1)
+}
+
+// Tags of an event id in appendIDs.
+const (
+	idString = iota // a string follows
+	idHex           // 16 bytes: the id is their 32 lowercase hex digits
+	idUUID          // 16 bytes: the id is their canonical lowercase UUID
+)
+
+// appendIDs writes a list of event ids (version 5), each in 17 bytes when
+// it is hex (see stateCodec), so that it reads back as the same string.
+func appendIDs(b []byte, ids []string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(ids)))
+	for _, id := range ids {
+		switch {
+		case len(id) == 32 && lowerHex(id):
+			b = append(b, idHex)
+			b = appendHexBytes(b, id)
+		case len(id) == 36 && id[8] == '-' && id[13] == '-' && id[18] == '-' && id[23] == '-' &&
+			lowerHex(id[:8]) && lowerHex(id[9:13]) && lowerHex(id[14:18]) && lowerHex(id[19:23]) && lowerHex(id[24:]):
+			b = append(b, idUUID)
+			for _, part := range [...]string{id[:8], id[9:13], id[14:18], id[19:23], id[24:]} {
+				b = appendHexBytes(b, part)
+			}
+		default:
+			b = append(b, idString)
+			b = appendString(b, id)
+		}
+	}
+	return b
+}
+
+func lowerHex(s string) bool {
+	for i := range len(s) {
+		if c := s[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+func unhex(c byte) byte {
+	if c <= '9' {
+		return c - '0'
+	}
+	return c - 'a' + 10
+}
+
+// appendHexBytes appends the bytes of s, an even number of lowercase hex
+// digits.
+func appendHexBytes(b []byte, s string) []byte {
+	for i := 0; i < len(s); i += 2 {
+		b = append(b, unhex(s[i])<<4|unhex(s[i+1]))
 	}
 	return b
 }
@@ -354,6 +430,64 @@ func (d *stateDecoder) strings() []string {
 	return out
 }
 
+// slotStep reads what appendSlotStep wrote, from its varint u.
+func (d *stateDecoder) slotStep(u uint64) uint64 {
+	if u&1 == 0 {
+		return u >> 1
+	}
+	if u>>1 > math.MaxInt64/1_000_000 {
+		d.fail("slots out of order")
+		return 0
+	}
+	return (u >> 1) * 1e6
+}
+
+// ids reads a list of event ids: appendIDs' from version 5, strings before.
+// Every id of the list is a slice of one string.
+func (d *stateDecoder) ids() []string {
+	if d.version <= stateVersionStringIDs {
+		return d.strings()
+	}
+	n := d.count(1)
+	if n == 0 {
+		return nil
+	}
+	const digits = "0123456789abcdef"
+	var text []byte
+	ends := make([]int, n)
+	for i := range ends {
+		switch d.byte() {
+		case idString:
+			text = append(text, d.string()...)
+		case idHex, idUUID:
+			tag := d.data[d.pos-1]
+			if len(d.data)-d.pos < 16 {
+				d.fail("truncated")
+				return nil
+			}
+			for k := range 16 {
+				if tag == idUUID && (k == 4 || k == 6 || k == 8 || k == 10) {
+					text = append(text, '-')
+				}
+				c := d.data[d.pos+k]
+				text = append(text, digits[c>>4], digits[c&15])
+			}
+			d.pos += 16
+		default:
+			d.fail("bad event id tag")
+			return nil
+		}
+		ends[i] = len(text)
+	}
+	all := string(text)
+	out := make([]string, n)
+	start := 0
+	for i, end := range ends {
+		out[i], start = all[start:end], end
+	}
+	return out
+}
+
 func (d *stateDecoder) time() time.Time {
 	sec := d.varint()
 	nsec := d.uvarint()
@@ -371,7 +505,7 @@ func (d *stateDecoder) window() *window {
 	w.RegexpFailures = d.varint()
 	flags := d.byte()
 	w.Exact, w.Dirty = flags&flagExact != 0, flags&flagDirty != 0
-	if d.version < stateVersion {
+	if d.version < stateVersionSlots {
 		if n := d.count(8); n > 0 {
 			w.Times = make([]float64, n)
 			for i := range w.Times {
@@ -404,7 +538,7 @@ func (d *stateDecoder) window() *window {
 		c := d.string()
 		w.StatusCounts[c] = d.varint()
 	}
-	w.EventIDs = d.strings()
+	w.EventIDs = d.ids()
 	w.Revision = d.varint()
 	w.EmitTopic = d.string()
 	w.EmitOffset = d.varint()
@@ -412,7 +546,7 @@ func (d *stateDecoder) window() *window {
 	if d.version >= stateVersionNoSlots {
 		w.Region = d.string()
 	}
-	if d.version >= stateVersion {
+	if d.version >= stateVersionSlots {
 		if n := d.count(1); n > 0 {
 			w.Slots = make([]int64, n)
 			for i := range w.Slots {
@@ -421,6 +555,9 @@ func (d *stateDecoder) window() *window {
 					continue
 				}
 				step := d.uvarint()
+				if d.version > stateVersionStringIDs {
+					step = d.slotStep(step)
+				}
 				if step > math.MaxInt64 || w.Slots[i-1] > math.MaxInt64-int64(step) {
 					d.fail("slots out of order")
 				}
