@@ -41,17 +41,17 @@ const DefaultCachedValues = 16384
 //
 // With Verify set, every hit also checks that the object still encodes to
 // the stored bytes (nothing changed it after SetValue) and that a decode
-// of them encodes to the same bytes again, and tells Verify otherwise: a
-// processor's tests set it. That a decode keeps every field, so that a hit
-// and a miss behave alike, is the codec's round-trip test's to prove.
+// of them encodes to the same bytes again, and hands Verify the object, a
+// fresh decode of its bytes and what did not hold: a processor's tests set
+// it and compare the two values, which catches a codec that drops a field
+// or an encoding cached inside the value that went stale.
 type CachedCodec struct {
 	Codec goka.Codec
 	// Max bounds the values remembered (zero: DefaultCachedValues); past
 	// it an arbitrary entry is forgotten, which costs one decode.
 	Max int
-	// Verify, when set, checks every hit and is told its outcome: nil, or
-	// what does not hold (tests).
-	Verify func(error)
+	// Verify, when set, is called on every hit (tests; see above).
+	Verify func(cached, decoded any, err error)
 
 	mu   sync.Mutex
 	m    map[*byte]cachedValue
@@ -103,7 +103,8 @@ func (c *CachedCodec) Decode(data []byte) (any, error) {
 		if ok && len(e.data) == len(data) {
 			c.hits.Add(1)
 			if c.Verify != nil {
-				c.Verify(c.verify(e.value, data))
+				decoded, err := c.verify(e.value, data)
+				c.Verify(e.value, decoded, err)
 			}
 			return e.value, nil
 		}
@@ -114,17 +115,17 @@ func (c *CachedCodec) Decode(data []byte) (any, error) {
 // Hits is how many decodes were answered from memory.
 func (c *CachedCodec) Hits() int64 { return c.hits.Load() }
 
-func (c *CachedCodec) verify(value any, data []byte) error {
+func (c *CachedCodec) verify(value any, data []byte) (any, error) {
 	again, err := c.Codec.Encode(value)
 	if err != nil || !bytes.Equal(again, data) {
-		return fmt.Errorf("cached %T was changed after it was stored (encode error: %v)", value, err)
+		return nil, fmt.Errorf("cached %T was changed after it was stored (encode error: %v)", value, err)
 	}
 	decoded, err := c.Codec.Decode(data)
 	if err != nil {
-		return fmt.Errorf("stored %T does not decode: %w", value, err)
+		return nil, fmt.Errorf("stored %T does not decode: %w", value, err)
 	}
 	if round, err := c.Codec.Encode(decoded); err != nil || !bytes.Equal(round, data) {
-		return fmt.Errorf("decoded %T does not encode to its bytes: the codec loses a field (encode error: %v)", value, err)
+		return decoded, fmt.Errorf("decoded %T does not encode to its bytes (encode error: %v)", value, err)
 	}
-	return nil
+	return decoded, nil
 }

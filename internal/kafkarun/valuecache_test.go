@@ -70,7 +70,7 @@ func TestCachedCodecIsBounded(t *testing.T) {
 
 func TestCachedCodecVerifyFindsAValueChangedAfterStore(t *testing.T) {
 	var reported error
-	c := &CachedCodec{Codec: jsonCodec{}, Verify: func(err error) { reported = err }}
+	c := &CachedCodec{Codec: jsonCodec{}, Verify: func(_, _ any, err error) { reported = err }}
 	v := &counter{N: 1}
 	stored, _ := c.Encode(v)
 	v.N = 2 // the caller broke the rule
@@ -88,7 +88,12 @@ func TestCachedCodecVerifyFindsAValueChangedAfterStore(t *testing.T) {
 		t.Fatalf("an unchanged value was reported: %v", reported)
 	}
 	calls := 0
-	c.Verify = func(error) { calls++ }
+	c.Verify = func(cached, decoded any, _ error) {
+		calls++
+		if cached != w || decoded == w || *decoded.(*counter) != *w {
+			t.Errorf("Verify got %v and %v, want the cached object and a fresh decode of it", cached, decoded)
+		}
+	}
 	stored, _ = c.Encode(w)
 	_, _ = c.Decode(stored)
 	if calls != 1 {

@@ -3,6 +3,7 @@ package alerts
 import (
 	"fmt"
 	"os"
+	"reflect"
 	"sync/atomic"
 	"testing"
 )
@@ -12,8 +13,11 @@ import (
 var cacheHits, cacheFaults atomic.Int64
 
 func TestMain(m *testing.M) {
-	verifyCache = func(err error) {
+	verifyCache = func(cached, decoded any, err error) {
 		cacheHits.Add(1)
+		if err == nil && !reflect.DeepEqual(cached, decoded) {
+			err = fmt.Errorf("the state in memory differs from its stored bytes:\n%+v\n%+v", cached, decoded)
+		}
 		if err != nil && cacheFaults.Add(1) <= 3 {
 			fmt.Fprintln(os.Stderr, "state cache:", err)
 		}

@@ -250,7 +250,7 @@ func (p *Processor) SetRules(r map[string]Rule) {
 
 // verifyCache is set by the package's tests: every state handed back from
 // memory is checked against the bytes stored for it.
-var verifyCache func(error)
+var verifyCache func(cached, decoded any, err error)
 
 // Graph returns the processor's goka group graph. The inputs are read as
 // raw bytes and decoded in the callback: a codec error would stop goka's

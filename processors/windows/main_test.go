@@ -12,8 +12,13 @@ import (
 var cacheHits, cacheFaults atomic.Int64
 
 func TestMain(m *testing.M) {
-	verifyCache = func(err error) {
+	verifyCache = func(cached, decoded any, err error) {
 		cacheHits.Add(1)
+		if err == nil {
+			if d := stateDiff(cached.(*state), decoded.(*state)); d != "" {
+				err = fmt.Errorf("the state in memory differs from its stored bytes: %s", d)
+			}
+		}
 		if err != nil && cacheFaults.Add(1) <= 3 {
 			fmt.Fprintln(os.Stderr, "state cache:", err)
 		}

@@ -104,6 +104,10 @@ type window struct {
 	// written before they existed): nothing to wait for. See advance.
 	EmitTopic  string `json:"emit_topic,omitempty"`
 	EmitOffset int64  `json:"emit_offset,omitempty"`
+
+	// enc is the encoding of Times and Slots as far as it was written
+	// last, never stored; see listCache.
+	enc listCache
 }
 
 // params are the windowing rules, shared by the goka callbacks and the
@@ -220,6 +224,9 @@ func (p params) applyAt(st *state, r *codecs.Result, now, low time.Time, pos pos
 	}
 	if bySlot {
 		i, _ := slices.BinarySearch(w.Slots, slot)
+		if i < len(w.Slots) {
+			w.enc.resetSlots() // the encoded prefix moves (see listCache)
+		}
 		w.Slots = slices.Insert(w.Slots, i, slot)
 	} else {
 		i, _ := slices.BinarySearch(w.EventIDs, r.EventID)

@@ -172,10 +172,15 @@ func (w *window) appendVersion(b []byte, version byte) []byte {
 	}
 	b = append(b, flags)
 	b = binary.AppendUvarint(b, uint64(len(w.Times)))
-	for _, v := range w.Times {
-		if version < stateVersionSlots {
+	switch {
+	case version == stateVersion:
+		b = append(b, w.enc.times(w.Times)...)
+	case version < stateVersionSlots:
+		for _, v := range w.Times {
 			b = appendFloat(b, v)
-		} else {
+		}
+	default:
+		for _, v := range w.Times {
 			b = appendResponseTime(b, v)
 		}
 	}
@@ -216,17 +221,66 @@ func (w *window) appendVersion(b []byte, version byte) []byte {
 		return b
 	}
 	b = binary.AppendUvarint(b, uint64(len(w.Slots)))
+	if version == stateVersion {
+		return append(b, w.enc.slots(w.Slots)...)
+	}
 	for i, at := range w.Slots {
-		switch {
-		case i == 0:
+		if i == 0 {
 			b = binary.AppendVarint(b, at)
-		case version <= stateVersionStringIDs:
+		} else {
 			b = binary.AppendUvarint(b, uint64(at-w.Slots[i-1]))
-		default:
-			b = appendSlotStep(b, uint64(at-w.Slots[i-1]))
 		}
 	}
 	return b
+}
+
+// listCache keeps a window's Times and Slots encoded as far as the last
+// Encode wrote them, so that the next writes only what was appended since:
+// every event re-encodes its URL's state, and the response times (a float
+// test each) were the largest part of that. Both lists only grow at their
+// end: Times by append (and is emptied for the sketch), Slots by a sorted
+// insert that is an append for a URL's events in order, and that calls
+// resetSlots when it is not. A window decoded has an empty cache: its first
+// Encode writes everything, and the processor's tests check that a state
+// from memory encodes as its decode does (kafkarun.CachedCodec.Verify).
+type listCache struct {
+	timesBuf  []byte
+	timesN    int
+	timesBase *float64 // &Times[0] when encoded: a reallocated list starts over
+	slotsBuf  []byte
+	slotsN    int
+}
+
+func (c *listCache) times(ts []float64) []byte {
+	if len(ts) < c.timesN || (len(ts) > 0 && &ts[0] != c.timesBase) {
+		c.timesBuf, c.timesN = c.timesBuf[:0], 0
+	}
+	for _, v := range ts[c.timesN:] {
+		c.timesBuf = appendResponseTime(c.timesBuf, v)
+	}
+	c.timesN = len(ts)
+	if len(ts) > 0 {
+		c.timesBase = &ts[0]
+	}
+	return c.timesBuf
+}
+
+// resetSlots forgets the encoded slots: one was inserted before their end.
+func (c *listCache) resetSlots() { c.slotsBuf, c.slotsN = c.slotsBuf[:0], 0 }
+
+func (c *listCache) slots(ss []int64) []byte {
+	if len(ss) < c.slotsN {
+		c.resetSlots()
+	}
+	for i := c.slotsN; i < len(ss); i++ {
+		if i == 0 {
+			c.slotsBuf = binary.AppendVarint(c.slotsBuf, ss[0])
+		} else {
+			c.slotsBuf = appendSlotStep(c.slotsBuf, uint64(ss[i]-ss[i-1]))
+		}
+	}
+	c.slotsN = len(ss)
+	return c.slotsBuf
 }
 
 // appendSlotStep writes the distance between two slots (sorted, so not
