@@ -72,6 +72,7 @@ type options struct {
 	runs          int
 	sinkEvents    int
 	sinkURLs      int
+	sinkIDs       string
 	poll          time.Duration
 	perf          string
 	processorRun  string
@@ -90,6 +91,7 @@ func run() int {
 	flag.IntVar(&o.runs, "runs", 3, "sink runs; the summary is their median")
 	flag.IntVar(&o.sinkEvents, "sink-events", 300000, "result events of a sink run")
 	flag.IntVar(&o.sinkURLs, "sink-urls", 100, "URLs of a sink run")
+	flag.StringVar(&o.sinkIDs, "sink-ids", "slot", "event_ids of a sink run: slot (each its slot's, as an emitter makes them) or uuid (random UUIDs, as another producer may)")
 	flag.DurationVar(&o.poll, "poll", 100*time.Millisecond, "how often a sink run counts check_results")
 	flag.StringVar(&o.perf, "perf", "", "record cmd/processor with perf during the last sink run into this file")
 	flag.StringVar(&o.processorRun, "processor-run", "", "cmd/processor's -run in a sink run (empty: its default, all parts, as the issue measures; sink-results alone tells the sink's own speed from the other parts' CPU)")
@@ -101,6 +103,10 @@ func run() int {
 	flag.IntVar(&o.batchSize, "batch-size", sinks.DefaultBatchSize, "sink batch size (the processor's -batch-size)")
 	flag.DurationVar(&o.flushInterval, "flush-interval", sinks.DefaultFlushInterval, "sink flush interval (the processor's -flush-interval)")
 	flag.Parse()
+	if o.sinkIDs != "slot" && o.sinkIDs != "uuid" {
+		fmt.Fprintf(os.Stderr, "-sink-ids: %q, want slot or uuid\n", o.sinkIDs)
+		return 2
+	}
 
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	kafkaconn.RouteSaramaLogs(log)

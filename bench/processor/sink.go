@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	crand "crypto/rand"
+	"encoding/hex"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -118,7 +120,7 @@ func emitterEvent(ctx context.Context) (*codecs.Result, error) {
 
 // sinkEvents are n copies of tmpl over urls URLs, checked_at spread evenly
 // over the hour before now, each with its own slot and so its own id.
-func sinkEvents(tmpl *codecs.Result, n, urls int, now time.Time) []*codecs.Result {
+func sinkEvents(tmpl *codecs.Result, n, urls int, now time.Time, uuids bool) []*codecs.Result {
 	base := strings.TrimSuffix(tmpl.URL, "0")
 	begin := now.Add(-time.Hour)
 	step := time.Hour / time.Duration(n)
@@ -131,13 +133,16 @@ func sinkEvents(tmpl *codecs.Result, n, urls int, now time.Time) []*codecs.Resul
 		// (whole seconds) and so ids are all distinct.
 		r.ScheduledAt = r.CheckedAt.Truncate(time.Second)
 		r.EventID = scheduler.RequestID(r.URL, r.ScheduledAt, codecs.DefaultRegion)
+		if uuids {
+			r.EventID = randomUUID()
+		}
 		rs[i] = &r
 	}
 	return rs
 }
 
 func sinkOnce(ctx context.Context, o options, log *slog.Logger, bin, logPath string, tmpl *codecs.Result, run int) (r sinkRun, err error) {
-	rs := sinkEvents(tmpl, o.sinkEvents, o.sinkURLs, time.Now().Add(-time.Duration(run)*time.Second))
+	rs := sinkEvents(tmpl, o.sinkEvents, o.sinkURLs, time.Now().Add(-time.Duration(run)*time.Second), o.sinkIDs == "uuid")
 	r.events = len(rs)
 	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.DefaultNumPartitions(o.partitions))
 	if err != nil {
@@ -270,4 +275,14 @@ func copyResults(ctx context.Context, db *pgx.Conn, table string, rs []*codecs.R
 		return fmt.Errorf("copy into %s stored %d of %d rows", table, n, len(rs))
 	}
 	return nil
+}
+
+// randomUUID is a version-4 UUID in its canonical text.
+func randomUUID() string {
+	var b [16]byte
+	_, _ = crand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	h := hex.EncodeToString(b[:])
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
 }
