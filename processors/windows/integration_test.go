@@ -310,7 +310,7 @@ func TestIntegrationKfakeWindowsEqualRawAggregatesAndSurviveRestart(t *testing.T
 	// First run: every result consumed, then the clock moves on so that
 	// the last window of every URL is closed by the idle close.
 	reg := prometheus.NewRegistry()
-	hitsBefore := cacheHits.Load()
+	hitsBefore := cacheCheck.Hits.Load()
 	stop := start(reg)
 	eventually(t, 45*time.Second, "all results consumed", func() (bool, string) {
 		n := gatherCounter(t, reg, "sitewatch_windows_events_consumed_total")
@@ -319,7 +319,7 @@ func TestIntegrationKfakeWindowsEqualRawAggregatesAndSurviveRestart(t *testing.T
 	// Each URL's next event finds the state its last one stored in memory
 	// (kafkarun.CachedCodec) rather than decoding it: all but each URL's
 	// first, give or take the idle passes, which read without storing.
-	if hits := cacheHits.Load() - hitsBefore; hits < int64(len(rs))/2 {
+	if hits := cacheCheck.Hits.Load() - hitsBefore; hits < int64(len(rs))/2 {
 		t.Errorf("%d of %d events found their URL's state in memory; the state cache is not used", hits, len(rs))
 	}
 	clock.Set(at(12, 40, 0))

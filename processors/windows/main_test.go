@@ -1,32 +1,17 @@
 package windows
 
 import (
-	"fmt"
 	"os"
-	"sync/atomic"
 	"testing"
+
+	"github.com/sitewatch/sitewatch/internal/testkit"
 )
 
-// cacheHits counts the states handed back from memory instead of decoded
-// (kafkarun.CachedCodec) while the tests ran; every one is checked.
-var cacheHits, cacheFaults atomic.Int64
+// cacheCheck checks every state handed back from memory instead of
+// decoded (kafkarun.CachedCodec) while the tests run.
+var cacheCheck = &testkit.CacheVerifier{Diff: func(a, b any) string { return stateDiff(a.(*state), b.(*state)) }}
 
 func TestMain(m *testing.M) {
-	verifyCache = func(cached, decoded any, err error) {
-		cacheHits.Add(1)
-		if err == nil {
-			if d := stateDiff(cached.(*state), decoded.(*state)); d != "" {
-				err = fmt.Errorf("the state in memory differs from its stored bytes: %s", d)
-			}
-		}
-		if err != nil && cacheFaults.Add(1) <= 3 {
-			fmt.Fprintln(os.Stderr, "state cache:", err)
-		}
-	}
-	code := m.Run()
-	if n := cacheFaults.Load(); n > 0 {
-		fmt.Fprintf(os.Stderr, "FAIL: %d of %d states handed back from memory differed from their stored bytes\n", n, cacheHits.Load())
-		code = 1
-	}
-	os.Exit(code)
+	verifyCache = cacheCheck.Verify
+	os.Exit(cacheCheck.Run(m))
 }

@@ -1,7 +1,6 @@
 package windows
 
 import (
-	"encoding/binary"
 	"testing"
 	"time"
 
@@ -77,17 +76,10 @@ func TestStateFromVersion2(t *testing.T) {
 	}
 	// Version 2's bytes: without the windows' regions and slots, the
 	// response times in 8 bytes, no dropped slots.
-	b := []byte{stateVersionNoRegion}
-	b = appendTime(b, st.Watermark)
-	b = appendTime(b, st.Horizon)
-	b = appendTime(b, st.LastArrival)
-	b = binary.AppendUvarint(b, uint64(len(st.Windows)))
-	for _, w := range st.Windows {
-		c := *w
-		c.Region = ""
-		b = c.appendVersion(b, stateVersionNoRegion)
-	}
-	b = appendStrings(b, st.Dropped)
+	b := olderState(st, stateVersionNoRegion, func(w window) window {
+		w.Region = ""
+		return w
+	})
 	v, err := stateCodec{}.Decode(b)
 	if err != nil {
 		t.Fatalf("decode version 2: %v", err)

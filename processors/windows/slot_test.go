@@ -1,7 +1,6 @@
 package windows
 
 import (
-	"encoding/binary"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -184,21 +183,15 @@ func TestStateFromVersion3(t *testing.T) {
 		st.Dropped = append(st.Dropped, codecs.SlotEventID(site, time.Unix(0, s.At), s.Region))
 	}
 	st.DroppedSlots = nil
-	b := []byte{stateVersionNoSlots}
-	b = appendTime(b, st.Watermark)
-	b = appendTime(b, st.Horizon)
-	b = appendTime(b, st.LastArrival)
-	b = binary.AppendUvarint(b, uint64(len(st.Windows)))
-	for _, w := range st.Windows {
-		c := *w
+	b := olderState(st, stateVersionNoSlots, func(c window) window {
+		c.EventIDs = slices.Clone(c.EventIDs)
 		for _, s := range c.Slots {
-			c.EventIDs = append(c.EventIDs, codecs.SlotEventID(site, time.Unix(0, s), w.Region))
+			c.EventIDs = append(c.EventIDs, codecs.SlotEventID(site, time.Unix(0, s), c.Region))
 		}
 		slices.Sort(c.EventIDs)
 		c.Slots = nil
-		b = c.appendVersion(b, stateVersionNoSlots)
-	}
-	b = appendStrings(b, st.Dropped)
+		return c
+	})
 	v, err := stateCodec{}.Decode(b)
 	if err != nil {
 		t.Fatalf("decode version 3: %v", err)
