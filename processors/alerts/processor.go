@@ -378,10 +378,17 @@ func (p *Processor) consume(ctx goka.Context, msg any) {
 	}
 	p.order.processed(string(ctx.Topic()), ctx.Partition(), ctx.Offset(), r.CheckedAt)
 	st := p.value(ctx)
-	if newest := st.regionNewest(codecs.RegionOrDefault(r.Region)); !newest.IsZero() && !r.CheckedAt.After(newest) {
+	newest := st.regionNewest(codecs.RegionOrDefault(r.Region))
+	switch {
+	case !newest.IsZero() && !r.CheckedAt.After(newest):
 		// A re-delivery or a late event: nothing to wait for.
 		p.apply(ctx, st, r)
-	} else {
+	case st.holding() == 0 && p.order.ready(string(ctx.Topic()), ctx.Partition(), ctx.Offset(), r.CheckedAt, p.cfg.Now()):
+		// Nothing held and nothing to wait for (live, or a backlog past
+		// its first quietFor): what holding it and flushing would do, without
+		// storing the event in the state and reading it back.
+		p.apply(ctx, st, r)
+	default:
 		st.hold(&pending{Result: r, Topic: string(ctx.Topic()), Offset: ctx.Offset(), HeldAt: p.cfg.Now()})
 	}
 	p.flush(ctx, st)
