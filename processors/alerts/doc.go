@@ -46,7 +46,11 @@
 // known, from the broker's high-water marks, to have nothing older (see
 // order.go); live, that is one to one and a half seconds, and up to five
 // when the other topic has gone silent meanwhile (the last failing site of
-// a partition recovers: its up waits quietFor). An event not newer
+// a partition recovers: its up waits quietFor). Catching up on a backlog
+// while the other topic is quiet, only the first quietFor waits: an event
+// that had landed before the other topic's quiet time began goes at once.
+// An event with nothing held before it and nothing to wait for is applied
+// without being stored among the held ones. An event not newer
 // than the newest applied of its region is then not applied: either it was applied
 // before (its event_id is among the last ones applied: a re-delivery) or
 // it is late; state never moves twice or backwards.
