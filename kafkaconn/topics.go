@@ -10,6 +10,7 @@ import (
 	"github.com/lovoo/goka"
 
 	"github.com/sitewatch/sitewatch/codecs"
+	"github.com/sitewatch/sitewatch/internal/kafkarun"
 	"github.com/sitewatch/sitewatch/internal/retry"
 )
 
@@ -150,6 +151,6 @@ func (o *Options) ensure(ctx context.Context, cfg *sarama.Config, logger *slog.L
 			return Explain(o, err)
 		}
 		defer tm.Close()
-		return fn(tm)
+		return fn(kafkarun.CreateRaceTolerant(tm))
 	})
 }

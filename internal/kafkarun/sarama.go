@@ -42,8 +42,9 @@ func GokaConfig(base *sarama.Config) *sarama.Config {
 // ProcessorOptions are the goka options that connect a processor through
 // copies of base: consumer group (committing in order, see InOrderCommits),
 // partition consumer, producer and topic manager. tm configures the topics
-// goka creates (the group table); goka's defaults when nil. marks may be
-// nil.
+// goka creates (the group table); goka's defaults when nil. A table that
+// another process creates at the same moment counts as existing (see
+// createRaceTolerant). marks may be nil.
 func ProcessorOptions(brokers []string, base *sarama.Config, tm goka.TopicManagerBuilder, marks *Marks) []goka.ProcessorOption {
 	if tm == nil {
 		tm = goka.TopicManagerBuilderWithConfig(GokaConfig(base), goka.NewTopicManagerConfig())
@@ -52,6 +53,6 @@ func ProcessorOptions(brokers []string, base *sarama.Config, tm goka.TopicManage
 		goka.WithConsumerGroupBuilder(InOrderCommits(goka.ConsumerGroupBuilderWithConfig(GokaConfig(base)), marks)),
 		goka.WithConsumerSaramaBuilder(goka.SaramaConsumerBuilderWithConfig(GokaConfig(base))),
 		goka.WithProducerBuilder(goka.ProducerBuilderWithConfig(GokaConfig(base))),
-		goka.WithTopicManagerBuilder(tm),
+		goka.WithTopicManagerBuilder(createRaceTolerant(tm)),
 	}
 }
