@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -28,6 +29,18 @@ type handler struct {
 	// Setup makes it before any ConsumeClaim starts, Cleanup closes it
 	// after the last returned).
 	w *writer
+	// commitMu makes the claims' offset commits take turns: see the
+	// sarama deadlock in newSink.
+	commitMu sync.Mutex
+}
+
+// commit sends the session's marked offsets to Kafka, one claim at a
+// time. A commit that fails (the coordinator moved) leaves them marked;
+// the next one, at the latest the one Cleanup makes, sends them again.
+func (h *handler) commit(sess sarama.ConsumerGroupSession) {
+	h.commitMu.Lock()
+	defer h.commitMu.Unlock()
+	sess.Commit()
 }
 
 var _ sarama.ConsumerGroupHandler = (*handler)(nil)
@@ -44,6 +57,7 @@ func (h *handler) Setup(sess sarama.ConsumerGroupSession) error {
 
 func (h *handler) Cleanup(sess sarama.ConsumerGroupSession) error {
 	h.w.close()
+	h.commit(sess) // what a failed commit of the last batches left marked
 	h.s.log.Debug("partitions released", "generation", sess.GenerationID())
 	return nil
 }
@@ -217,7 +231,7 @@ func (c *claimState) finish(ctx context.Context) error {
 	}
 	last := b.msgs[len(b.msgs)-1]
 	c.sess.MarkMessage(last, "")
-	c.sess.Commit()
+	c.h.commit(c.sess)
 	c.next.Store(last.Offset + 1)
 	c.updateLag()
 	s.m.batchSize.Observe(float64(len(b.msgs)))

@@ -265,6 +265,16 @@ func newSink(cfg Config, store Store, changes ChangeWriter, dst any) (*Sink, err
 	// dead-letter producer is synchronous: an offset is marked only after
 	// Kafka has acknowledged the batch's dead letters.
 	sc := kafkarun.Config(cfg.Sarama)
+	// Offsets are committed by the claims only, one Commit at a time (see
+	// handler.commit): sarama's offset manager deadlocks when Commit runs
+	// on several goroutines, or beside its own auto-commit loop, while the
+	// coordinator answers NOT_COORDINATOR (a claim's Commit waits for the
+	// manager's broker lock, held by the loop refreshing the coordinator,
+	// which waits for the broker's lock, held by another Commit waiting for
+	// the partition managers' lock; the fault suite's coordinator test left
+	// the sink's group empty for good so). Every batch is committed right
+	// after it is stored, so nothing relies on the loop.
+	sc.Consumer.Offsets.AutoCommit.Enable = false
 	// A partition's final flush must end before the group gives up on this
 	// member during a rebalance.
 	if cfg.DrainTimeout >= sc.Consumer.Group.Rebalance.Timeout {
