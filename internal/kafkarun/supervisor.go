@@ -131,7 +131,15 @@ func (s *Supervisor) Serve(ctx context.Context) error {
 			}
 		}
 		if ctx.Err() != nil {
-			return err
+			if err != nil {
+				// What goka says while it is being stopped is about the
+				// stop: a SIGTERM while it still waits for its tables
+				// ends Run with "context closed while waiting for startup
+				// tables", which is no failure (and made the processor
+				// exit 1 on a plain shutdown).
+				s.Log.Info(s.Name+" stopped during its start or run", "err", err)
+			}
+			return nil
 		}
 		if err == nil {
 			err = errors.New("goka processor stopped unexpectedly")
