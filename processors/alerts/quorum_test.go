@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sitewatch/sitewatch/codecs"
+	"github.com/sitewatch/sitewatch/internal/binform"
 )
 
 // regionCheck is the i-th check (one a minute) of url from region; a
@@ -227,7 +228,7 @@ func encodeV2(t *testing.T, st *state) []byte {
 			t.Fatal(err)
 		}
 		full := appendHeld(nil, e)
-		region := appendString(nil, e.Result.Region)
+		region := binform.AppendString(nil, e.Result.Region)
 		if !bytes.HasSuffix(full, region) {
 			t.Fatal("held event does not end with its region")
 		}
@@ -237,15 +238,15 @@ func encodeV2(t *testing.T, st *state) []byte {
 	tail := st.held.appendTo(nil)
 	tail = binary.AppendUvarint(tail, uint64(len(st.Runs)))
 	for _, run := range st.Runs {
-		tail = appendString(tail, run.Region)
-		tail = appendString(tail, run.View)
+		tail = binform.AppendString(tail, run.Region)
+		tail = binform.AppendString(tail, run.View)
 		tail = append(tail, 0)
 		if run.RunUp {
 			tail[len(tail)-1] = 1
 		}
 		tail = binary.AppendUvarint(tail, uint64(run.RunCount))
-		tail = appendTime(tail, run.RunSince)
-		tail = appendTime(tail, run.Newest)
+		tail = binform.AppendTime(tail, run.RunSince)
+		tail = binform.AppendTime(tail, run.Newest)
 	}
 	if !bytes.HasSuffix(data, tail) {
 		t.Fatal("encoding does not end with the held events and the runs")

@@ -9,6 +9,7 @@ import (
 	"github.com/lovoo/goka"
 
 	"github.com/sitewatch/sitewatch/codecs"
+	"github.com/sitewatch/sitewatch/internal/binform"
 )
 
 // stateCodec stores *state in the group table in a compact binary form:
@@ -60,36 +61,36 @@ func (stateCodec) Encode(value any) ([]byte, error) {
 	}
 	b := make([]byte, 0, 48+len(st.URL)+37*len(st.Recent)+len(st.sent.b)+len(st.held.b)+48*len(st.Runs))
 	b = append(b, stateVersion)
-	b = appendString(b, st.URL)
-	b = appendString(b, st.State)
+	b = binform.AppendString(b, st.URL)
+	b = binform.AppendString(b, st.State)
 	var flags byte
 	if st.RunUp {
 		flags |= 1
 	}
 	b = append(b, flags)
 	b = binary.AppendUvarint(b, uint64(st.RunCount))
-	b = appendTime(b, st.RunSince)
-	b = appendTime(b, st.Newest)
+	b = binform.AppendTime(b, st.RunSince)
+	b = binform.AppendTime(b, st.Newest)
 	b = binary.AppendUvarint(b, uint64(len(st.Recent)))
 	for _, id := range st.Recent {
-		b = appendString(b, id)
+		b = binform.AppendString(b, id)
 	}
-	b = appendString(b, st.Cert)
-	b = appendTime(b, st.CertNotAfter)
+	b = binform.AppendString(b, st.Cert)
+	b = binform.AppendTime(b, st.CertNotAfter)
 	b = st.sent.appendTo(b)
 	b = st.held.appendTo(b)
 	b = binary.AppendUvarint(b, uint64(len(st.Runs)))
 	for _, run := range st.Runs {
-		b = appendString(b, run.Region)
-		b = appendString(b, run.View)
+		b = binform.AppendString(b, run.Region)
+		b = binform.AppendString(b, run.View)
 		var flags byte
 		if run.RunUp {
 			flags |= 1
 		}
 		b = append(b, flags)
 		b = binary.AppendUvarint(b, uint64(run.RunCount))
-		b = appendTime(b, run.RunSince)
-		b = appendTime(b, run.Newest)
+		b = binform.AppendTime(b, run.RunSince)
+		b = binform.AppendTime(b, run.Newest)
 	}
 	return b, nil
 }
@@ -110,50 +111,50 @@ func (stateCodec) Decode(data []byte) (any, error) {
 		return nil, fmt.Errorf("decode alerts state: version %d, want %d or %d", v, stateVersion, stateVersion2)
 	}
 	version := data[0]
-	d := &decoder{data: data, pos: 1}
+	d := &decoder{Reader: binform.Reader[[]byte]{Data: data, Pos: 1}}
 	st := &state{}
 	st.URL = d.string()
 	st.State = d.string()
-	flags := d.byte()
+	flags := d.Byte()
 	st.RunUp = flags&1 != 0
 	st.RunCount = d.int()
-	st.RunSince = d.time()
-	st.Newest = d.time()
-	if n := d.count(1); n > 0 {
+	st.RunSince = d.Time()
+	st.Newest = d.Time()
+	if n := d.Count(1); n > 0 {
 		st.Recent = make([]string, n)
 		for i := range st.Recent {
 			st.Recent[i] = d.string()
 		}
 	}
 	st.Cert = d.string()
-	st.CertNotAfter = d.time()
+	st.CertNotAfter = d.Time()
 	st.sent = d.items(checkChange)
 	if version == stateVersion2 {
 		st.held = d.items(checkHeldV2)
-		if d.err == nil {
+		if d.Err == nil {
 			st.held = upgradeHeld(st.held)
 			st.Runs = defaultRun(st)
 		}
 	} else {
 		st.held = d.items(checkHeld)
-		if n := d.count(8); n > 0 {
+		if n := d.Count(8); n > 0 {
 			st.Runs = make([]regionRun, n)
 			for i := range st.Runs {
 				run := &st.Runs[i]
 				run.Region = d.name()
 				run.View = d.name()
-				run.RunUp = d.byte()&1 != 0
+				run.RunUp = d.Byte()&1 != 0
 				run.RunCount = d.int()
-				run.RunSince = d.time()
-				run.Newest = d.time()
+				run.RunSince = d.Time()
+				run.Newest = d.Time()
 			}
 		}
 	}
-	if d.err == nil && d.pos != len(d.data) {
-		d.fail("trailing bytes")
+	if d.Err == nil && d.Pos != len(d.Data) {
+		d.Fail("trailing bytes")
 	}
-	if d.err != nil {
-		return nil, fmt.Errorf("decode alerts state: %w", d.err)
+	if d.Err != nil {
+		return nil, fmt.Errorf("decode alerts state: %w", d.Err)
 	}
 	return st, nil
 }
@@ -297,21 +298,21 @@ func appendOptional(b []byte, kind, msg *string, tls *time.Time) []byte {
 	}
 	b = append(b, flags)
 	if kind != nil {
-		b = appendString(b, *kind)
+		b = binform.AppendString(b, *kind)
 	}
 	if msg != nil {
-		b = appendString(b, *msg)
+		b = binform.AppendString(b, *msg)
 	}
 	if tls != nil {
-		b = appendTime(b, *tls)
+		b = binform.AppendTime(b, *tls)
 	}
 	return b
 }
 
 func (d *decoder) optional() (kind, msg *string, tls *time.Time) {
-	flags := d.byte()
+	flags := d.Byte()
 	if flags&^(hasErrorKind|hasErrorMessage|hasTLSNotAfter) != 0 {
-		d.fail("unknown flags")
+		d.Fail("unknown flags")
 	}
 	var k, m string
 	var t time.Time
@@ -322,9 +323,9 @@ func (d *decoder) optional() (kind, msg *string, tls *time.Time) {
 		m = d.string()
 	}
 	if flags&hasTLSNotAfter != 0 {
-		t = d.time()
+		t = d.Time()
 	}
-	if d.check || d.err != nil {
+	if d.check || d.Err != nil {
 		return nil, nil, nil
 	}
 	// New values rather than the locals' addresses, which would move
@@ -348,22 +349,22 @@ func (d *decoder) optional() (kind, msg *string, tls *time.Time) {
 // the state's).
 func appendHeld(b []byte, e *pending) []byte {
 	r := e.Result
-	b = appendTime(b, r.CheckedAt)
-	b = appendString(b, r.EventID)
+	b = binform.AppendTime(b, r.CheckedAt)
+	b = binform.AppendString(b, r.EventID)
 	b = binary.AppendVarint(b, e.Offset)
-	b = appendTime(b, e.HeldAt)
-	b = appendString(b, e.Topic)
-	b = appendString(b, r.Outcome)
+	b = binform.AppendTime(b, e.HeldAt)
+	b = binform.AppendString(b, e.Topic)
+	b = binform.AppendString(b, r.Outcome)
 	b = binary.AppendVarint(b, int64(r.StatusCode))
 	b = appendOptional(b, r.ErrorKind, r.ErrorMessage, r.TLSNotAfter)
-	return appendString(b, codecs.RegionOrDefault(r.Region))
+	return binform.AppendString(b, codecs.RegionOrDefault(r.Region))
 }
 
 // heldKey reads the checked_at and event_id of a held event, without
 // copying the event_id.
 func heldKey(item []byte) (time.Time, []byte) {
-	d := decoder{data: item}
-	at := d.time()
+	d := decoder{Reader: binform.Reader[[]byte]{Data: item}}
+	at := d.Time()
 	return at, d.bytes()
 }
 
@@ -374,14 +375,14 @@ func checkHeld(item []byte) error { return checkHeldOf(item, true) }
 func checkHeldV2(item []byte) error { return checkHeldOf(item, false) }
 
 func checkHeldOf(item []byte, withRegion bool) error {
-	d := &decoder{data: item, check: true}
-	d.time()
+	d := &decoder{Reader: binform.Reader[[]byte]{Data: item}, check: true}
+	d.Time()
 	d.bytes()
-	d.varint()
-	d.time()
+	d.Varint()
+	d.Time()
 	d.bytes()
 	d.bytes()
-	d.varint()
+	d.Varint()
 	d.optional()
 	if withRegion {
 		d.bytes()
@@ -390,7 +391,7 @@ func checkHeldOf(item []byte, withRegion bool) error {
 }
 
 func decodeHeld(item []byte, url string) (*pending, error) {
-	d := &decoder{data: item}
+	d := &decoder{Reader: binform.Reader[[]byte]{Data: item}}
 	e := readHeld(d, url)
 	e.Result.Region = codecs.RegionOrDefault(d.name())
 	if err := d.end("held event"); err != nil {
@@ -402,7 +403,7 @@ func decodeHeld(item []byte, url string) (*pending, error) {
 // decodeHeldV2 decodes a held event of version 2: the default region's
 // (the url is filled in when it is decoded again in this version's form).
 func decodeHeldV2(item []byte) (*pending, error) {
-	d := &decoder{data: item}
+	d := &decoder{Reader: binform.Reader[[]byte]{Data: item}}
 	e := readHeld(d, "")
 	e.Result.Region = codecs.DefaultRegion
 	if err := d.end("held event"); err != nil {
@@ -414,75 +415,75 @@ func decodeHeldV2(item []byte) (*pending, error) {
 // readHeld reads the fields of a held event that version 2 had.
 func readHeld(d *decoder, url string) *pending {
 	r := &codecs.Result{V: codecs.Version, URL: url}
-	r.CheckedAt = d.time()
+	r.CheckedAt = d.Time()
 	r.EventID = d.string()
 	e := &pending{Result: r}
-	e.Offset = d.varint()
-	e.HeldAt = d.time()
+	e.Offset = d.Varint()
+	e.HeldAt = d.Time()
 	e.Topic = d.string()
 	r.Outcome = d.string()
-	r.StatusCode = int(d.varint())
+	r.StatusCode = int(d.Varint())
 	r.ErrorKind, r.ErrorMessage, r.TLSNotAfter = d.optional()
 	return e
 }
 
 // end checks that the item was read to its end without an error.
 func (d *decoder) end(what string) error {
-	if d.err == nil && d.pos != len(d.data) {
-		d.fail("trailing bytes")
+	if d.Err == nil && d.Pos != len(d.Data) {
+		d.Fail("trailing bytes")
 	}
-	if d.err != nil {
-		return fmt.Errorf("%s: %w", what, d.err)
+	if d.Err != nil {
+		return fmt.Errorf("%s: %w", what, d.Err)
 	}
 	return nil
 }
 
 // appendChange encodes a sent change (the url is the state's).
 func appendChange(b []byte, c *codecs.StatusChange) []byte {
-	b = appendString(b, c.EventID)
-	b = appendString(b, c.ChangeID)
-	b = appendString(b, c.Kind)
-	b = appendString(b, c.State)
-	b = appendString(b, c.PreviousState)
-	b = appendString(b, c.Name)
-	b = appendTime(b, c.Since)
-	b = appendTime(b, c.ChangedAt)
+	b = binform.AppendString(b, c.EventID)
+	b = binform.AppendString(b, c.ChangeID)
+	b = binform.AppendString(b, c.Kind)
+	b = binform.AppendString(b, c.State)
+	b = binform.AppendString(b, c.PreviousState)
+	b = binform.AppendString(b, c.Name)
+	b = binform.AppendTime(b, c.Since)
+	b = binform.AppendTime(b, c.ChangedAt)
 	b = binary.AppendVarint(b, int64(c.Consecutive))
 	b = binary.AppendVarint(b, int64(c.StatusCode))
 	b = appendOptional(b, c.ErrorKind, c.ErrorMessage, c.TLSNotAfter)
 	b = binary.AppendUvarint(b, uint64(len(c.Regions)))
 	for _, r := range c.Regions {
-		b = appendString(b, r)
+		b = binform.AppendString(b, r)
 	}
 	return b
 }
 
 // changeEventID reads the event_id of a sent change.
 func changeEventID(item []byte) []byte {
-	d := decoder{data: item}
+	d := decoder{Reader: binform.Reader[[]byte]{Data: item}}
 	return d.bytes()
 }
 
 // checkChange reads a sent change as decodeChange does, without building
 // it.
 func checkChange(item []byte) error {
-	d := &decoder{data: item, check: true}
+	d := &decoder{Reader: binform.Reader[[]byte]{Data: item}, check: true}
 	for range 6 { // event_id, change_id, kind, state, previous state, name
 		d.bytes()
 	}
-	d.time()
-	d.time()
-	d.varint()
-	d.varint()
+	d.Time()
+	d.Time()
+	d.Varint()
+	d.Varint()
 	d.optional()
-	for range d.count(1) {
+	for range d.Count(1) {
 		d.bytes()
 	}
 	return d.end("sent change")
 }
 
 func decodeChange(item []byte, url string) (*codecs.StatusChange, error) {
-	d := &decoder{data: item}
+	d := &decoder{Reader: binform.Reader[[]byte]{Data: item}}
 	c := &codecs.StatusChange{V: codecs.Version, URL: url}
 	c.EventID = d.string()
 	c.ChangeID = d.string()
@@ -490,12 +491,12 @@ func decodeChange(item []byte, url string) (*codecs.StatusChange, error) {
 	c.State = d.string()
 	c.PreviousState = d.string()
 	c.Name = d.string()
-	c.Since = d.time()
-	c.ChangedAt = d.time()
-	c.Consecutive = int(d.varint())
-	c.StatusCode = int(d.varint())
+	c.Since = d.Time()
+	c.ChangedAt = d.Time()
+	c.Consecutive = int(d.Varint())
+	c.StatusCode = int(d.Varint())
 	c.ErrorKind, c.ErrorMessage, c.TLSNotAfter = d.optional()
-	if n := d.count(1); n > 0 {
+	if n := d.Count(1); n > 0 {
 		c.Regions = make([]string, n)
 		for i := range c.Regions {
 			c.Regions[i] = d.string()
@@ -507,91 +508,26 @@ func decodeChange(item []byte, url string) (*codecs.StatusChange, error) {
 	return c, nil
 }
 
-func appendTime(b []byte, t time.Time) []byte {
-	b = binary.AppendVarint(b, t.Unix())
-	return binary.AppendUvarint(b, uint64(t.Nanosecond()))
-}
-
-func appendString(b []byte, s string) []byte {
-	b = binary.AppendUvarint(b, uint64(len(s)))
-	return append(b, s...)
-}
-
 // decoder reads the binary form. After the first error every read returns
 // a zero value, and err says where it went wrong.
 type decoder struct {
-	data []byte
-	pos  int
-	err  error
+	binform.Reader[[]byte]
 	// check reads without building: optional fields are not allocated
 	// (a value's items checked while it is decoded).
 	check bool
 }
 
-func (d *decoder) fail(what string) {
-	if d.err == nil {
-		d.err = fmt.Errorf("%s at byte %d of %d", what, d.pos, len(d.data))
-	}
-	d.pos = len(d.data)
-}
-
-func (d *decoder) uvarint() uint64 {
-	v, n := binary.Uvarint(d.data[d.pos:])
-	if n <= 0 {
-		d.fail("bad varint")
-		return 0
-	}
-	d.pos += n
-	return v
-}
-
-func (d *decoder) varint() int64 {
-	v, n := binary.Varint(d.data[d.pos:])
-	if n <= 0 {
-		d.fail("bad varint")
-		return 0
-	}
-	d.pos += n
-	return v
-}
-
 // int reads a non-negative count that fits an int.
 func (d *decoder) int() int {
-	v := d.uvarint()
+	v := d.Uvarint()
 	if v > 1<<31 {
-		d.fail("count out of range")
+		d.Fail("count out of range")
 		return 0
 	}
 	return int(v)
 }
 
-// count reads a length, each item at least min bytes long: a length that
-// cannot fit in the rest of the value is corrupt (and must not size an
-// allocation).
-func (d *decoder) count(min int) int {
-	n := d.uvarint()
-	if n > uint64((len(d.data)-d.pos)/min) {
-		d.fail("list longer than the value")
-		return 0
-	}
-	return int(n)
-}
-
-func (d *decoder) byte() byte {
-	if d.pos >= len(d.data) {
-		d.fail("truncated")
-		return 0
-	}
-	d.pos++
-	return d.data[d.pos-1]
-}
-
-func (d *decoder) bytes() []byte {
-	n := d.count(1)
-	b := d.data[d.pos : d.pos+n]
-	d.pos += n
-	return b
-}
+func (d *decoder) bytes() []byte { return d.Raw() }
 
 func (d *decoder) string() string { return string(d.bytes()) }
 
@@ -608,22 +544,12 @@ func (d *decoder) name() string {
 	return string(b)
 }
 
-func (d *decoder) time() time.Time {
-	sec := d.varint()
-	nsec := d.uvarint()
-	if nsec >= 1e9 {
-		d.fail("bad nanoseconds")
-		return time.Time{}
-	}
-	return time.Unix(sec, int64(nsec)).UTC()
-}
-
 // items reads an item list and checks each item with valid, so that a
 // corrupt value fails here rather than in a later callback.
 func (d *decoder) items(valid func([]byte) error) itemList {
-	n := d.count(2)
+	n := d.Count(2)
 	raw := d.bytes()
-	if d.err != nil {
+	if d.Err != nil {
 		return itemList{}
 	}
 	l := itemList{n: n}
@@ -631,17 +557,17 @@ func (d *decoder) items(valid func([]byte) error) itemList {
 	for range n {
 		size, k := binary.Uvarint(rest)
 		if k <= 0 || size > uint64(len(rest)-k) {
-			d.fail("bad item list")
+			d.Fail("bad item list")
 			return itemList{}
 		}
 		if err := valid(rest[k : k+int(size)]); err != nil {
-			d.fail(err.Error())
+			d.Fail(err.Error())
 			return itemList{}
 		}
 		rest = rest[k+int(size):]
 	}
 	if len(rest) != 0 {
-		d.fail("bad item list")
+		d.Fail("bad item list")
 		return itemList{}
 	}
 	if n > 0 {

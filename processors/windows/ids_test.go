@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sitewatch/sitewatch/codecs"
+	"github.com/sitewatch/sitewatch/internal/binform"
 )
 
 // Event ids read back as the same strings, hex ones (an emitter's, a
@@ -24,9 +25,9 @@ func TestEventIDsKeepTheirText(t *testing.T) {
 		"", "ev-1", "ünïcode",
 	}
 	b := appendIDs(nil, ids)
-	d := &stateDecoder{data: string(b), version: stateVersion}
-	if got := d.ids(); d.err != nil || !slices.Equal(got, ids) || d.pos != len(b) {
-		t.Fatalf("ids read back as %q (%v), want %q", got, d.err, ids)
+	d := &stateDecoder{Reader: binform.Reader[string]{Data: string(b)}, version: stateVersion}
+	if got := d.ids(); d.Err != nil || !slices.Equal(got, ids) || d.Pos != len(b) {
+		t.Fatalf("ids read back as %q (%v), want %q", got, d.Err, ids)
 	}
 	for _, id := range ids[:2] {
 		if n := len(appendIDs(nil, []string{id})) - 1; n != 17 {
@@ -34,8 +35,8 @@ func TestEventIDsKeepTheirText(t *testing.T) {
 		}
 	}
 	for n := range len(b) {
-		d := &stateDecoder{data: string(b[:n]), version: stateVersion}
-		if d.ids(); d.err == nil && n > 0 {
+		d := &stateDecoder{Reader: binform.Reader[string]{Data: string(b[:n])}, version: stateVersion}
+		if d.ids(); d.Err == nil && n > 0 {
 			t.Fatalf("ids cut to %d of %d bytes read without an error", n, len(b))
 		}
 	}
@@ -150,9 +151,9 @@ func TestIncrementalEncodingMatchesFull(t *testing.T) {
 // text. Version 4 adds the dropped slots after them (the caller's).
 func olderState(st *state, version byte, old func(window) window) []byte {
 	b := []byte{version}
-	b = appendTime(b, st.Watermark)
-	b = appendTime(b, st.Horizon)
-	b = appendTime(b, st.LastArrival)
+	b = binform.AppendTime(b, st.Watermark)
+	b = binform.AppendTime(b, st.Horizon)
+	b = binform.AppendTime(b, st.LastArrival)
 	b = binary.AppendUvarint(b, uint64(len(st.Windows)))
 	for _, w := range st.Windows {
 		c := old(*w)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/sitewatch/sitewatch/codecs"
+	"github.com/sitewatch/sitewatch/internal/binform"
 )
 
 // again is the same slot as r checked again after a crash: the url_checker
@@ -406,9 +407,9 @@ func TestResponseTimesKeepTheirBits(t *testing.T) {
 	others := []float64{math.Copysign(0, -1), 0.1234567891, 1.0 / 3, -5, 1e300, math.NaN(), math.Inf(1), math.SmallestNonzeroFloat64}
 	for i, v := range slices.Concat(checks, others) {
 		b := appendResponseTime(nil, v)
-		d := &stateDecoder{data: string(b), version: stateVersion}
-		if got := d.responseTime(); d.err != nil || math.Float64bits(got) != math.Float64bits(v) || d.pos != len(b) {
-			t.Errorf("%v read back as %v (%v)", v, got, d.err)
+		d := &stateDecoder{Reader: binform.Reader[string]{Data: string(b)}, version: stateVersion}
+		if got := d.responseTime(); d.Err != nil || math.Float64bits(got) != math.Float64bits(v) || d.Pos != len(b) {
+			t.Errorf("%v read back as %v (%v)", v, got, d.Err)
 		}
 		if compact := i < len(checks); compact != (len(b) < 9) {
 			t.Errorf("%v in %d bytes", v, len(b))

@@ -2,15 +2,16 @@ package windows
 
 import (
 	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math"
 	"slices"
-	"time"
 
 	"github.com/lovoo/goka"
 
 	"github.com/sitewatch/sitewatch/codecs"
+	"github.com/sitewatch/sitewatch/internal/binform"
 )
 
 // stateCodec stores *state in the group table in a compact binary form:
@@ -70,9 +71,9 @@ func (stateCodec) Encode(value any) ([]byte, error) {
 	st.V = stateVersion
 	b := make([]byte, 0, st.sizeHint())
 	b = append(b, stateVersion)
-	b = appendTime(b, st.Watermark)
-	b = appendTime(b, st.Horizon)
-	b = appendTime(b, st.LastArrival)
+	b = binform.AppendTime(b, st.Watermark)
+	b = binform.AppendTime(b, st.Horizon)
+	b = binform.AppendTime(b, st.LastArrival)
 	b = binary.AppendUvarint(b, uint64(len(st.Windows)))
 	for _, w := range st.Windows {
 		b = w.appendBinary(b)
@@ -80,7 +81,7 @@ func (stateCodec) Encode(value any) ([]byte, error) {
 	b = appendIDs(b, st.Dropped)
 	b = binary.AppendUvarint(b, uint64(len(st.DroppedSlots)))
 	for _, s := range st.DroppedSlots {
-		b = appendString(b, s.Region)
+		b = binform.AppendString(b, s.Region)
 		b = binary.AppendVarint(b, s.At)
 	}
 	return b, nil
@@ -110,12 +111,12 @@ func (stateCodec) Decode(data []byte) (any, error) {
 	}
 	// One string holds every string of the value: the event_ids are
 	// slices of it, one allocation instead of one each.
-	d := &stateDecoder{data: string(data), pos: 1, version: data[0]}
+	d := &stateDecoder{Reader: binform.Reader[string]{Data: string(data), Pos: 1}, version: data[0]}
 	st := &state{V: stateVersion}
-	st.Watermark = d.time()
-	st.Horizon = d.time()
-	st.LastArrival = d.time()
-	if n := d.count(1); n > 0 {
+	st.Watermark = d.Time()
+	st.Horizon = d.Time()
+	st.LastArrival = d.Time()
+	if n := d.Count(1); n > 0 {
 		st.Windows = make([]*window, n)
 		for i := range st.Windows {
 			st.Windows[i] = d.window()
@@ -123,18 +124,18 @@ func (stateCodec) Decode(data []byte) (any, error) {
 	}
 	st.Dropped = d.ids()
 	if d.version >= stateVersionSlots {
-		if n := d.count(2); n > 0 {
+		if n := d.Count(2); n > 0 {
 			st.DroppedSlots = make([]regionSlot, n)
 			for i := range st.DroppedSlots {
-				st.DroppedSlots[i] = regionSlot{Region: d.string(), At: d.varint()}
+				st.DroppedSlots[i] = regionSlot{Region: d.string(), At: d.Varint()}
 			}
 		}
 	}
-	if d.err == nil && d.pos != len(d.data) {
-		d.fail("trailing bytes")
+	if d.Err == nil && d.Pos != len(d.Data) {
+		d.Fail("trailing bytes")
 	}
-	if d.err != nil {
-		return nil, fmt.Errorf("decode state: %w", d.err)
+	if d.Err != nil {
+		return nil, fmt.Errorf("decode state: %w", d.Err)
 	}
 	return st, nil
 }
@@ -159,7 +160,7 @@ func (w *window) appendBinary(b []byte) []byte { return w.appendVersion(b, state
 // appendVersion writes w as version wrote it; only the tests of the older
 // versions write another than stateVersion.
 func (w *window) appendVersion(b []byte, version byte) []byte {
-	b = appendTime(b, w.Start)
+	b = binform.AppendTime(b, w.Start)
 	b = binary.AppendVarint(b, w.Checks)
 	b = binary.AppendVarint(b, w.Failures)
 	b = binary.AppendVarint(b, w.RegexpFailures)
@@ -177,7 +178,7 @@ func (w *window) appendVersion(b []byte, version byte) []byte {
 		b = append(b, w.enc.times(w.Times)...)
 	case version < stateVersionSlots:
 		for _, v := range w.Times {
-			b = appendFloat(b, v)
+			b = binform.AppendFloat(b, v)
 		}
 	default:
 		for _, v := range w.Times {
@@ -186,9 +187,9 @@ func (w *window) appendVersion(b []byte, version byte) []byte {
 	}
 	r := &w.Response
 	b = binary.AppendVarint(b, r.Count)
-	b = appendFloat(b, r.Sum)
-	b = appendFloat(b, r.Min)
-	b = appendFloat(b, r.Max)
+	b = binform.AppendFloat(b, r.Sum)
+	b = binform.AppendFloat(b, r.Min)
+	b = binform.AppendFloat(b, r.Max)
 	b = binary.AppendVarint(b, r.Zeros)
 	b = binary.AppendUvarint(b, uint64(len(r.Index)))
 	for k, i := range r.Index {
@@ -202,7 +203,7 @@ func (w *window) appendVersion(b []byte, version byte) []byte {
 	slices.Sort(codes) // the same state, the same bytes
 	b = binary.AppendUvarint(b, uint64(len(codes)))
 	for _, c := range codes {
-		b = appendString(b, c)
+		b = binform.AppendString(b, c)
 		b = binary.AppendVarint(b, w.StatusCounts[c])
 	}
 	if version <= stateVersionStringIDs {
@@ -211,12 +212,12 @@ func (w *window) appendVersion(b []byte, version byte) []byte {
 		b = appendIDs(b, w.EventIDs)
 	}
 	b = binary.AppendVarint(b, w.Revision)
-	b = appendString(b, w.EmitTopic)
+	b = binform.AppendString(b, w.EmitTopic)
 	b = binary.AppendVarint(b, w.EmitOffset)
 	if version < stateVersionNoSlots {
 		return b
 	}
-	b = appendString(b, w.Region)
+	b = binform.AppendString(b, w.Region)
 	if version < stateVersionSlots {
 		return b
 	}
@@ -318,7 +319,7 @@ func appendIDs(b []byte, ids []string) []byte {
 			}
 		default:
 			b = append(b, idString)
-			b = appendString(b, id)
+			b = binform.AppendString(b, id)
 		}
 	}
 	return b
@@ -363,27 +364,13 @@ func appendResponseTime(b []byte, v float64) []byte {
 		}
 	}
 	b = append(b, 1)
-	return appendFloat(b, v)
-}
-
-func appendTime(b []byte, t time.Time) []byte {
-	b = binary.AppendVarint(b, t.Unix())
-	return binary.AppendUvarint(b, uint64(t.Nanosecond()))
-}
-
-func appendFloat(b []byte, v float64) []byte {
-	return binary.LittleEndian.AppendUint64(b, math.Float64bits(v))
-}
-
-func appendString(b []byte, s string) []byte {
-	b = binary.AppendUvarint(b, uint64(len(s)))
-	return append(b, s...)
+	return binform.AppendFloat(b, v)
 }
 
 func appendStrings(b []byte, ss []string) []byte {
 	b = binary.AppendUvarint(b, uint64(len(ss)))
 	for _, s := range ss {
-		b = appendString(b, s)
+		b = binform.AppendString(b, s)
 	}
 	return b
 }
@@ -391,89 +378,29 @@ func appendStrings(b []byte, ss []string) []byte {
 // stateDecoder reads the binary form. After the first error every read
 // returns a zero value, and err says where it went wrong.
 type stateDecoder struct {
-	data string
-	pos  int
-	err  error
+	binform.Reader[string]
 	// version is the value's: 2 has no regions, 2 and 3 no slots.
 	version byte
 }
 
-func (d *stateDecoder) fail(what string) {
-	if d.err == nil {
-		d.err = fmt.Errorf("%s at byte %d of %d", what, d.pos, len(d.data))
-	}
-	d.pos = len(d.data)
-}
-
-func (d *stateDecoder) uvarint() uint64 {
-	v, n := uvarintString(d.data[d.pos:])
-	if n <= 0 {
-		d.fail("bad varint")
-		return 0
-	}
-	d.pos += n
-	return v
-}
-
-func (d *stateDecoder) varint() int64 {
-	u := d.uvarint()
-	return int64(u>>1) ^ -int64(u&1) // zig-zag, as binary.AppendVarint
-}
-
-// count reads a list length, each item at least min bytes long: a length
-// that cannot fit in the rest of the value is corrupt (and must not size
-// an allocation).
-func (d *stateDecoder) count(min int) int {
-	n := d.uvarint()
-	if n > uint64((len(d.data)-d.pos)/min) {
-		d.fail("list longer than the value")
-		return 0
-	}
-	return int(n)
-}
-
-func (d *stateDecoder) byte() byte {
-	if d.pos >= len(d.data) {
-		d.fail("truncated")
-		return 0
-	}
-	d.pos++
-	return d.data[d.pos-1]
-}
-
-func (d *stateDecoder) float() float64 {
-	if len(d.data)-d.pos < 8 {
-		d.fail("truncated")
-		return 0
-	}
-	s := d.data[d.pos : d.pos+8]
-	d.pos += 8
-	return math.Float64frombits(uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
-		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56)
-}
-
 // responseTime reads what appendResponseTime wrote.
 func (d *stateDecoder) responseTime() float64 {
-	u := d.uvarint()
+	u := d.Uvarint()
 	switch {
 	case u&1 == 0:
 		return float64(int64(u>>1)) / 1e6
 	case u == 1:
-		return d.float()
+		return d.Float()
 	}
-	d.fail("bad response time")
+	d.Fail("bad response time")
 	return 0
 }
 
-func (d *stateDecoder) string() string {
-	n := d.count(1)
-	s := d.data[d.pos : d.pos+n]
-	d.pos += n
-	return s
-}
+// string reads a string as a slice of the value's one string.
+func (d *stateDecoder) string() string { return d.Raw() }
 
 func (d *stateDecoder) strings() []string {
-	n := d.count(1)
+	n := d.Count(1)
 	if n == 0 {
 		return nil
 	}
@@ -490,7 +417,7 @@ func (d *stateDecoder) slotStep(u uint64) uint64 {
 		return u >> 1
 	}
 	if u>>1 > math.MaxInt64/1_000_000 {
-		d.fail("slots out of order")
+		d.Fail("slots out of order")
 		return 0
 	}
 	return (u >> 1) * 1e6
@@ -502,33 +429,34 @@ func (d *stateDecoder) ids() []string {
 	if d.version <= stateVersionStringIDs {
 		return d.strings()
 	}
-	n := d.count(1)
+	n := d.Count(1)
 	if n == 0 {
 		return nil
 	}
-	const digits = "0123456789abcdef"
-	var text []byte
+	// Sized for n UUIDs: the text grows once, not per id.
+	text := make([]byte, 0, 36*n)
 	ends := make([]int, n)
 	for i := range ends {
-		switch d.byte() {
+		switch d.Byte() {
 		case idString:
 			text = append(text, d.string()...)
 		case idHex, idUUID:
-			tag := d.data[d.pos-1]
-			if len(d.data)-d.pos < 16 {
-				d.fail("truncated")
+			tag := d.Data[d.Pos-1]
+			if len(d.Data)-d.Pos < 16 {
+				d.Fail("truncated")
 				return nil
 			}
-			for k := range 16 {
-				if tag == idUUID && (k == 4 || k == 6 || k == 8 || k == 10) {
-					text = append(text, '-')
-				}
-				c := d.data[d.pos+k]
-				text = append(text, digits[c>>4], digits[c&15])
+			var h [32]byte
+			hex.Encode(h[:], []byte(d.Data[d.Pos:d.Pos+16]))
+			d.Pos += 16
+			if tag == idHex {
+				text = append(text, h[:]...)
+			} else {
+				text = append(append(append(append(append(append(append(append(append(text,
+					h[:8]...), '-'), h[8:12]...), '-'), h[12:16]...), '-'), h[16:20]...), '-'), h[20:]...)
 			}
-			d.pos += 16
 		default:
-			d.fail("bad event id tag")
+			d.Fail("bad event id tag")
 			return nil
 		}
 		ends[i] = len(text)
@@ -542,100 +470,72 @@ func (d *stateDecoder) ids() []string {
 	return out
 }
 
-func (d *stateDecoder) time() time.Time {
-	sec := d.varint()
-	nsec := d.uvarint()
-	if nsec >= 1e9 {
-		d.fail("bad nanoseconds")
-		return time.Time{}
-	}
-	return time.Unix(sec, int64(nsec)).UTC()
-}
-
 func (d *stateDecoder) window() *window {
-	w := &window{Start: d.time()}
-	w.Checks = d.varint()
-	w.Failures = d.varint()
-	w.RegexpFailures = d.varint()
-	flags := d.byte()
+	w := &window{Start: d.Time()}
+	w.Checks = d.Varint()
+	w.Failures = d.Varint()
+	w.RegexpFailures = d.Varint()
+	flags := d.Byte()
 	w.Exact, w.Dirty = flags&flagExact != 0, flags&flagDirty != 0
 	if d.version < stateVersionSlots {
-		if n := d.count(8); n > 0 {
+		if n := d.Count(8); n > 0 {
 			w.Times = make([]float64, n)
 			for i := range w.Times {
-				w.Times[i] = d.float()
+				w.Times[i] = d.Float()
 			}
 		}
-	} else if n := d.count(1); n > 0 {
+	} else if n := d.Count(1); n > 0 {
 		w.Times = make([]float64, n)
 		for i := range w.Times {
 			w.Times[i] = d.responseTime()
 		}
 	}
 	r := &w.Response
-	r.Count = d.varint()
-	r.Sum, r.Min, r.Max = d.float(), d.float(), d.float()
-	r.Zeros = d.varint()
-	if n := d.count(2); n > 0 {
+	r.Count = d.Varint()
+	r.Sum, r.Min, r.Max = d.Float(), d.Float(), d.Float()
+	r.Zeros = d.Varint()
+	if n := d.Count(2); n > 0 {
 		r.Index, r.Counts = make([]int32, n), make([]int64, n)
 		for k := range r.Index {
-			i := d.varint()
+			i := d.Varint()
 			if i < math.MinInt32 || i > math.MaxInt32 {
-				d.fail("bucket index out of range")
+				d.Fail("bucket index out of range")
 			}
-			r.Index[k], r.Counts[k] = int32(i), d.varint()
+			r.Index[k], r.Counts[k] = int32(i), d.Varint()
 		}
 	}
-	n := d.count(2)
+	n := d.Count(2)
 	w.StatusCounts = make(map[string]int64, n)
 	for range n {
 		c := d.string()
-		w.StatusCounts[c] = d.varint()
+		w.StatusCounts[c] = d.Varint()
 	}
 	w.EventIDs = d.ids()
-	w.Revision = d.varint()
+	w.Revision = d.Varint()
 	w.EmitTopic = d.string()
-	w.EmitOffset = d.varint()
+	w.EmitOffset = d.Varint()
 	w.Region = codecs.DefaultRegion
 	if d.version >= stateVersionNoSlots {
 		w.Region = d.string()
 	}
 	if d.version >= stateVersionSlots {
-		if n := d.count(1); n > 0 {
+		if n := d.Count(1); n > 0 {
 			w.Slots = make([]int64, n)
 			for i := range w.Slots {
 				if i == 0 {
-					w.Slots[i] = d.varint()
+					w.Slots[i] = d.Varint()
 					continue
 				}
-				step := d.uvarint()
+				step := d.Uvarint()
 				if d.version > stateVersionStringIDs {
 					step = d.slotStep(step)
 				}
 				if step > math.MaxInt64 || w.Slots[i-1] > math.MaxInt64-int64(step) {
-					d.fail("slots out of order")
+					d.Fail("slots out of order")
 				}
 				w.Slots[i] = w.Slots[i-1] + int64(step)
 			}
 		}
 	}
 	return w
-}
-
-// uvarintString is binary.Uvarint on a string, without converting it.
-func uvarintString(s string) (uint64, int) {
-	var x uint64
-	var shift uint
-	for i := 0; i < len(s) && i < binary.MaxVarintLen64; i++ {
-		c := s[i]
-		if c < 0x80 {
-			if i == binary.MaxVarintLen64-1 && c > 1 {
-				return 0, -1
-			}
-			return x | uint64(c)<<shift, i + 1
-		}
-		x |= uint64(c&0x7f) << shift
-		shift += 7
-	}
-	return 0, 0
 }
