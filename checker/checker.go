@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/net/http/httpguts"
+
 	"github.com/sitewatch/sitewatch/siterules"
 )
 
@@ -157,14 +159,12 @@ func (c *Checker) Check(ctx context.Context, t Target) Result {
 
 	tr := &tracker{ctx: ctx, start: start, phase: phaseConnect}
 	reqCtx := httptrace.WithClientTrace(ctx, tr.clientTrace())
-	req, err := c.newRequest(reqCtx, t)
+	req, gunzip, err := c.newRequest(reqCtx, t)
 	if err != nil {
 		return fail(res, tr, KindOther, err.Error())
 	}
 
-	transport := c.newTransport(reqCtx, tr, t)
-	defer transport.CloseIdleConnections()
-	client := &http.Client{Transport: transport, CheckRedirect: c.checkRedirect}
+	client := &http.Client{Transport: &oneShot{c: c, ctx: reqCtx, tr: tr, t: t, gunzip: gunzip}, CheckRedirect: c.checkRedirect}
 
 	resp, err := client.Do(req)
 	if err != nil {
@@ -219,17 +219,26 @@ func (c *Checker) Check(ctx context.Context, t Target) Result {
 }
 
 // newRequest validates the target URL (by the sites file's rule) and
-// builds the first request.
-func (c *Checker) newRequest(ctx context.Context, t Target) (*http.Request, error) {
+// builds the first request. gunzip says that the request asks for gzip on
+// the checker's own account (the site's headers name no encoding), so
+// that a gzip body is to be decompressed, as net/http's Transport does;
+// http.Client copies the header into the requests of redirects.
+func (c *Checker) newRequest(ctx context.Context, t Target) (req *http.Request, gunzip bool, err error) {
 	if err := siterules.CheckURL(t.URL); err != nil {
-		return nil, fmt.Errorf("invalid url: %w", err)
+		return nil, false, fmt.Errorf("invalid url: %w", err)
 	}
 	method := siterules.Method(t.Method)
-	req, err := http.NewRequestWithContext(ctx, method, t.URL, nil)
+	req, err = http.NewRequestWithContext(ctx, method, t.URL, nil)
 	if err != nil {
-		return nil, fmt.Errorf("invalid request: %v", err)
+		return nil, false, fmt.Errorf("invalid request: %v", err)
 	}
 	for k, v := range t.Headers {
+		if !httpguts.ValidHeaderFieldName(k) {
+			return nil, false, fmt.Errorf("invalid header field name %q", k)
+		}
+		if !httpguts.ValidHeaderFieldValue(v) {
+			return nil, false, fmt.Errorf("invalid header field value for %q", k)
+		}
 		if strings.EqualFold(k, "Host") {
 			req.Host = v
 			continue
@@ -239,41 +248,11 @@ func (c *Checker) newRequest(ctx context.Context, t Target) (*http.Request, erro
 	if req.Header.Get("User-Agent") == "" {
 		req.Header.Set("User-Agent", c.opts.UserAgent)
 	}
-	return req, nil
-}
-
-// newTransport builds the transport of one check. A transport per check,
-// with keep-alives off, guarantees a fresh connection and lets the dial
-// functions close over this check's context and tracker.
-func (c *Checker) newTransport(reqCtx context.Context, tr *tracker, t Target) *http.Transport {
-	var protocols http.Protocols
-	protocols.SetHTTP1(true)
-	return &http.Transport{
-		Proxy: nil,
-		// net/http detaches dials from the request's cancellation so that
-		// a late connection can serve another request. A check has no other
-		// request, and a hostile server must not hold a dial or TLS
-		// handshake open past the timeout, so dials use the check's own
-		// context instead.
-		DialContext: func(_ context.Context, network, addr string) (net.Conn, error) {
-			return c.dialTCP(reqCtx, tr, network, addr)
-		},
-		DialTLSContext: func(_ context.Context, network, addr string) (net.Conn, error) {
-			return c.dialTLS(reqCtx, tr, network, addr, t)
-		},
-		DisableKeepAlives:      true,
-		MaxResponseHeaderBytes: maxHeaderBytes,
-		Protocols:              &protocols,
-		// net/http gives every connection a 4 KiB read and a 4 KiB write
-		// buffer; with one connection per check they were a quarter of
-		// everything the emitter allocated (and so of its GC). A check's
-		// request is a few hundred bytes, and a longer one is written
-		// through; the read buffer holds header lines (longer ones are
-		// joined, as before, up to maxHeaderBytes) and the body is read
-		// straight into the caller's buffer once that is larger.
-		WriteBufferSize: writeBufferSize,
-		ReadBufferSize:  readBufferSize,
+	if req.Header.Get("Accept-Encoding") == "" && req.Header.Get("Range") == "" && method != http.MethodHead {
+		req.Header.Set("Accept-Encoding", "gzip")
+		gunzip = true
 	}
+	return req, gunzip, nil
 }
 
 // Per-connection buffer sizes of a check (net/http's default is 4 KiB

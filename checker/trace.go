@@ -20,7 +20,7 @@ const (
 
 // tracker records the phase a check is in and the time spent in each phase,
 // summed over the requests of a redirect chain. Its hooks run on several
-// goroutines (the dial, the transport's read loop, the check itself).
+// goroutines (the dial, the check itself, the end of its context).
 type tracker struct {
 	// ctx is the check's context. Once it is done, a phase still running
 	// was cut short by the timeout or a cancellation and is not recorded.
@@ -46,13 +46,12 @@ type tracker struct {
 	notAfter time.Time
 }
 
+// clientTrace hears of the DNS lookups net.Dialer makes; the check's round
+// tripper (oneShot) reports the other phases itself.
 func (t *tracker) clientTrace() *httptrace.ClientTrace {
 	return &httptrace.ClientTrace{
-		GetConn:              func(string) { t.startRequest() },
-		DNSStart:             func(httptrace.DNSStartInfo) { t.startDNS() },
-		DNSDone:              func(httptrace.DNSDoneInfo) { t.doneDNS() },
-		GotConn:              func(httptrace.GotConnInfo) { t.gotConn() },
-		GotFirstResponseByte: t.gotFirstByte,
+		DNSStart: func(httptrace.DNSStartInfo) { t.startDNS() },
+		DNSDone:  func(httptrace.DNSDoneInfo) { t.doneDNS() },
 	}
 }
 
