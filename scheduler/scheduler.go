@@ -59,6 +59,10 @@ type Options struct {
 	// single instance does. An emitter starts with a share that owns no
 	// partition, and schedules nothing until the group assigns it some.
 	Share *Share
+	// Admission, when not nil, hears from the checkers how late they take
+	// the requests, and the scheduler sheds slots while they are behind
+	// (see Admission); nil requests every slot whatever happens to it.
+	Admission *Admission
 }
 
 // Scheduler requests one check per site and interval. Create it with New,
@@ -84,6 +88,11 @@ type Scheduler struct {
 	known  map[string]int64  // interval of every site of all, by URL
 	owner  *owner            // nil: every site is scheduled here
 	errLog retry.RateLog
+
+	adm     *Admission
+	pace    pacer // its fraction is 1 unless adm sheds
+	tickAt  int64 // when the fraction is next adjusted, ns since the epoch
+	shedLog retry.RateLog
 }
 
 type metrics struct {
@@ -91,6 +100,8 @@ type metrics struct {
 	requested  prometheus.Counter
 	emitErrors prometheus.Counter
 	missed     prometheus.Counter
+	shed       prometheus.Counter
+	admitted   prometheus.Gauge
 	sites      prometheus.Gauge
 	known      prometheus.Gauge
 	owned      prometheus.Gauge
@@ -115,6 +126,14 @@ func newMetrics(reg prometheus.Registerer) (metrics, error) {
 			Name: "sitewatch_schedule_missed_slots_total",
 			Help: "Slots that ended before the scheduler could request them (process suspended, clock jump).",
 		}),
+		shed: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sitewatch_schedule_shed_slots_total",
+			Help: "Slots not requested because the checks were behind (more sites than this instance can check): skipped at the source, evenly per site, rather than requested and found stale.",
+		}),
+		admitted: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "sitewatch_schedule_admitted_ratio",
+			Help: "Fraction of the slots this instance requests now: 1 unless the checks are behind.",
+		}),
 		sites: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "sitewatch_schedule_sites",
 			Help: "Sites this instance schedules now: those whose request partition it owns in its check group (0 while it owns none).",
@@ -128,7 +147,7 @@ func newMetrics(reg prometheus.Registerer) (metrics, error) {
 			Help: "Partitions of the requests topic this instance owns in its check group, whose sites it schedules (0 while joining, rebalancing away or out of the group).",
 		}),
 	}
-	return m, telemetry.Register(reg, "scheduler", m.lag, m.requested, m.emitErrors, m.missed, m.sites, m.known, m.owned)
+	return m, telemetry.Register(reg, "scheduler", m.lag, m.requested, m.emitErrors, m.missed, m.shed, m.admitted, m.sites, m.known, m.owned)
 }
 
 // New validates the sites and returns a scheduler for them. It does not
@@ -159,6 +178,8 @@ func New(sites []config.Site, opts Options) (*Scheduler, error) {
 		region: opts.Region,
 		wake:   make(chan struct{}, 1),
 		byURL:  map[string]*entry{},
+		adm:    opts.Admission,
+		pace:   pacer{fraction: 1},
 	}
 	if s.clock == nil {
 		s.clock = SystemClock()
@@ -175,6 +196,7 @@ func New(sites []config.Site, opts Options) (*Scheduler, error) {
 	if s.metrics, err = newMetrics(opts.Registerer); err != nil {
 		return nil, err
 	}
+	s.metrics.admitted.Set(1)
 	s.pending = specs
 	if opts.Share != nil {
 		sh := *opts.Share
@@ -182,6 +204,7 @@ func New(sites []config.Site, opts Options) (*Scheduler, error) {
 		s.pendingShare = &sh
 	}
 	s.errLog = retry.RateLog{Every: 10 * time.Second}
+	s.shedLog = retry.RateLog{Every: time.Minute}
 	return s, nil
 }
 
@@ -287,7 +310,9 @@ func (s *Scheduler) applyPending(now time.Time) {
 			kept++
 			continue
 		}
-		e := &entry{spec: sp, last: math.MinInt64}
+		// The credit starts at the site's phase, so that the sites take
+		// turns when slots are shed.
+		e := &entry{spec: sp, last: math.MinInt64, credit: float64(sp.phase) / float64(sp.interval)}
 		// A slot with most of its interval gone would arrive stale or
 		// nearly so: the grace is at most a quarter of the interval.
 		floor := nowNS - min(s.grace, sp.interval/4)
@@ -336,6 +361,7 @@ func (s *Scheduler) applyPending(now time.Time) {
 // fireDue requests every slot that has begun by now.
 func (s *Scheduler) fireDue(ctx context.Context, now time.Time) {
 	nowNS := now.UnixNano()
+	s.adjust(nowNS)
 	for len(s.queue) > 0 && s.queue[0].next <= nowNS && ctx.Err() == nil {
 		e := s.queue[0].e
 		slot := e.next
@@ -346,12 +372,43 @@ func (s *Scheduler) fireDue(ctx context.Context, now time.Time) {
 			s.metrics.missed.Add(float64((cur - slot) / e.spec.interval))
 			slot = cur
 		}
-		s.request(ctx, e, slot, now)
-		e.last = slot
+		s.pace.dueInTick++
+		if e.admit(s.pace.fraction) {
+			s.request(ctx, e, slot, now)
+			e.last = slot
+		} else {
+			s.metrics.shed.Inc()
+		}
 		e.next = slot + e.spec.interval
 		s.queue[0].next = e.next
 		s.queue.fixTop()
 	}
+}
+
+// adjust updates the fraction of slots requested from what the checkers
+// observed since the last tick.
+func (s *Scheduler) adjust(nowNS int64) {
+	if s.adm == nil || nowNS < s.tickAt {
+		return
+	}
+	d := AdmissionTick
+	if s.tickAt != 0 {
+		d += time.Duration(nowNS - s.tickAt)
+	}
+	s.tickAt = nowNS + int64(AdmissionTick)
+	prev := s.pace.fraction
+	f := s.pace.tick(d, s.adm.taken.Swap(0), s.pace.dueInTick, s.adm.backlog())
+	s.pace.dueInTick = 0
+	if f == prev {
+		return
+	}
+	if f < 1 && prev == 1 {
+		if n, ok := s.shedLog.Allow(time.Unix(0, nowNS)); ok {
+			s.log.Warn("checks are behind (more sites than this instance can check in time): requesting fewer slots, evenly per site, until they catch up",
+				"fraction_requested", f, "times_since_last_log", n)
+		}
+	}
+	s.metrics.admitted.Set(f)
 }
 
 func (s *Scheduler) request(ctx context.Context, e *entry, slot int64, now time.Time) {
@@ -441,6 +498,9 @@ type entry struct {
 	spec siteSpec
 	next int64 // start of the next slot to request, ns since the epoch
 	last int64 // start of the last slot requested, or math.MinInt64
+	// credit decides which slots are shed while the checks are behind
+	// (see Admission).
+	credit float64
 }
 
 // queued is an entry in the heap with a copy of its next slot: the heap

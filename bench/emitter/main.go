@@ -200,7 +200,7 @@ func bench(ctx context.Context, o options) error {
 		fmt.Printf("  this build / %s: checks/s %s, CPU per check %s, allocated per check %s\n", o.other, benchkit.Spread(vsRate, "%.2f"), benchkit.Spread(vsCPU, "%.2f"), benchkit.Spread(vsAlloc, "%.2f"))
 	}
 	if big != nil {
-		fmt.Printf("  peak RSS, %d sites               : %.0f MiB (%.0f up checks/s, %.0f requests skipped as stale)\n", o.bigSites, benchkit.MiB(big.peakRSS), big.rate(), big.metrics["sitewatch_requests_stale_total"])
+		fmt.Printf("  peak RSS, %d sites               : %.0f MiB (%.0f up checks/s, %.0f requests skipped as stale, %.0f slots shed)\n", o.bigSites, benchkit.MiB(big.peakRSS), big.rate(), big.metrics["sitewatch_requests_stale_total"], big.metrics["sitewatch_schedule_shed_slots_total"])
 	}
 	if late != nil {
 		fmt.Printf("  lateness, %d sites at %s          : p50 %s  p99 %s  max %s (%d checks)\n", o.lateSites, o.lateInterval, late.p50, late.p99, late.max, late.n)
@@ -342,8 +342,8 @@ func (r *emitterRun) print(name string) {
 	fmt.Printf("  %s: %6.0f up checks/s (%d up, %d down with checked_at in the %s window), %5.0f µs CPU per check (the child), peak RSS %.0f MiB; first result %s after start; skipped as stale %.0f, checks %.0f\n",
 		name, r.rate(), r.up, r.down, r.window, r.cpuPerCheck(), benchkit.MiB(r.peakRSS), r.firstAfter.Round(100*time.Millisecond),
 		r.metrics["sitewatch_requests_stale_total"], r.metrics["sitewatch_checks_total"])
-	fmt.Printf("      %.1f KiB allocated per check, %.0f GC cycles in the window; requests dropped by the request buffer %.0f\n",
-		r.allocPerCheck()/1024, r.gcs, r.metrics["sitewatch_requests_dropped_total"])
+	fmt.Printf("      %.1f KiB allocated per check, %.0f GC cycles in the window; requests dropped by the request buffer %.0f; slots shed by the scheduler %.0f\n",
+		r.allocPerCheck()/1024, r.gcs, r.metrics["sitewatch_requests_dropped_total"], r.metrics["sitewatch_schedule_shed_slots_total"])
 	fmt.Printf("      (the measuring process, which serves the target and runs kfake and the result reader: %.0f µs CPU per check)\n",
 		float64(r.parentCPU.Microseconds())/float64(max(r.up+r.down, 1)))
 }
@@ -462,7 +462,8 @@ func (b *bencher) startBinary(bin string, c *cluster, sites string) (*benchkit.C
 var runtimeMetrics = []string{"go_memstats_alloc_bytes_total", "go_gc_duration_seconds_count"}
 
 var emitterMetrics = []string{"sitewatch_requests_stale_total", "sitewatch_checks_total", "sitewatch_requests_duplicate_total",
-	"sitewatch_results_dropped_total", "sitewatch_requests_dropped_total", "sitewatch_schedule_missed_slots_total"}
+	"sitewatch_results_dropped_total", "sitewatch_requests_dropped_total", "sitewatch_schedule_missed_slots_total",
+	"sitewatch_schedule_shed_slots_total"}
 
 // emitter runs the child on n sites at 1 s and counts as the issue says.
 func (b *bencher) emitter(ctx context.Context, n int, perf bool) (*emitterRun, error) {

@@ -124,8 +124,12 @@ func RunEmitter(ctx context.Context, env Env, k *kafkaconn.Options, f *EmitterFl
 		return err
 	}
 
+	// The scheduler sheds slots while the requests not yet checked pile
+	// up: the request producer and the url_checker tell it the offsets
+	// they reach.
+	admission := new(scheduler.Admission)
 	requests, err := urlchecker.NewRequestEmitter(urlchecker.RequestEmitterConfig{
-		Brokers: k.Brokers, Sarama: saramaCfg, Topic: topics.Requests, Buffer: f.Buffer,
+		Brokers: k.Brokers, Sarama: saramaCfg, Topic: topics.Requests, Buffer: f.Buffer, Stored: admission.Produced,
 		Logger: log, Registerer: env.Registry, Health: env.Health.Part("request_emitter"), OutageAfter: env.OutageAfter,
 	})
 	if err != nil {
@@ -143,8 +147,10 @@ func RunEmitter(ctx context.Context, env Env, k *kafkaconn.Options, f *EmitterFl
 	if err != nil {
 		return err
 	}
+	admission.SetBuffered(requests.Buffered)
 	sched, err := scheduler.New(nil, scheduler.Options{
 		Emit: requests.Emit, Logger: log, Registerer: env.Registry, Region: f.Region, Share: share.initial(),
+		Admission: admission,
 	})
 	if err != nil {
 		return fmt.Errorf("scheduler: %w", err)
@@ -175,7 +181,11 @@ func RunEmitter(ctx context.Context, env Env, k *kafkaconn.Options, f *EmitterFl
 		Group:  k.CheckerGroup(f.Region), Region: f.Region,
 		Concurrency: f.Concurrency, Buffer: f.Buffer, InstanceID: f.InstanceID,
 		Checker: chk, Logger: log, Registerer: env.Registry, Health: env.Health.Part("url_checker"), OutageAfter: env.OutageAfter,
-		Assigned: share.assigned,
+		Assigned: func(parts []int32, member bool) {
+			admission.Assigned(parts)
+			share.assigned(parts, member)
+		},
+		Taken: admission.Taken,
 	})
 	if err != nil {
 		return fmt.Errorf("url_checker: %w", err)

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -56,6 +57,8 @@ type item struct {
 	key   string
 	value any
 	done  func(error)
+	// stored, when not nil, hears where Kafka stored the event.
+	stored func(partition int32, offset int64)
 }
 
 type outboxMetrics struct {
@@ -166,6 +169,13 @@ func (o *outbox) setPending() {
 	o.m.pending.Set(float64(len(o.queue) - o.head + o.inflight))
 }
 
+// buffered is the events waiting: queued, or sent and not acknowledged.
+func (o *outbox) buffered() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.queue) - o.head + o.inflight
+}
+
 // drop counts and logs a dropped event and releases it.
 func (o *outbox) drop(it *item, reason string) {
 	o.m.dropped.Inc()
@@ -219,7 +229,12 @@ func (o *outbox) loop() {
 			o.drop(it, fmt.Sprintf("encode: %v", err))
 			continue
 		}
-		prom.Then(func(err error) { o.ack(it, err) })
+		prom.ThenWithMessage(func(msg *sarama.ProducerMessage, err error) {
+			if err == nil && it.stored != nil && msg != nil {
+				it.stored(msg.Partition, msg.Offset)
+			}
+			o.ack(it, err)
+		})
 	}
 }
 

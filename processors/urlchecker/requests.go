@@ -42,6 +42,10 @@ type RequestEmitterConfig struct {
 	OutageAfter time.Duration
 	// EmitterOptions are appended to the ones built from Sarama.
 	EmitterOptions []goka.EmitterOption
+	// Stored, when not nil, hears the partition and offset of every
+	// request Kafka stored (scheduler.Admission.Produced). Called from the
+	// producer's goroutine: it must not block.
+	Stored func(partition int32, offset int64)
 }
 
 // RequestEmitter puts check requests on the requests topic, keyed by URL
@@ -115,8 +119,12 @@ func RequestPartition(url string, count int32) int32 {
 // Emit queues one request. It returns an error only after Run ended (the
 // request is then counted as dropped).
 func (e *RequestEmitter) Emit(_ context.Context, req *codecs.Request) error {
-	return e.box.push(&item{topic: e.cfg.Topic, key: req.URL, value: req, done: func(error) {}})
+	return e.box.push(&item{topic: e.cfg.Topic, key: req.URL, value: req, done: func(error) {}, stored: e.cfg.Stored})
 }
+
+// Buffered is the number of requests waiting for Kafka: in the buffer, or
+// sent and not yet acknowledged.
+func (e *RequestEmitter) Buffered() int { return e.box.buffered() }
 
 // Run sends requests until ctx ends, then flushes what is buffered within
 // DrainTimeout; what could not be sent by then is dropped and counted.

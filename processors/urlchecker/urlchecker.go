@@ -141,6 +141,12 @@ type Config struct {
 	// emitter's scheduler schedules the sites of these partitions only.
 	// Called from goka's goroutines: it must not block.
 	Assigned func(partitions []int32, member bool)
+	// Taken, when not nil, hears of every valid request taken from the
+	// topic: its partition and offset, and whether it was stale. The
+	// emitter's scheduler sheds slots while the requests not yet taken
+	// pile up (scheduler.Admission). Called from goka's goroutines: it
+	// must not block.
+	Taken func(partition int32, offset int64, stale bool)
 	// ProcessorOptions and EmitterOptions are appended to the ones built
 	// from the fields above (tests plug goka's tester in here).
 	ProcessorOptions []goka.ProcessorOption
@@ -451,7 +457,11 @@ func (p *Processor) handle(gctx goka.Context, msg any) {
 	// Staleness first: it needs only the request, and under overload most
 	// requests are stale, so they skip the table lookup (and its decode).
 	// A stale request is never checked, duplicate or not.
-	if !p.cfg.Now().Before(req.NextAt) {
+	stale := !p.cfg.Now().Before(req.NextAt)
+	if p.cfg.Taken != nil {
+		p.cfg.Taken(gctx.Partition(), gctx.Offset(), stale)
+	}
+	if stale {
 		p.m.stale.Inc()
 		return
 	}
