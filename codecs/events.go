@@ -53,16 +53,6 @@ func (r *Request) validate() error {
 // Timeout is the per-check timeout as a duration.
 func (r *Request) Timeout() time.Duration { return time.Duration(r.TimeoutMS) * time.Millisecond }
 
-// SlotFraction is how far t is into the request's slot: 0 at ScheduledAt,
-// 1 at NextAt, from when the request is stale.
-func (r *Request) SlotFraction(t time.Time) float64 {
-	d := r.NextAt.Sub(r.ScheduledAt)
-	if d <= 0 {
-		return 1
-	}
-	return float64(t.Sub(r.ScheduledAt)) / float64(d)
-}
-
 // Result is one check of one site: the event on status_request_succeeded
 // (outcome "up") and status_request_failed (outcome "down"). JSON keys are
 // the column names of check_results.

@@ -38,8 +38,10 @@ import (
 // busy, and a request waits a quarter of a second or so, far less than a
 // slot. A fraction never grows while the backlog is over the target, and
 // grows by at least a tenth per tick while under it, back to 1 (every
-// slot) within a second or two of the load going away. A healthy emitter
-// has a backlog of a few produce batches and never leaves 1.
+// slot) within a second or two of the load going away. Shedding starts
+// only when half the sites have a request in the backlog: a healthy
+// emitter, whose backlog is a few produce batches (or a moment's stall of
+// its checkers), never leaves 1.
 //
 // Each site skips evenly: a site keeps a credit, starting at its phase in
 // its interval, that gains the fraction every slot and pays 1 for a
@@ -141,6 +143,7 @@ type pacer struct {
 	taken     float64 // requests taken for a check, per tick
 	due       float64 // slots that came due, per tick
 	dueInTick int64
+	sites     int // scheduled here
 }
 
 // tick moves the averages on by one tick of length d in which the checkers
@@ -149,9 +152,15 @@ type pacer struct {
 func (p *pacer) tick(d time.Duration, taken, due, backlog int64) float64 {
 	p.taken += smoothing * (float64(taken) - p.taken)
 	p.due += smoothing * (float64(due) - p.due)
-	target := max(minTarget, p.taken*float64(targetBacklog)/float64(max(d, time.Millisecond)))
+	perNS := p.taken / float64(max(d, time.Millisecond)) // requests taken per ns
+	target := max(minTarget, perNS*float64(targetBacklog))
 	q := float64(backlog)
-	if p.fraction >= 1 && q <= target {
+	// Shedding starts only once half the sites have a request waiting,
+	// half a slot's worth: a backlog of produce latency, or of checkers
+	// stalled for less than half a slot, is no overload, and a healthy
+	// emitter must request every slot. (The rate of the checkers would
+	// not do as the measure here: it falls to nothing in a stall.)
+	if p.fraction >= 1 && q <= max(target, float64(p.sites)/2) {
 		return 1
 	}
 	gain := min(max(1+(target-q)/(2*target), 0.5), 1.5)

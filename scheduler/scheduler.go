@@ -351,6 +351,7 @@ func (s *Scheduler) applyPending(now time.Time) {
 	}
 	s.byURL, s.queue = byURL, queue
 	s.metrics.sites.Set(float64(len(queue)))
+	s.pace.sites = len(queue)
 	attrs := []any{"sites", len(queue), "kept", kept, "added_or_changed", added, "removed", dropped}
 	if s.owner != nil {
 		attrs = append(attrs, "known_sites", len(s.all), "owned_partitions", s.owner.ownedPartitions(), "partitions", s.owner.count, "taken_over", taken)
