@@ -49,7 +49,8 @@ import (
 // slot, and the sites take turns. A skipped slot is counted in
 // sitewatch_schedule_shed_slots_total.
 type Admission struct {
-	taken atomic.Int64 // requests taken for a check (not stale), this tick
+	taken    atomic.Int64 // requests taken for a check (not stale), this tick
+	assigned atomic.Bool  // a new assignment since the last tick
 
 	mu       sync.Mutex
 	parts    map[int32]*partBacklog // of the partitions consumed here
@@ -57,6 +58,7 @@ type Admission struct {
 }
 
 type partBacklog struct {
+	first           int64 // first offset produced here since the assignment
 	produced, taken int64 // newest offsets; -1: none seen
 }
 
@@ -91,8 +93,9 @@ func (a *Admission) Assigned(partitions []int32) {
 	defer a.mu.Unlock()
 	a.parts = make(map[int32]*partBacklog, len(partitions))
 	for _, p := range partitions {
-		a.parts[p] = &partBacklog{produced: -1, taken: -1}
+		a.parts[p] = &partBacklog{first: -1, produced: -1, taken: -1}
 	}
+	a.assigned.Store(true)
 }
 
 // Produced records a request stored at offset of partition.
@@ -100,6 +103,9 @@ func (a *Admission) Produced(partition int32, offset int64) {
 	a.mu.Lock()
 	if b := a.parts[partition]; b != nil && offset > b.produced {
 		b.produced = offset
+		if b.first < 0 {
+			b.first = offset
+		}
 	}
 	a.mu.Unlock()
 }
@@ -117,16 +123,18 @@ func (a *Admission) Taken(partition int32, offset int64, stale bool) {
 	a.mu.Unlock()
 }
 
-// backlog is the requests produced and not yet taken, in the partitions
-// consumed here whose both ends are known, plus those in the producer's
-// buffer.
+// backlog is the requests produced here and not yet taken, in the
+// partitions consumed here, plus those in the producer's buffer. Requests
+// other instances produced do not count: after a rebalance the new owner
+// of a partition first takes its previous owner's leftovers (stale, and
+// skipped at once), and they are not this scheduler's load.
 func (a *Admission) backlog() int64 {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	var n int64
 	for _, b := range a.parts {
-		if b.produced >= 0 && b.taken >= 0 && b.produced > b.taken {
-			n += b.produced - b.taken
+		if b.first >= 0 {
+			n += b.produced - max(b.taken, b.first-1)
 		}
 	}
 	if a.buffered != nil {

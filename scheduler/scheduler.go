@@ -397,6 +397,12 @@ func (s *Scheduler) adjust(nowNS int64) {
 		d += time.Duration(nowNS - s.tickAt)
 	}
 	s.tickAt = nowNS + int64(AdmissionTick)
+	if s.adm.assigned.Swap(false) {
+		// A new share is a new load: it starts with every slot requested,
+		// and sheds again only if it too is more than the checkers take.
+		s.pace = pacer{fraction: 1, sites: s.pace.sites}
+		s.metrics.admitted.Set(1)
+	}
 	prev := s.pace.fraction
 	f := s.pace.tick(d, s.adm.taken.Swap(0), s.pace.dueInTick, s.adm.backlog())
 	s.pace.dueInTick = 0
