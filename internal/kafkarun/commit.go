@@ -67,12 +67,15 @@ func (h *inOrderHandler) Setup(s sarama.ConsumerGroupSession) error {
 			h.marks.expect(topic, partition)
 		}
 	}
-	h.sess = &inOrderSession{ConsumerGroupSession: s, marks: h.marks, parts: map[topicPartition]*pendingOffsets{}}
+	h.sess = &inOrderSession{ConsumerGroupSession: s, marks: h.marks, parts: map[topicPartition]*pendingOffsets{}, after: map[held][]Held{}}
+	h.marks.setSession(h.sess)
 	return h.inner.Setup(h.sess)
 }
 
 func (h *inOrderHandler) Cleanup(sarama.ConsumerGroupSession) error {
-	return h.inner.Cleanup(h.sess)
+	err := h.inner.Cleanup(h.sess)
+	h.marks.endSession(h.sess)
+	return err
 }
 
 func (h *inOrderHandler) ConsumeClaim(_ sarama.ConsumerGroupSession, claim sarama.ConsumerGroupClaim) error {
@@ -118,6 +121,15 @@ type inOrderSession struct {
 	marks *Marks
 	mu    sync.Mutex
 	parts map[topicPartition]*pendingOffsets
+	// after holds, per message, the held messages it releases once done
+	// (Marks.ReleaseAfter).
+	after map[held][]Held
+}
+
+// held names one input message of a session.
+type held struct {
+	tp     topicPartition
+	offset int64
 }
 
 func (s *inOrderSession) pending(topic string, partition int32) *pendingOffsets {
@@ -137,6 +149,25 @@ func (s *inOrderSession) MarkOffset(topic string, partition int32, next int64, m
 		s.ConsumerGroupSession.MarkOffset(topic, partition, upTo, metadata)
 		s.marks.advance(topic, partition, upTo)
 	}
+	key := held{topicPartition{topic, partition}, next - 1}
+	s.mu.Lock()
+	rel := s.after[key]
+	delete(s.after, key)
+	s.mu.Unlock()
+	s.release(rel)
+}
+
+// release lets held messages of this session be marked once done.
+func (s *inOrderSession) release(hs []Held) {
+	for _, h := range hs {
+		if h.sess != s {
+			continue // held in an earlier session: never marked, read again
+		}
+		if upTo, ok := s.pending(h.m.tp.topic, h.m.tp.partition).release(h.m.offset); ok {
+			s.ConsumerGroupSession.MarkOffset(h.m.tp.topic, h.m.tp.partition, upTo, "")
+			s.marks.advance(h.m.tp.topic, h.m.tp.partition, upTo)
+		}
+	}
 }
 
 func (s *inOrderSession) MarkMessage(msg *sarama.ConsumerMessage, metadata string) {
@@ -149,6 +180,7 @@ type pendingOffsets struct {
 	mu      sync.Mutex
 	offsets []int64
 	done    map[int64]bool
+	held    map[int64]bool // done or not, not to be marked yet
 }
 
 func (p *pendingOffsets) deliver(offset int64) {
@@ -167,8 +199,33 @@ func (p *pendingOffsets) finish(offset int64) (int64, bool) {
 		return offset + 1, true
 	}
 	p.done[offset] = true
+	return p.advance()
+}
+
+// hold keeps offset from being marked, even once done, until release.
+func (p *pendingOffsets) hold(offset int64) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.held == nil {
+		p.held = map[int64]bool{}
+	}
+	p.held[offset] = true
+}
+
+// release ends the hold of offset and returns the offset to mark, as
+// finish does.
+func (p *pendingOffsets) release(offset int64) (int64, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	delete(p.held, offset)
+	return p.advance()
+}
+
+// advance drops the done messages at the head that are not held and
+// returns the offset after the last of them; callers hold mu.
+func (p *pendingOffsets) advance() (int64, bool) {
 	n := 0
-	for n < len(p.offsets) && p.done[p.offsets[n]] {
+	for n < len(p.offsets) && p.done[p.offsets[n]] && !p.held[p.offsets[n]] {
 		delete(p.done, p.offsets[n])
 		n++
 	}
@@ -193,6 +250,74 @@ type Marks struct {
 	// and newest known high-water mark, for Behind.
 	claimed   map[topicPartition]int64
 	highWater map[topicPartition]int64
+	// sess is the consumer group session running now, for Hold.
+	sess *inOrderSession
+}
+
+// Held is an input message whose effect is not yet in Kafka although goka
+// is done with it: a processor holding a key's state in memory (writing it
+// every so many messages, not at each) holds the messages applied to it
+// since its last write. InOrderCommits marks neither a held message nor
+// any later one of its partition until it is released, so a crash or a
+// rebalance reads it again: the table it recovers does not have it.
+type Held struct {
+	sess *inOrderSession // nil: no consumer group (goka's tester)
+	m    held
+}
+
+// Hold holds the message at offset of topic's partition; call it from the
+// message's callback, before goka marks it.
+func (c *Marks) Hold(topic string, partition int32, offset int64) Held {
+	c.mu.Lock()
+	s := c.sess
+	c.mu.Unlock()
+	h := Held{sess: s, m: held{topicPartition{topic, partition}, offset}}
+	if s != nil {
+		s.pending(topic, partition).hold(offset)
+	}
+	return h
+}
+
+// ReleaseAfter releases hs once the message at offset of topic's partition
+// is done (its own writes acknowledged): the callback of a message that
+// writes a key's state releases the messages held for that state. Call it
+// from that message's callback.
+func (c *Marks) ReleaseAfter(topic string, partition int32, offset int64, hs []Held) {
+	c.mu.Lock()
+	s := c.sess
+	c.mu.Unlock()
+	if s == nil || len(hs) == 0 {
+		return
+	}
+	key := held{topicPartition{topic, partition}, offset}
+	s.mu.Lock()
+	s.after[key] = append(s.after[key], hs...)
+	s.mu.Unlock()
+}
+
+// Release releases hs now: their state is in Kafka (written by a visit
+// that goka acknowledged).
+func (c *Marks) Release(hs []Held) {
+	c.mu.Lock()
+	s := c.sess
+	c.mu.Unlock()
+	if s != nil {
+		s.release(hs)
+	}
+}
+
+func (c *Marks) setSession(s *inOrderSession) {
+	c.mu.Lock()
+	c.sess = s
+	c.mu.Unlock()
+}
+
+func (c *Marks) endSession(s *inOrderSession) {
+	c.mu.Lock()
+	if c.sess == s {
+		c.sess = nil
+	}
+	c.mu.Unlock()
 }
 
 // NewMarks returns marks with no partition claimed yet.

@@ -14,6 +14,8 @@ type metrics struct {
 	duplicates  prometheus.Counter
 	deadLetters prometheus.Counter
 	restarts    prometheus.Counter
+	writes      prometheus.Counter
+	heldApplied prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -42,6 +44,14 @@ func newMetrics() *metrics {
 			Name: "sitewatch_windows_restarts_total",
 			Help: "Times the windows goka processor stopped with an error and was rebuilt.",
 		}),
+		writes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sitewatch_windows_state_writes_total",
+			Help: "URL states written to the group table (one per event while the processor keeps up; fewer while it drains a backlog, when states are written behind).",
+		}),
+		heldApplied: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sitewatch_windows_events_held_total",
+			Help: "Events applied to a URL state held in memory, not yet written to the group table (a backlog draining); their offsets are committed once it is written.",
+		}),
 	}
 	for _, t := range []string{triggerWatermark, triggerLate, triggerIdle, triggerRedelivery} {
 		m.emitted.WithLabelValues(t) // export zeros, so rates work from the start
@@ -51,5 +61,5 @@ func newMetrics() *metrics {
 
 // register adds the metrics to reg, all or none.
 func (m *metrics) register(reg prometheus.Registerer) error {
-	return telemetry.Register(reg, "windows", m.consumed, m.emitted, m.tooLate, m.duplicates, m.deadLetters, m.restarts)
+	return telemetry.Register(reg, "windows", m.consumed, m.emitted, m.tooLate, m.duplicates, m.deadLetters, m.restarts, m.writes, m.heldApplied)
 }

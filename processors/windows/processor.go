@@ -161,8 +161,10 @@ type Processor struct {
 	log      *slog.Logger
 	metrics  *metrics
 	progress *progress
-	// marks say which input messages are done, see params.advance.
+	// marks say which input messages are done, see params.advance, and
+	// hold the messages of held states.
 	marks *kafkarun.Marks
+	held  heldStates
 	dead  kafkarun.DeadLetters
 	// sup runs the goka processor and replaces it after a failure.
 	sup *kafkarun.Supervisor
@@ -199,7 +201,10 @@ func New(cfg Config) (*Processor, error) {
 		// A message without a value reaches the callback, which sends it to
 		// the dead letters instead of silently skipping it.
 		goka.WithNilHandling(goka.NilProcess),
-		goka.WithRebalanceCallback(func(goka.Assignment) { p.progress.reset() }),
+		goka.WithRebalanceCallback(func(goka.Assignment) {
+			p.progress.reset()
+			p.held.reset()
+		}),
 	)
 	opts = append(opts, cfg.GokaOptions...)
 	p.sup = &kafkarun.Supervisor{
@@ -235,6 +240,7 @@ func (p *Processor) Graph() *goka.GroupGraph {
 		goka.Output(t.Windows, codecs.WindowCodec{}),
 		goka.Output(t.DeadLetters, codecs.DeadLetterCodec{}),
 		goka.Visitor(visitorName, p.visit),
+		goka.Visitor(flushVisitor, p.flushVisit),
 		// Each graph (a rebuilt processor recovers its table afresh) has
 		// its own cache of the states it stored: see kafkarun.CachedCodec.
 		goka.Persist(&kafkarun.CachedCodec{Codec: stateCodec{}, Verify: verifyCache}),
@@ -273,13 +279,30 @@ func (p *Processor) runOnce(ctx context.Context, proc *goka.Processor) error {
 
 	tick := time.NewTicker(p.cfg.IdleCheck)
 	defer tick.Stop()
+	flush := time.NewTicker(heldFor / 2)
+	defer flush.Stop()
 	for {
 		select {
 		case err := <-done:
 			return result(err)
 		case <-ctx.Done():
+			// What is held is written before goka stops, so that a
+			// restart does not read it all again.
+			if proc.Recovered() {
+				if err := p.flushHeld(gokaCtx, proc, time.Now().Add(heldFor)); err != nil {
+					p.log.Warn("write held states at shutdown; their events are read again at the next start", "err", err)
+				}
+			}
 			stopGoka()
 			return result(<-done)
+		case <-flush.C:
+			if !proc.Recovered() {
+				continue
+			}
+			err := p.flushHeld(gokaCtx, proc, time.Now())
+			if err != nil && gokaCtx.Err() == nil && !errors.Is(err, goka.ErrVisitAborted) {
+				p.log.Warn("write held states", "err", err)
+			}
 		case <-tick.C:
 			// While goka recovers the table or rebalances, a visit would
 			// wait for it; the next tick will do.
@@ -341,7 +364,8 @@ func (p *Processor) consume(ctx goka.Context, msg any) {
 	now := p.cfg.Now()
 	// The topic's progress is capped like the watermark (see apply).
 	low := p.progress.observe(ctx.Partition(), string(ctx.Topic()), earliest(r.CheckedAt, now.Add(p.cfg.WindowSize)), now)
-	st, _ := ctx.Value().(*state)
+	st, hs := p.stateOf(ctx)
+	inTable := st != nil
 	if st == nil {
 		st = &state{}
 	}
@@ -353,7 +377,7 @@ func (p *Processor) consume(ctx goka.Context, msg any) {
 		p.log.Debug("duplicate event ignored", "url", r.URL, "event_id", r.EventID, "checked_at", r.CheckedAt)
 		p.emit(ctx, out)
 		if len(out) > 0 {
-			ctx.SetValue(st) // the windows re-sent record this message
+			p.store(ctx, st, hs, inTable) // the windows re-sent record this message
 		}
 		return
 	case tooLate:
@@ -364,7 +388,7 @@ func (p *Processor) consume(ctx goka.Context, msg any) {
 		return
 	}
 	p.emit(ctx, out)
-	ctx.SetValue(st)
+	p.store(ctx, st, hs, inTable)
 }
 
 // visit is the idle close of one URL; meta is the wall time of the pass.
@@ -372,6 +396,9 @@ func (p *Processor) visit(ctx goka.Context, meta any) {
 	now, ok := meta.(time.Time)
 	if !ok {
 		now = p.cfg.Now()
+	}
+	if p.held.get(ctx.Key()) != nil {
+		return // an event came a moment ago: not idle
 	}
 	st, _ := ctx.Value().(*state)
 	if st == nil {
@@ -385,6 +412,7 @@ func (p *Processor) visit(ctx goka.Context, meta any) {
 		ctx.Delete()
 	case len(out) > 0:
 		ctx.SetValue(st)
+		p.metrics.writes.Inc()
 	}
 }
 
