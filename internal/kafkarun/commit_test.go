@@ -1,6 +1,10 @@
 package kafkarun
 
-import "testing"
+import (
+	"testing"
+
+	"github.com/IBM/sarama"
+)
 
 // TestPendingOffsetsMarkInOrder: a message finished before an earlier one
 // is not marked until the earlier one is finished too, and gaps in the
@@ -59,5 +63,75 @@ func TestMarksClaimedBeforeStarted(t *testing.T) {
 	}
 	if behind, _ := m.Behind("failed", 1, 5); behind {
 		t.Fatal("every record read: still behind")
+	}
+}
+
+// recordingSession is a consumer group session that records the offsets
+// passed on to sarama.
+type recordingSession struct {
+	sarama.ConsumerGroupSession
+	marked map[topicPartition]int64
+}
+
+func (s *recordingSession) MarkOffset(topic string, partition int32, offset int64, _ string) {
+	s.marked[topicPartition{topic, partition}] = offset
+}
+
+// TestHeldMessagesWaitForTheWriteThatHasThem: a processor holding a key's
+// state in memory holds the messages applied to it. They, and every later
+// message of their partition, stay unmarked although goka is done with
+// them, until the message whose write has them is done (ReleaseAfter) or
+// a visit wrote them (Release); a hold from an earlier session is never
+// marked. Without it a crash after the commit and before the write lost
+// those events for good.
+func TestHeldMessagesWaitForTheWriteThatHasThem(t *testing.T) {
+	m := NewMarks()
+	rec := &recordingSession{marked: map[topicPartition]int64{}}
+	s := &inOrderSession{ConsumerGroupSession: rec, marks: m, parts: map[topicPartition]*pendingOffsets{}, after: map[held][]Held{}}
+	m.setSession(s)
+	succeeded, failed := topicPartition{"succeeded", 0}, topicPartition{"failed", 0}
+	for o := int64(0); o < 4; o++ {
+		s.pending("succeeded", 0).deliver(o)
+	}
+	s.pending("failed", 0).deliver(7)
+
+	// Messages 0 and 1 are applied to a held state; 2 is another key's,
+	// written at once; failed/7 writes the held state.
+	h := []Held{m.Hold("succeeded", 0, 0), m.Hold("succeeded", 0, 1)}
+	m.ReleaseAfter("failed", 0, 7, h)
+	for o := int64(0); o < 3; o++ {
+		s.MarkOffset("succeeded", 0, o+1, "")
+	}
+	if got, ok := rec.marked[succeeded]; ok {
+		t.Fatalf("offset %d of succeeded marked while its messages 0 and 1 were held", got)
+	}
+	s.MarkOffset("failed", 0, 8, "") // the write is done
+	if got := rec.marked[succeeded]; got != 3 {
+		t.Errorf("after the write: succeeded marked up to %d, want 3 (0-2 done, 3 in flight)", got)
+	}
+	if got := rec.marked[failed]; got != 8 {
+		t.Errorf("failed marked up to %d, want 8", got)
+	}
+
+	// Message 3 is held and written by a visit.
+	h3 := m.Hold("succeeded", 0, 3)
+	s.MarkOffset("succeeded", 0, 4, "")
+	if got := rec.marked[succeeded]; got != 3 {
+		t.Fatalf("held message 3 marked (%d) before its visit wrote it", got)
+	}
+	m.Release([]Held{h3})
+	if got := rec.marked[succeeded]; got != 4 {
+		t.Errorf("after the visit: succeeded marked up to %d, want 4", got)
+	}
+
+	// A new session: what the old one held is read again, never marked.
+	old := m.Hold("succeeded", 0, 9)
+	rec2 := &recordingSession{marked: map[topicPartition]int64{}}
+	s2 := &inOrderSession{ConsumerGroupSession: rec2, marks: m, parts: map[topicPartition]*pendingOffsets{}, after: map[held][]Held{}}
+	m.endSession(s)
+	m.setSession(s2)
+	m.Release([]Held{old})
+	if len(rec2.marked) != 0 {
+		t.Errorf("a hold of the previous session was marked in the new one: %v", rec2.marked)
 	}
 }

@@ -98,6 +98,50 @@ func TestProcessorKilledRepeatedly(t *testing.T) {
 	}
 }
 
+// TestProcessorKilledWhileDrainingABacklog kills the processor with
+// SIGKILL while it drains a backlog, the case where the windows processor
+// holds URL states in memory and writes them behind (every 64 events or
+// half a second): the events applied to a held state must not be committed
+// before it is written, so the restarted processor reads them again, and
+// every event is stored once and every closed window equals SQL's.
+func TestProcessorKilledWhileDrainingABacklog(t *testing.T) {
+	skipShort(t)
+	r := rng(t)
+	e := newEnv(t)
+	db := e.connect()
+	s := genStream(r, "bk", 100, 360)
+	p := e.producer()
+	p.results(s.events...)
+	p.wait()
+
+	proc := e.startProcessor("processor#1", e.db)
+	proc.waitLog(started, 90*time.Second)
+	waitFor(t, 90*time.Second, "the backlog draining", func() (bool, string) {
+		n := testkit.StoredRows(db)
+		return n >= 200, fmt.Sprintf("%d rows", n)
+	})
+	before := testkit.StoredRows(db)
+	proc.kill()
+	killedAt := time.Now()
+	t.Logf("processor killed with %d of %d rows stored", before, len(s.events))
+	proc = e.startProcessor("processor#2", e.db)
+	proc.waitLog(started, 90*time.Second)
+	took := e.settle(db, s.ids(), s.closedBefore, nil, 180*time.Second)
+	stored, err := testkit.StoredEventCounts(context.Background(), db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	record(t, figure{fault: "processor kill -9 while draining a backlog", injected: 1,
+		produced: len(s.ids()), stored: len(stored), dupes: duplicates(stored), recovery: time.Since(killedAt),
+		note: fmt.Sprintf("killed with %d of %d rows stored; settled %v after the restart", before, len(s.events), took.Round(time.Second))})
+	if d := duplicates(stored); d > 0 {
+		t.Errorf("check_results has %d rows more than events", d)
+	}
+	if code := proc.stop(60 * time.Second); code != 0 {
+		t.Errorf("processor exit status %d after SIGTERM, want 0", code)
+	}
+}
+
 // TestEmitterAndProcessorKilledRepeatedly runs the real emitter checking
 // live websites and the processor, and kills them (SIGKILL) in turn at
 // random points. Checks in flight when the emitter dies are lost with it
