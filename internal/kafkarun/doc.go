@@ -24,6 +24,11 @@
 // the last message of a batch only after the whole batch is stored). A
 // crash (kill -9, a lost broker connection, a rebalance) therefore
 // redelivers every message from the first one not done, and loses none.
+// A processor that holds a key's state in memory for a while, writing it
+// behind (the windows processor, while it drains a backlog), holds the
+// messages applied to it (Marks.Hold): they are not done, whatever goka
+// thinks, until the write that has them is acknowledged (ReleaseAfter,
+// Release).
 //
 // So a slot is checked at least once: a request redelivered after a crash
 // may be checked again, and its new result carries the same event_id (the
