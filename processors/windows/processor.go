@@ -164,7 +164,7 @@ type Processor struct {
 	// marks say which input messages are done, see params.advance, and
 	// hold the messages of held states.
 	marks *kafkarun.Marks
-	held  heldStates
+	wb    kafkarun.WriteBehind[*state]
 	dead  kafkarun.DeadLetters
 	// sup runs the goka processor and replaces it after a failure.
 	sup *kafkarun.Supervisor
@@ -190,6 +190,7 @@ func New(cfg Config) (*Processor, error) {
 		progress: newProgress(string(cfg.Topics.Succeeded), string(cfg.Topics.Failed)),
 		marks:    kafkarun.NewMarks(),
 	}
+	p.wb = kafkarun.WriteBehind[*state]{Marks: p.marks, Max: heldMax, For: heldFor, Writes: p.metrics.writes, Held: p.metrics.heldApplied}
 	p.dead = kafkarun.DeadLetters{
 		Topic: cfg.Topics.DeadLetters, Consumer: string(cfg.Group),
 		Log: p.log, Count: p.metrics.deadLetters, Now: cfg.Now,
@@ -203,7 +204,7 @@ func New(cfg Config) (*Processor, error) {
 		goka.WithNilHandling(goka.NilProcess),
 		goka.WithRebalanceCallback(func(goka.Assignment) {
 			p.progress.reset()
-			p.held.reset()
+			p.wb.Reset()
 		}),
 	)
 	opts = append(opts, cfg.GokaOptions...)
@@ -240,7 +241,7 @@ func (p *Processor) Graph() *goka.GroupGraph {
 		goka.Output(t.Windows, codecs.WindowCodec{}),
 		goka.Output(t.DeadLetters, codecs.DeadLetterCodec{}),
 		goka.Visitor(visitorName, p.visit),
-		goka.Visitor(flushVisitor, p.flushVisit),
+		goka.Visitor(kafkarun.WriteBehindVisitor, p.wb.Visit),
 		// Each graph (a rebuilt processor recovers its table afresh) has
 		// its own cache of the states it stored: see kafkarun.CachedCodec.
 		goka.Persist(&kafkarun.CachedCodec{Codec: stateCodec{}, Verify: verifyCache}),
@@ -289,7 +290,7 @@ func (p *Processor) runOnce(ctx context.Context, proc *goka.Processor) error {
 			// What is held is written before goka stops, so that a
 			// restart does not read it all again.
 			if proc.Recovered() {
-				if err := p.flushHeld(gokaCtx, proc, time.Now().Add(heldFor)); err != nil {
+				if err := p.wb.Flush(gokaCtx, proc, time.Now().Add(heldFor)); err != nil {
 					p.log.Warn("write held states at shutdown; their events are read again at the next start", "err", err)
 				}
 			}
@@ -299,7 +300,7 @@ func (p *Processor) runOnce(ctx context.Context, proc *goka.Processor) error {
 			if !proc.Recovered() {
 				continue
 			}
-			err := p.flushHeld(gokaCtx, proc, time.Now())
+			err := p.wb.Flush(gokaCtx, proc, time.Now())
 			if err != nil && gokaCtx.Err() == nil && !errors.Is(err, goka.ErrVisitAborted) {
 				p.log.Warn("write held states", "err", err)
 			}
@@ -364,8 +365,7 @@ func (p *Processor) consume(ctx goka.Context, msg any) {
 	now := p.cfg.Now()
 	// The topic's progress is capped like the watermark (see apply).
 	low := p.progress.observe(ctx.Partition(), string(ctx.Topic()), earliest(r.CheckedAt, now.Add(p.cfg.WindowSize)), now)
-	st, hs := p.stateOf(ctx)
-	inTable := st != nil
+	st, inTable := p.stateOf(ctx)
 	if st == nil {
 		st = &state{}
 	}
@@ -377,7 +377,7 @@ func (p *Processor) consume(ctx goka.Context, msg any) {
 		p.log.Debug("duplicate event ignored", "url", r.URL, "event_id", r.EventID, "checked_at", r.CheckedAt)
 		p.emit(ctx, out)
 		if len(out) > 0 {
-			p.store(ctx, st, hs, inTable) // the windows re-sent record this message
+			p.wb.Store(ctx, st, inTable) // the windows re-sent record this message
 		}
 		return
 	case tooLate:
@@ -388,7 +388,7 @@ func (p *Processor) consume(ctx goka.Context, msg any) {
 		return
 	}
 	p.emit(ctx, out)
-	p.store(ctx, st, hs, inTable)
+	p.wb.Store(ctx, st, inTable)
 }
 
 // visit is the idle close of one URL; meta is the wall time of the pass.
@@ -397,7 +397,7 @@ func (p *Processor) visit(ctx goka.Context, meta any) {
 	if !ok {
 		now = p.cfg.Now()
 	}
-	if p.held.get(ctx.Key()) != nil {
+	if _, held := p.wb.Get(ctx.Key()); held {
 		return // an event came a moment ago: not idle
 	}
 	st, _ := ctx.Value().(*state)
