@@ -25,7 +25,8 @@
 // crash (kill -9, a lost broker connection, a rebalance) therefore
 // redelivers every message from the first one not done, and loses none.
 // A processor that holds a key's state in memory for a while, writing it
-// behind (the windows processor, while it drains a backlog), holds the
+// behind (WriteBehind: the windows and alerts processors, while they drain
+// a backlog), holds the
 // messages applied to it (Marks.Hold): they are not done, whatever goka
 // thinks, until the write that has them is acknowledged (ReleaseAfter,
 // Release).

@@ -17,6 +17,8 @@ type metrics struct {
 	late        prometheus.Counter
 	deadLetters prometheus.Counter
 	restarts    prometheus.Counter
+	writes      prometheus.Counter
+	heldApplied prometheus.Counter
 }
 
 func newMetrics() *metrics {
@@ -49,6 +51,14 @@ func newMetrics() *metrics {
 			Name: "sitewatch_alerts_restarts_total",
 			Help: "Times the alerts goka processor stopped with an error and was rebuilt.",
 		}),
+		writes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sitewatch_alerts_state_writes_total",
+			Help: "URL states written to the group table by events (one per event while the processor keeps up; fewer while it drains a backlog, when states are written behind).",
+		}),
+		heldApplied: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "sitewatch_alerts_events_held_total",
+			Help: "Events applied to a URL state held in memory, not yet written to the group table (a backlog draining); their offsets are committed once it is written.",
+		}),
 	}
 	for _, k := range []string{codecs.ChangeDown, codecs.ChangeUp, codecs.ChangeCertExpiring, codecs.ChangeCertOK} {
 		m.changes.WithLabelValues(k) // export zeros, so rates work from the start
@@ -58,7 +68,7 @@ func newMetrics() *metrics {
 
 // register adds the metrics to reg, all or none.
 func (m *metrics) register(reg prometheus.Registerer) error {
-	cs := []prometheus.Collector{m.consumed, m.changes, m.resent, m.duplicates, m.late, m.deadLetters, m.restarts}
+	cs := []prometheus.Collector{m.consumed, m.changes, m.resent, m.duplicates, m.late, m.deadLetters, m.restarts, m.writes, m.heldApplied}
 	for i, c := range cs {
 		if err := reg.Register(c); err != nil {
 			for _, done := range cs[:i] {

@@ -37,6 +37,11 @@ const (
 	// broker and held-back events looked at: the most an event waits when
 	// the other input topic has nothing older for it.
 	flushEvery = 500 * time.Millisecond
+	// heldMax and heldFor bound how many events, and how long, a URL's
+	// state is written behind while a backlog drains
+	// (kafkarun.WriteBehind).
+	heldMax = 64
+	heldFor = 500 * time.Millisecond
 )
 
 // Topics names the streams the processor reads and writes.
@@ -156,9 +161,11 @@ type Processor struct {
 	log     *slog.Logger
 	metrics *metrics
 	marks   *kafkarun.Marks
-	dead    kafkarun.DeadLetters
-	sup     *kafkarun.Supervisor
-	order   *order
+	// wb writes the URL states behind while a backlog drains.
+	wb    kafkarun.WriteBehind[*state]
+	dead  kafkarun.DeadLetters
+	sup   *kafkarun.Supervisor
+	order *order
 	// holding counts the URLs with held-back events; flushSoon asks for a
 	// flush visit whatever the count (after a start or rebalance, when the
 	// table may hold events held by a previous owner).
@@ -194,6 +201,7 @@ func New(cfg Config) (*Processor, error) {
 		holdingURLs: map[string]struct{}{},
 	}
 	p.SetRules(cfg.Rules)
+	p.wb = kafkarun.WriteBehind[*state]{Marks: p.marks, Max: heldMax, For: heldFor, Writes: p.metrics.writes, Held: p.metrics.heldApplied}
 	p.order = newOrder(p.marks, cfg.Now, string(cfg.Topics.Succeeded), string(cfg.Topics.Failed))
 	p.flushSoon.Store(true)
 	p.dead = kafkarun.DeadLetters{
@@ -208,6 +216,7 @@ func New(cfg Config) (*Processor, error) {
 		goka.WithNilHandling(goka.NilProcess),
 		goka.WithRebalanceCallback(func(a goka.Assignment) {
 			p.order.reset()
+			p.wb.Reset()
 			// The full visit that follows finds the URLs holding events in
 			// the partitions assigned now.
 			p.holdingMu.Lock()
@@ -263,6 +272,7 @@ func (p *Processor) Graph() *goka.GroupGraph {
 		goka.Output(t.Changes, codecs.StatusChangeCodec{}),
 		goka.Output(t.DeadLetters, codecs.DeadLetterCodec{}),
 		goka.Visitor(visitorName, p.visit),
+		goka.Visitor(kafkarun.WriteBehindVisitor, p.wb.Visit),
 		// Each graph (a rebuilt processor recovers its table afresh) has
 		// its own cache of the states it stored: see kafkarun.CachedCodec.
 		goka.Persist(&kafkarun.CachedCodec{Codec: stateCodec{}, Verify: verifyCache}),
@@ -327,10 +337,23 @@ func (p *Processor) runOnce(ctx context.Context, proc *goka.Processor) error {
 		case err := <-done:
 			return err
 		case <-ctx.Done():
+			// What is written behind is written before goka stops, so
+			// that a restart does not read it all again.
+			if proc.Recovered() {
+				if err := p.wb.Flush(gokaCtx, proc, time.Now().Add(heldFor)); err != nil {
+					p.log.Warn("write held states at shutdown; their events are read again at the next start", "err", err)
+				}
+			}
 			stopGoka()
 			return <-done
 		case <-tick.C:
-			if !proc.Recovered() || (p.holding.Load() <= 0 && !p.flushSoon.Load()) {
+			if !proc.Recovered() {
+				continue
+			}
+			if err := p.wb.Flush(gokaCtx, proc, time.Now()); err != nil && gokaCtx.Err() == nil && !errors.Is(err, goka.ErrVisitAborted) {
+				p.log.Warn("write held states", "err", err)
+			}
+			if p.holding.Load() <= 0 && !p.flushSoon.Load() {
 				continue
 			}
 			full := p.flushSoon.Swap(false)
@@ -345,9 +368,13 @@ func (p *Processor) runOnce(ctx context.Context, proc *goka.Processor) error {
 			if client != nil {
 				p.learnHighWater(client)
 			}
-			err := proc.VisitAll(gokaCtx, visitorName, full)
+			pass := &visitPass{full: full, written: kafkarun.NewWritePass(time.Now())}
+			err := proc.VisitAll(gokaCtx, visitorName, pass)
 			if err != nil && gokaCtx.Err() == nil && !errors.Is(err, goka.ErrVisitAborted) {
 				p.log.Warn("apply held-back events", "err", err)
+			}
+			if err == nil {
+				p.wb.Release(pass.written)
 			}
 		}
 	}
@@ -377,7 +404,7 @@ func (p *Processor) consume(ctx goka.Context, msg any) {
 		return
 	}
 	p.order.processed(string(ctx.Topic()), ctx.Partition(), ctx.Offset(), r.CheckedAt)
-	st := p.value(ctx)
+	st, inTable := p.value(ctx)
 	newest := st.regionNewest(codecs.RegionOrDefault(r.Region))
 	switch {
 	case !newest.IsZero() && !r.CheckedAt.After(newest):
@@ -393,30 +420,43 @@ func (p *Processor) consume(ctx goka.Context, msg any) {
 	}
 	p.flush(ctx, st)
 	p.countHolding(ctx.Key(), st)
-	ctx.SetValue(st)
+	p.wb.Store(ctx, st, inTable)
 }
 
-// value returns the URL's state from the table, or a new one.
-func (p *Processor) value(ctx goka.Context) *state {
-	st, _ := ctx.Value().(*state)
+// value returns the URL's state: the one written behind and not yet
+// written, the table's, or a new one (inTable false).
+func (p *Processor) value(ctx goka.Context) (st *state, inTable bool) {
+	if st, ok := p.wb.Get(ctx.Key()); ok {
+		return st, true
+	}
+	st, _ = ctx.Value().(*state)
+	inTable = st != nil
 	if st == nil {
 		st = &state{}
 	}
 	// A state upgraded from version 1 without sent or held events does
 	// not know its URL.
 	st.URL = ctx.Key()
-	return st
+	return st, inTable
+}
+
+// visitPass is the meta of a visit pass: full, and the states written
+// behind that the pass wrote.
+type visitPass struct {
+	full    bool
+	written *kafkarun.WritePass
 }
 
 // visit applies the held-back events of one URL that may go now. all
 // (the visit's meta) is true for a visit after a start or a rebalance,
 // when the table may hold events held by a previous owner; otherwise only
 // URLs known to hold events are read.
-func (p *Processor) visit(ctx goka.Context, all any) {
-	if full, _ := all.(bool); !full && !p.isHolding(ctx.Key()) {
+func (p *Processor) visit(ctx goka.Context, meta any) {
+	pass, _ := meta.(*visitPass)
+	if (pass == nil || !pass.full) && !p.isHolding(ctx.Key()) {
 		return
 	}
-	st := p.value(ctx)
+	st, _ := p.value(ctx)
 	if st.holding() == 0 {
 		p.countHolding(ctx.Key(), st)
 		return
@@ -426,6 +466,11 @@ func (p *Processor) visit(ctx goka.Context, all any) {
 	p.countHolding(ctx.Key(), st)
 	if st.holding() != n {
 		ctx.SetValue(st)
+		if pass != nil {
+			// The state written behind is written now: its events go once
+			// the pass is in Kafka.
+			pass.written.Add(p.wb.Take(ctx.Key()))
+		}
 	}
 }
 
