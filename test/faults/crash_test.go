@@ -99,11 +99,13 @@ func TestProcessorKilledRepeatedly(t *testing.T) {
 }
 
 // TestProcessorKilledWhileDrainingABacklog kills the processor with
-// SIGKILL while it drains a backlog, the case where the windows processor
-// holds URL states in memory and writes them behind (every 64 events or
-// half a second): the events applied to a held state must not be committed
-// before it is written, so the restarted processor reads them again, and
-// every event is stored once and every closed window equals SQL's.
+// SIGKILL while it drains a backlog, the case where the windows and alerts
+// processors hold URL states in memory and write them behind
+// (kafkarun.WriteBehind: every 64 events or half a second): the events
+// applied to a held state must not be committed before it is written, so
+// the restarted processor reads them again, and every event is stored once
+// and every closed window equals SQL's. Without the hold it fails: windows
+// short of checks.
 func TestProcessorKilledWhileDrainingABacklog(t *testing.T) {
 	skipShort(t)
 	r := rng(t)
