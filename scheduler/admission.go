@@ -18,8 +18,8 @@ import (
 //
 // The signal is the backlog: the requests handed to the producer and not
 // yet taken by a checker, counted exactly from Kafka offsets. The request
-// producer reports the offset of every request it stored (Produced) and
-// how many wait in its buffer (Buffered); the url_checker reports the
+// producer reports the offset of every request it stored (Produced); the
+// url_checker reports the
 // offset of every request it takes (Taken) and which partitions it
 // consumes (Assigned). The backlog of a consumed partition is the newest
 // offset produced minus the newest taken, known the moment it changes,
@@ -39,9 +39,12 @@ import (
 // slot. A fraction never grows while the backlog is over the target, and
 // grows by at least a tenth per tick while under it, back to 1 (every
 // slot) within a second or two of the load going away. Shedding starts
-// only when half the sites have a request in the backlog: a healthy
-// emitter, whose backlog is a few produce batches (or a moment's stall of
-// its checkers), never leaves 1.
+// only when, for a second on end, half the sites have had a request in
+// the backlog while the checkers took requests: a healthy emitter, whose
+// backlog is a few produce batches (or a stall of its checkers, an outage
+// of Kafka, the catching up after either), never leaves 1. (The pace of
+// the checkers cannot be the measure of "behind" at the start: it falls to
+// nothing in a stall.)
 //
 // Each site skips evenly: a site keeps a credit, starting at its phase in
 // its interval, that gains the fraction every slot and pays 1 for a
@@ -52,9 +55,8 @@ type Admission struct {
 	taken    atomic.Int64 // requests taken for a check (not stale), this tick
 	assigned atomic.Bool  // a new assignment since the last tick
 
-	mu       sync.Mutex
-	parts    map[int32]*partBacklog // of the partitions consumed here
-	buffered func() int
+	mu    sync.Mutex
+	parts map[int32]*partBacklog // of the partitions consumed here
 }
 
 type partBacklog struct {
@@ -76,15 +78,10 @@ const (
 	smoothing = 0.3
 	// minFraction keeps a trickle of requests flowing.
 	minFraction = 1.0 / 1024
+	// enterAfter is how many ticks on end the backlog must say so before
+	// shedding starts.
+	enterAfter = 10
 )
-
-// SetBuffered tells the admission how to count the requests waiting in
-// the producer's buffer. Call it before the scheduler runs.
-func (a *Admission) SetBuffered(f func() int) {
-	a.mu.Lock()
-	a.buffered = f
-	a.mu.Unlock()
-}
 
 // Assigned is the url_checker's partitions of the requests topic; their
 // backlogs start over. Safe from any goroutine.
@@ -124,8 +121,11 @@ func (a *Admission) Taken(partition int32, offset int64, stale bool) {
 }
 
 // backlog is the requests produced here and not yet taken, in the
-// partitions consumed here, plus those in the producer's buffer. Requests
-// other instances produced do not count: after a rebalance the new owner
+// partitions consumed here. Those still in the producer's buffer do not
+// count: while Kafka is away they pile up there, and that is an outage,
+// not checkers that fall behind (the CI saw an emitter shed through a
+// broker restart and find no way back). Requests other instances produced
+// do not count: after a rebalance the new owner
 // of a partition first takes its previous owner's leftovers (stale, and
 // skipped at once), and they are not this scheduler's load.
 func (a *Admission) backlog() int64 {
@@ -136,9 +136,6 @@ func (a *Admission) backlog() int64 {
 		if b.first >= 0 {
 			n += b.produced - max(b.taken, b.first-1)
 		}
-	}
-	if a.buffered != nil {
-		n += int64(a.buffered())
 	}
 	return n
 }
@@ -152,6 +149,7 @@ type pacer struct {
 	due       float64 // slots that came due, per tick
 	dueInTick int64
 	sites     int // scheduled here
+	over      int // ticks on end that said to start shedding
 }
 
 // tick moves the averages on by one tick of length d in which the checkers
@@ -163,13 +161,25 @@ func (p *pacer) tick(d time.Duration, taken, due, backlog int64) float64 {
 	perNS := p.taken / float64(max(d, time.Millisecond)) // requests taken per ns
 	target := max(minTarget, perNS*float64(targetBacklog))
 	q := float64(backlog)
-	// Shedding starts only once half the sites have a request waiting,
-	// half a slot's worth: a backlog of produce latency, or of checkers
-	// stalled for less than half a slot, is no overload, and a healthy
-	// emitter must request every slot. (The rate of the checkers would
-	// not do as the measure here: it falls to nothing in a stall.)
-	if p.fraction >= 1 && q <= max(target, float64(p.sites)/2) {
-		return 1
+	if p.fraction >= 1 {
+		// Shedding starts once, for a second on end, half the sites
+		// have had a request waiting while the checkers took requests:
+		// they are working and still half a slot behind. A stall, an
+		// outage of Kafka or the catching up after one is not that.
+		if taken > 0 && q > max(target, float64(p.sites)/2) {
+			p.over++
+		} else {
+			p.over = 0
+		}
+		if p.over < enterAfter {
+			return 1
+		}
+	}
+	if taken == 0 && q >= target {
+		// The checkers took nothing: stalled, or cut off from Kafka. That
+		// says nothing of their pace; the fraction holds until they take
+		// again.
+		return p.fraction
 	}
 	gain := min(max(1+(target-q)/(2*target), 0.5), 1.5)
 	f := gain * p.taken / max(p.due, 1)

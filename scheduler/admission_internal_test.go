@@ -8,7 +8,6 @@ import "testing"
 // fleet test saw its taken-over sites requested 4.5 s late).
 func TestBacklogCountsOnlyThisInstancesRequests(t *testing.T) {
 	var a Admission
-	a.SetBuffered(func() int { return 3 })
 	a.Assigned([]int32{0, 1})
 	// Partition 0: the previous owner's requests sit at offsets 0-999,
 	// this instance's from 1000 on.
@@ -21,12 +20,12 @@ func TestBacklogCountsOnlyThisInstancesRequests(t *testing.T) {
 	a.Taken(1, 40, false)
 	// Partition 2 is not consumed here: its offsets are someone else's.
 	a.Produced(2, 500)
-	if got := a.backlog(); got != 10+3 {
-		t.Errorf("backlog %d, want this instance's 10 waiting requests of partition 0 and the 3 buffered", got)
+	if got := a.backlog(); got != 10 {
+		t.Errorf("backlog %d, want this instance's 10 waiting requests of partition 0", got)
 	}
 	a.Taken(0, 1004, false)
-	if got := a.backlog(); got != 5+3 {
-		t.Errorf("backlog %d after taking up to offset 1004, want 5+3", got)
+	if got := a.backlog(); got != 5 {
+		t.Errorf("backlog %d after taking up to offset 1004, want 5", got)
 	}
 	if !a.assigned.Load() {
 		t.Error("an assignment did not reset the pacer")

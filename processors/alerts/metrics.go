@@ -53,11 +53,11 @@ func newMetrics() *metrics {
 		}),
 		writes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sitewatch_alerts_state_writes_total",
-			Help: "URL states written to the group table by events (one per event while the processor keeps up; fewer while it drains a backlog, when states are written behind).",
+			Help: "URL states the alerts processor wrote to its group table (one per event while it keeps up; fewer while it drains a backlog, when states are written behind).",
 		}),
 		heldApplied: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sitewatch_alerts_events_held_total",
-			Help: "Events applied to a URL state held in memory, not yet written to the group table (a backlog draining); their offsets are committed once it is written.",
+			Help: "Events the alerts processor applied to a URL state held in memory, not yet written to its group table (a backlog draining); their offsets are committed once it is written.",
 		}),
 	}
 	for _, k := range []string{codecs.ChangeDown, codecs.ChangeUp, codecs.ChangeCertExpiring, codecs.ChangeCertOK} {
