@@ -18,8 +18,8 @@ import (
 //
 // The signal is the backlog: the requests handed to the producer and not
 // yet taken by a checker, counted exactly from Kafka offsets. The request
-// producer reports the offset of every request it stored (Produced); the
-// url_checker reports the
+// producer reports the offset of every request it stored (Produced) and
+// how many wait in its buffer (SetBuffered); the url_checker reports the
 // offset of every request it takes (Taken) and which partitions it
 // consumes (Assigned). The backlog of a consumed partition is the newest
 // offset produced minus the newest taken, known the moment it changes,
@@ -55,8 +55,10 @@ type Admission struct {
 	taken    atomic.Int64 // requests taken for a check (not stale), this tick
 	assigned atomic.Bool  // a new assignment since the last tick
 
-	mu    sync.Mutex
-	parts map[int32]*partBacklog // of the partitions consumed here
+	mu       sync.Mutex
+	parts    map[int32]*partBacklog // of the partitions consumed here
+	buffered func() int
+	storedAt time.Time // of the last request Kafka stored
 }
 
 type partBacklog struct {
@@ -83,6 +85,14 @@ const (
 	enterAfter = 10
 )
 
+// SetBuffered tells the admission how to count the requests waiting in
+// the producer's buffer. Call it before the scheduler runs.
+func (a *Admission) SetBuffered(f func() int) {
+	a.mu.Lock()
+	a.buffered = f
+	a.mu.Unlock()
+}
+
 // Assigned is the url_checker's partitions of the requests topic; their
 // backlogs start over. Safe from any goroutine.
 func (a *Admission) Assigned(partitions []int32) {
@@ -98,6 +108,7 @@ func (a *Admission) Assigned(partitions []int32) {
 // Produced records a request stored at offset of partition.
 func (a *Admission) Produced(partition int32, offset int64) {
 	a.mu.Lock()
+	a.storedAt = time.Now()
 	if b := a.parts[partition]; b != nil && offset > b.produced {
 		b.produced = offset
 		if b.first < 0 {
@@ -121,11 +132,12 @@ func (a *Admission) Taken(partition int32, offset int64, stale bool) {
 }
 
 // backlog is the requests produced here and not yet taken, in the
-// partitions consumed here. Those still in the producer's buffer do not
-// count: while Kafka is away they pile up there, and that is an outage,
-// not checkers that fall behind (the CI saw an emitter shed through a
-// broker restart and find no way back). Requests other instances produced
-// do not count: after a rebalance the new owner
+// partitions consumed here, and those in the producer's buffer while
+// Kafka stores requests (within the last second): at three times its
+// capacity an emitter's requests waited longest there. While Kafka is away
+// they pile up there too, and that is an outage, not checkers that fall
+// behind (the CI saw an emitter shed through a broker restart and find no
+// way back). Requests other instances produced do not count: after a rebalance the new owner
 // of a partition first takes its previous owner's leftovers (stale, and
 // skipped at once), and they are not this scheduler's load.
 func (a *Admission) backlog() int64 {
@@ -136,6 +148,9 @@ func (a *Admission) backlog() int64 {
 		if b.first >= 0 {
 			n += b.produced - max(b.taken, b.first-1)
 		}
+	}
+	if a.buffered != nil && time.Since(a.storedAt) < time.Second {
+		n += int64(a.buffered())
 	}
 	return n
 }

@@ -1,6 +1,9 @@
 package scheduler
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 // TestBacklogCountsOnlyThisInstancesRequests: after a rebalance the new
 // owner of a partition first takes what its previous owner left there; a
@@ -26,6 +29,18 @@ func TestBacklogCountsOnlyThisInstancesRequests(t *testing.T) {
 	a.Taken(0, 1004, false)
 	if got := a.backlog(); got != 5 {
 		t.Errorf("backlog %d after taking up to offset 1004, want 5", got)
+	}
+	// The producer's buffer counts while Kafka stores requests, and not
+	// while it is away (an outage is no overload).
+	a.SetBuffered(func() int { return 3 })
+	if got := a.backlog(); got != 5+3 {
+		t.Errorf("backlog %d with 3 requests buffered, want 5+3", got)
+	}
+	a.mu.Lock()
+	a.storedAt = time.Now().Add(-2 * time.Second)
+	a.mu.Unlock()
+	if got := a.backlog(); got != 5 {
+		t.Errorf("backlog %d with Kafka storing nothing for 2 s, want 5 (the buffer does not count)", got)
 	}
 	if !a.assigned.Load() {
 		t.Error("an assignment did not reset the pacer")

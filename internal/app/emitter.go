@@ -147,6 +147,7 @@ func RunEmitter(ctx context.Context, env Env, k *kafkaconn.Options, f *EmitterFl
 	if err != nil {
 		return err
 	}
+	admission.SetBuffered(requests.Buffered)
 	sched, err := scheduler.New(nil, scheduler.Options{
 		Emit: requests.Emit, Logger: log, Registerer: env.Registry, Region: f.Region, Share: share.initial(),
 		Admission: admission,

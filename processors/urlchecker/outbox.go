@@ -169,6 +169,13 @@ func (o *outbox) setPending() {
 	o.m.pending.Set(float64(len(o.queue) - o.head + o.inflight))
 }
 
+// buffered is the events waiting: queued, or sent and not acknowledged.
+func (o *outbox) buffered() int {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.queue) - o.head + o.inflight
+}
+
 // drop counts and logs a dropped event and releases it.
 func (o *outbox) drop(it *item, reason string) {
 	o.m.dropped.Inc()

@@ -122,6 +122,10 @@ func (e *RequestEmitter) Emit(_ context.Context, req *codecs.Request) error {
 	return e.box.push(&item{topic: e.cfg.Topic, key: req.URL, value: req, done: func(error) {}, stored: e.cfg.Stored})
 }
 
+// Buffered is the number of requests waiting for Kafka: in the buffer, or
+// sent and not yet acknowledged.
+func (e *RequestEmitter) Buffered() int { return e.box.buffered() }
+
 // Run sends requests until ctx ends, then flushes what is buffered within
 // DrainTimeout; what could not be sent by then is dropped and counted.
 // Requests emitted before Run starts wait in the buffer.
