@@ -49,6 +49,14 @@ type WriteBehind[S any] struct {
 	oldest time.Time // of any since; may be early (see remove), zero when none is held
 }
 
+// The bounds both processors write behind with: a state is kilobytes, 64
+// writes become one, and half a second is well within the idle and grace
+// times of the windows and the quiet time of the alerts.
+const (
+	WriteBehindMax = 64
+	WriteBehindFor = 500 * time.Millisecond
+)
+
 // WriteBehindVisitor is the name of the goka visitor every processor
 // writing behind defines as its WriteBehind's Visit.
 const WriteBehindVisitor = "write-held"
@@ -210,6 +218,16 @@ func (w *WriteBehind[S]) Visit(ctx goka.Context, meta any) {
 // the last, as at shutdown) through proc's WriteBehindVisitor, and
 // releases their messages once goka has the writes in Kafka.
 func (w *WriteBehind[S]) Flush(ctx context.Context, proc *goka.Processor, now time.Time) error {
+	return w.flush(ctx, proc, now)
+}
+
+// FlushAll writes every held state, as at shutdown, so that a restart does
+// not read their messages again.
+func (w *WriteBehind[S]) FlushAll(ctx context.Context, proc *goka.Processor) error {
+	return w.flush(ctx, proc, time.Now().Add(w.For))
+}
+
+func (w *WriteBehind[S]) flush(ctx context.Context, proc *goka.Processor, now time.Time) error {
 	if !w.due(now) {
 		return nil
 	}

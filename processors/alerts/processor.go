@@ -37,11 +37,6 @@ const (
 	// broker and held-back events looked at: the most an event waits when
 	// the other input topic has nothing older for it.
 	flushEvery = 500 * time.Millisecond
-	// heldMax and heldFor bound how many events, and how long, a URL's
-	// state is written behind while a backlog drains
-	// (kafkarun.WriteBehind).
-	heldMax = 64
-	heldFor = 500 * time.Millisecond
 )
 
 // Topics names the streams the processor reads and writes.
@@ -201,7 +196,7 @@ func New(cfg Config) (*Processor, error) {
 		holdingURLs: map[string]struct{}{},
 	}
 	p.SetRules(cfg.Rules)
-	p.wb = kafkarun.WriteBehind[*state]{Marks: p.marks, Max: heldMax, For: heldFor, Writes: p.metrics.writes, Held: p.metrics.heldApplied}
+	p.wb = kafkarun.WriteBehind[*state]{Marks: p.marks, Max: kafkarun.WriteBehindMax, For: kafkarun.WriteBehindFor, Writes: p.metrics.writes, Held: p.metrics.heldApplied}
 	p.order = newOrder(p.marks, cfg.Now, string(cfg.Topics.Succeeded), string(cfg.Topics.Failed))
 	p.flushSoon.Store(true)
 	p.dead = kafkarun.DeadLetters{
@@ -340,7 +335,7 @@ func (p *Processor) runOnce(ctx context.Context, proc *goka.Processor) error {
 			// What is written behind is written before goka stops, so
 			// that a restart does not read it all again.
 			if proc.Recovered() {
-				if err := p.wb.Flush(gokaCtx, proc, time.Now().Add(heldFor)); err != nil {
+				if err := p.wb.FlushAll(gokaCtx, proc); err != nil {
 					p.log.Warn("write held states at shutdown; their events are read again at the next start", "err", err)
 				}
 			}

@@ -1,19 +1,11 @@
 package windows
 
-import (
-	"time"
-
-	"github.com/lovoo/goka"
-)
+import "github.com/lovoo/goka"
 
 // While a backlog drains, a URL's state is written behind
-// (kafkarun.WriteBehind): at most every heldMax events or heldFor, its
-// events held uncommitted until then. The state is the window's response
-// times and the event ids that make it exact, kilobytes per write.
-const (
-	heldMax = 64
-	heldFor = 500 * time.Millisecond
-)
+// (kafkarun.WriteBehind), its events held uncommitted until then. The
+// state is the window's response times and the event ids that make it
+// exact, kilobytes per write.
 
 // stateOf is the URL's state as the callback of ctx should see it: the held
 // one, or the table's (nil when it has none); inTable says the table has

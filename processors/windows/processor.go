@@ -190,7 +190,7 @@ func New(cfg Config) (*Processor, error) {
 		progress: newProgress(string(cfg.Topics.Succeeded), string(cfg.Topics.Failed)),
 		marks:    kafkarun.NewMarks(),
 	}
-	p.wb = kafkarun.WriteBehind[*state]{Marks: p.marks, Max: heldMax, For: heldFor, Writes: p.metrics.writes, Held: p.metrics.heldApplied}
+	p.wb = kafkarun.WriteBehind[*state]{Marks: p.marks, Max: kafkarun.WriteBehindMax, For: kafkarun.WriteBehindFor, Writes: p.metrics.writes, Held: p.metrics.heldApplied}
 	p.dead = kafkarun.DeadLetters{
 		Topic: cfg.Topics.DeadLetters, Consumer: string(cfg.Group),
 		Log: p.log, Count: p.metrics.deadLetters, Now: cfg.Now,
@@ -280,7 +280,7 @@ func (p *Processor) runOnce(ctx context.Context, proc *goka.Processor) error {
 
 	tick := time.NewTicker(p.cfg.IdleCheck)
 	defer tick.Stop()
-	flush := time.NewTicker(heldFor / 2)
+	flush := time.NewTicker(kafkarun.WriteBehindFor / 2)
 	defer flush.Stop()
 	for {
 		select {
@@ -290,7 +290,7 @@ func (p *Processor) runOnce(ctx context.Context, proc *goka.Processor) error {
 			// What is held is written before goka stops, so that a
 			// restart does not read it all again.
 			if proc.Recovered() {
-				if err := p.wb.Flush(gokaCtx, proc, time.Now().Add(heldFor)); err != nil {
+				if err := p.wb.FlushAll(gokaCtx, proc); err != nil {
 					p.log.Warn("write held states at shutdown; their events are read again at the next start", "err", err)
 				}
 			}
