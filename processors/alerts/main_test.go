@@ -13,11 +13,36 @@ import (
 // decoded (kafkarun.CachedCodec) while the tests run: it must equal the
 // decode exactly, as the codec's round trip does.
 var cacheCheck = &testkit.CacheVerifier{Diff: func(a, b any) string {
-	if reflect.DeepEqual(a, b) {
+	if sameState(a, b) {
 		return ""
 	}
 	return fmt.Sprintf("\n%+v\n%+v", a, b)
 }}
+
+// sameState reports whether a and b are the same state as stored. The held
+// events' index in memory is not stored: it must agree with a's and b's
+// own events (a fresh index of them) and is otherwise ignored.
+func sameState(a, b any) bool {
+	sa, ok1 := a.(*state)
+	sb, ok2 := b.(*state)
+	if !ok1 || !ok2 || sa == nil || sb == nil {
+		return reflect.DeepEqual(a, b)
+	}
+	stored := func(st *state) (state, bool) {
+		c := *st
+		fresh := heldEvents{list: c.held.list}
+		fresh.index()
+		ok := !c.held.indexed || reflect.DeepEqual(c.held.keys, fresh.keys) || (len(c.held.keys) == 0 && len(fresh.keys) == 0)
+		if c.held.oldest != nil {
+			ok = ok && reflect.DeepEqual(c.held.oldest, fresh.first(c.URL))
+		}
+		c.held = heldEvents{list: c.held.list}
+		return c, ok
+	}
+	ca, okA := stored(sa)
+	cb, okB := stored(sb)
+	return okA && okB && reflect.DeepEqual(ca, cb)
+}
 
 func TestMain(m *testing.M) {
 	verifyCache = cacheCheck.Verify

@@ -200,7 +200,7 @@ func TestStateFromVersion2(t *testing.T) {
 		t.Fatalf("re-encoded as version %d", data[0])
 	}
 	back, err := stateCodec{}.Decode(data)
-	if err != nil || !reflect.DeepEqual(back, got) {
+	if err != nil || !sameState(back, got) {
 		t.Errorf("read back: %v\n got %+v\nwant %+v", err, back, got)
 	}
 	// The decoded state goes on as before regions: the default region's
@@ -222,7 +222,7 @@ func encodeV2(t *testing.T, st *state) []byte {
 	// Everything before the held list is as in version 2; rebuild the
 	// held items without their trailing region.
 	var held itemList
-	st.held.each(func(item []byte) bool {
+	st.held.list.each(func(item []byte) bool {
 		e, err := decodeHeld(item, st.URL)
 		if err != nil {
 			t.Fatal(err)
@@ -235,7 +235,7 @@ func encodeV2(t *testing.T, st *state) []byte {
 		held.add(full[:len(full)-len(region)])
 		return true
 	})
-	tail := st.held.appendTo(nil)
+	tail := st.held.list.appendTo(nil)
 	tail = binary.AppendUvarint(tail, uint64(len(st.Runs)))
 	for _, run := range st.Runs {
 		tail = binform.AppendString(tail, run.Region)
@@ -274,7 +274,7 @@ func TestStateCodecRegions(t *testing.T) {
 		t.Fatal(err)
 	}
 	v, err := stateCodec{}.Decode(data)
-	if err != nil || !reflect.DeepEqual(v, st) {
+	if err != nil || !sameState(v, st) {
 		t.Fatalf("round trip: %v\n got %+v\nwant %+v", err, v, st)
 	}
 	if e := v.(*state).oldestHeld(); e.Result.Region != "us" {

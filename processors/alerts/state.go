@@ -60,7 +60,7 @@ type state struct {
 	// held are the events held back until the other input topic has
 	// caught up with them (see order.go), in checked_at order, in their
 	// stored form: most callbacks only look at the oldest.
-	held itemList
+	held heldEvents
 }
 
 // regionRun is one region's view of the site: its state as the
@@ -127,57 +127,19 @@ type pending struct {
 }
 
 // holding reports how many events st holds back.
-func (st *state) holding() int { return st.held.n }
+func (st *state) holding() int { return st.held.len() }
 
 // hold adds an event to the held ones in checked_at order, unless it is
 // there already (a re-delivery while it waits).
 func (st *state) hold(e *pending) {
-	last := time.Time{}
-	dup := false
-	st.held.each(func(item []byte) bool {
-		at, id := heldKey(item)
-		if string(id) == e.Result.EventID {
-			dup = true
-			return false
-		}
-		last = at
-		return true
-	})
-	if dup {
+	if st.held.has(e.Result.EventID) {
 		return
 	}
-	item := appendHeld(nil, e)
-	if st.held.n == 0 || !e.Result.CheckedAt.Before(last) {
-		// The common case: newer than every held event (equal times keep
-		// arrival order).
-		st.held.add(item)
-		return
-	}
-	var items [][]byte
-	inserted := false
-	st.held.each(func(it []byte) bool {
-		if at, _ := heldKey(it); !inserted && at.After(e.Result.CheckedAt) {
-			items, inserted = append(items, item), true
-		}
-		items = append(items, it)
-		return true
-	})
-	var l itemList
-	for _, it := range items {
-		l.add(it)
-	}
-	st.held = l
+	st.held.add(e, appendHeld(nil, e))
 }
 
 // oldestHeld returns the oldest held event.
-func (st *state) oldestHeld() *pending {
-	e, err := decodeHeld(st.held.first(), st.URL)
-	if err != nil {
-		// Items are checked when the state is decoded.
-		panic(fmt.Sprintf("alerts state: held event: %v", err))
-	}
-	return e
-}
+func (st *state) oldestHeld() *pending { return st.held.first(st.URL) }
 
 // remember keeps c among the last changes sent.
 func (st *state) remember(c *codecs.StatusChange) {

@@ -59,7 +59,7 @@ func (stateCodec) Encode(value any) ([]byte, error) {
 	if !ok {
 		return nil, fmt.Errorf("encode alerts state: got %T, want *state", value)
 	}
-	b := make([]byte, 0, 48+len(st.URL)+37*len(st.Recent)+len(st.sent.b)+len(st.held.b)+48*len(st.Runs))
+	b := make([]byte, 0, 48+len(st.URL)+37*len(st.Recent)+len(st.sent.b)+len(st.held.list.b)+48*len(st.Runs))
 	b = append(b, stateVersion)
 	b = binform.AppendString(b, st.URL)
 	b = binform.AppendString(b, st.State)
@@ -78,7 +78,7 @@ func (stateCodec) Encode(value any) ([]byte, error) {
 	b = binform.AppendString(b, st.Cert)
 	b = binform.AppendTime(b, st.CertNotAfter)
 	b = st.sent.appendTo(b)
-	b = st.held.appendTo(b)
+	b = st.held.list.appendTo(b)
 	b = binary.AppendUvarint(b, uint64(len(st.Runs)))
 	for _, run := range st.Runs {
 		b = binform.AppendString(b, run.Region)
@@ -130,13 +130,13 @@ func (stateCodec) Decode(data []byte) (any, error) {
 	st.CertNotAfter = d.Time()
 	st.sent = d.items(checkChange)
 	if version == stateVersion2 {
-		st.held = d.items(checkHeldV2)
+		st.held.list = d.items(checkHeldV2)
 		if d.Err == nil {
-			st.held = upgradeHeld(st.held)
+			st.held.list = upgradeHeld(st.held.list)
 			st.Runs = defaultRun(st)
 		}
 	} else {
-		st.held = d.items(checkHeld)
+		st.held.list = d.items(checkHeld)
 		if n := d.Count(8); n > 0 {
 			st.Runs = make([]regionRun, n)
 			for i := range st.Runs {
@@ -203,7 +203,7 @@ func decodeJSONState(data []byte) (*state, error) {
 		}
 		st.URL = p.Result.URL
 		// Already in checked_at order.
-		st.held.add(appendHeld(nil, &pending{Result: p.Result, Topic: p.Topic, Offset: -1, HeldAt: p.HeldAt}))
+		st.held.list.add(appendHeld(nil, &pending{Result: p.Result, Topic: p.Topic, Offset: -1, HeldAt: p.HeldAt}))
 	}
 	st.Runs = defaultRun(st)
 	return st, nil
