@@ -139,10 +139,20 @@ func (h *handler) ConsumeClaim(sess sarama.ConsumerGroupSession, claim sarama.Co
 // and msg is the last one Kafka has. Waiting out the flush interval would
 // only delay those rows (the tail of a backlog above all). Below a
 // quarter of a batch it waits all the same, so that a trickle of live
-// events does not become a transaction each.
+// events does not become a transaction each, unless the claim has been
+// draining a backlog: then the batch is the backlog's last, and with a
+// partition's remainder waiting out the interval, a backlog's last rows
+// came up to a second after the rest (bench/processor).
 func (c *claimState) caughtUp(msg *sarama.ConsumerMessage, claim sarama.ConsumerGroupClaim) bool {
-	return len(c.b.msgs) >= max(1, c.h.s.cfg.BatchSize/4) &&
+	if c.hwm()-(msg.Offset+1) >= int64(c.h.s.cfg.BatchSize) {
+		c.draining = true
+	}
+	up := (c.draining || len(c.b.msgs) >= max(1, c.h.s.cfg.BatchSize/4)) &&
 		len(claim.Messages()) == 0 && msg.Offset+1 >= claim.HighWaterMarkOffset()
+	if up {
+		c.draining = false
+	}
+	return up
 }
 
 // claimState is one partition claim's batches and what committing them
@@ -157,6 +167,9 @@ type claimState struct {
 	// (updateLag while the store is down).
 	next atomic.Int64
 	log  *slog.Logger
+	// draining is set while the claim reads a backlog (a batch or more
+	// behind), until it has caught up.
+	draining bool
 	// b is the batch being read; pending the one handed to the writer and
 	// not yet committed (nil when none); spare the emptied third, reused.
 	b, pending, spare *batch

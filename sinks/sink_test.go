@@ -339,6 +339,29 @@ func TestCaughtUpPartitionFlushesEarly(t *testing.T) {
 	})
 }
 
+// TestBacklogTailFlushesAtOnce: the last batch of a backlog is written as
+// soon as the partition is read to its end, however small: here 1,100
+// events with batches of 1,000 leave 100, below the quarter batch that a
+// live trickle waits for, and the flush interval is an hour.
+func TestBacklogTailFlushesAtOnce(t *testing.T) {
+	t.Parallel()
+	k := newKafka(t, 1, topicUp, topicDown, topicDLQ)
+	store := openStore(t)
+	want := map[string]bool{}
+	var recs []*kgo.Record
+	for i := range 1100 {
+		rec, id := resultRecord(t, 2*i)
+		want[id] = true
+		recs = append(recs, rec)
+	}
+	k.produce(recs...)
+	r := startSink(t, k, sinks.Config{Group: "sink-backlog-tail", Topics: []string{topicUp, topicDown}, Kind: sinks.Results,
+		BatchSize: 1000, FlushInterval: time.Hour}, store)
+	defer r.stop(t)
+	waitFor(t, "1100 rows written", func() bool { return len(storedEventIDs(t, store)) == 1100 })
+	assertExactlyOnce(t, store, want)
+}
+
 func TestNewRejectsBadConfig(t *testing.T) {
 	store := &flakyStore{}
 	ok := sinks.Config{Brokers: []string{"localhost:9092"}, Group: "g", Topics: []string{"t"}, Kind: sinks.Results, DeadLetterTopic: "dlq"}

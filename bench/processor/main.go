@@ -74,6 +74,7 @@ type options struct {
 	sinkURLs      int
 	sinkIDs       string
 	poll          time.Duration
+	trace         bool
 	perf          string
 	processorRun  string
 	results       int
@@ -93,6 +94,7 @@ func run() int {
 	flag.IntVar(&o.sinkURLs, "sink-urls", 100, "URLs of a sink run")
 	flag.StringVar(&o.sinkIDs, "sink-ids", "slot", "event_ids of a sink run: slot (each its slot's, as an emitter makes them) or uuid (random UUIDs, as another producer may)")
 	flag.DurationVar(&o.poll, "poll", 100*time.Millisecond, "how often a sink run counts check_results")
+	flag.BoolVar(&o.trace, "trace", false, "print, at every poll of a sink run, the rows stored, the events the windows and alerts processors consumed and the processor's CPU (the scrapes cost the processor some CPU)")
 	flag.StringVar(&o.perf, "perf", "", "record cmd/processor with perf during the last sink run into this file")
 	flag.StringVar(&o.processorRun, "processor-run", "", "cmd/processor's -run in a sink run (empty: its default, all parts, as the issue measures; sink-results alone tells the sink's own speed from the other parts' CPU)")
 	flag.IntVar(&o.results, "results", 100000, "result events produced")

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -45,6 +46,13 @@ type sinkRun struct {
 	processorRSS  int64
 	processorCPU  time.Duration
 	alreadyStored float64
+	// windowsAt and alertsAt are the events the windows and alerts
+	// processors had consumed when the sink had stored every row;
+	// allTook and allCPU how long after the first rows, and the CPU, it
+	// took every part to consume every event (zero when not measured).
+	windowsAt, alertsAt float64
+	allTook             time.Duration
+	allCPU              time.Duration
 }
 
 func (r sinkRun) copyRate() float64 { return float64(r.events) / r.copyTook.Seconds() }
@@ -84,6 +92,10 @@ func benchSinkRuns(ctx context.Context, o options, log *slog.Logger) error {
 		fmt.Printf("\nrun %d/%d\n  sink: %.0f rows/s (%d rows from the first poll that saw rows, %d, to the first that saw all, in %s; first rows %s after the processor started; peak RSS %.0f MiB, %.1f s CPU; %.0f rows skipped as already stored)\n",
 			i+1, o.runs, r.sinkRate(), r.events-r.firstSeen, r.firstSeen, r.sinkTook.Round(time.Millisecond), r.startToFirst.Round(time.Millisecond),
 			benchkit.MiB(r.processorRSS), r.processorCPU.Seconds(), r.alreadyStored)
+		if r.allTook > 0 {
+			fmt.Printf("  when every row was stored, windows had consumed %.0f events and alerts %.0f; all parts were done %s after the first rows, %.1f s CPU\n",
+				r.windowsAt, r.alertsAt, r.allTook.Round(time.Millisecond), r.allCPU.Seconds())
+		}
 		fmt.Printf("  COPY: %.0f rows/s (%d rows in %s)\n  ratio sink / COPY: %.2f; every event_id stored exactly once\n",
 			r.copyRate(), r.events, r.copyTook.Round(time.Millisecond), ratio[i])
 	}
@@ -214,6 +226,23 @@ func sinkOnce(ctx context.Context, o options, log *slog.Logger, bin, logPath str
 		}
 		defer perf.StopWith(os.Interrupt, 10*time.Second)
 	}
+	// Without the results sink (-processor-run of other parts), the
+	// events the slowest part has consumed stand for the rows: that times
+	// those parts alone.
+	count := func() int { return testkit.StoredRows(db) }
+	if o.processorRun != "" && !slices.Contains(strings.Split(o.processorRun, ","), "sink-results") {
+		count = func() int {
+			m, err := benchkit.Scrape("http://"+metricsAddr+"/metrics", "sitewatch_windows_events_consumed_total", "sitewatch_alerts_events_consumed_total")
+			if err != nil || len(m) == 0 {
+				return 0
+			}
+			n := len(rs)
+			for _, v := range m {
+				n = min(n, int(v))
+			}
+			return n
+		}
+	}
 	var firstAt time.Time
 	deadline := started.Add(5 * time.Minute)
 	for {
@@ -221,12 +250,18 @@ func sinkOnce(ctx context.Context, o options, log *slog.Logger, bin, logPath str
 			return r, fmt.Errorf("processor exited:\n%s", child.Tail())
 		}
 		if time.Now().After(deadline) {
-			return r, fmt.Errorf("processor: %d of %d rows after 5 minutes:\n%s", testkit.StoredRows(db), len(rs), child.Tail())
+			return r, fmt.Errorf("processor: %d of %d rows after 5 minutes:\n%s", count(), len(rs), child.Tail())
 		}
-		n := testkit.StoredRows(db)
+		n := count()
 		now := time.Now()
 		if n > 0 && firstAt.IsZero() {
 			firstAt, r.firstSeen, r.startToFirst = now, n, now.Sub(started)
+		}
+		if o.trace && !firstAt.IsZero() {
+			m, _ := benchkit.Scrape("http://"+metricsAddr+"/metrics", "sitewatch_windows_events_consumed_total", "sitewatch_alerts_events_consumed_total")
+			cpu, _ := benchkit.ProcCPU(child.Cmd.Process.Pid)
+			fmt.Printf("  %6.2fs rows %6d windows %6.0f alerts %6.0f cpu %.2fs\n", now.Sub(firstAt).Seconds(), n,
+				m["sitewatch_windows_events_consumed_total"], m["sitewatch_alerts_events_consumed_total"], cpu.Seconds())
 		}
 		if n >= len(rs) {
 			r.sinkTook = now.Sub(firstAt)
@@ -241,11 +276,33 @@ func sinkOnce(ctx context.Context, o options, log *slog.Logger, bin, logPath str
 	pid := child.Cmd.Process.Pid
 	r.processorRSS, _ = benchkit.PeakRSS(pid)
 	r.processorCPU, _ = benchkit.ProcCPU(pid)
+	if o.processorRun == "" {
+		// How far the other consumers of the result topics were, and when
+		// they are done too: what the sink's rows/s leaves out.
+		consumed := func() (w, a float64) {
+			m, err := benchkit.Scrape("http://"+metricsAddr+"/metrics", "sitewatch_windows_events_consumed_total", "sitewatch_alerts_events_consumed_total")
+			if err != nil {
+				return 0, 0
+			}
+			return m["sitewatch_windows_events_consumed_total"], m["sitewatch_alerts_events_consumed_total"]
+		}
+		r.windowsAt, r.alertsAt = consumed()
+		for end := time.Now().Add(2 * time.Minute); time.Now().Before(end); time.Sleep(o.poll) {
+			if w, a := consumed(); w >= float64(len(rs)) && a >= float64(len(rs)) {
+				r.allTook = time.Since(firstAt)
+				r.allCPU, _ = benchkit.ProcCPU(pid)
+				break
+			}
+		}
+	}
 	if m, err := benchkit.Scrape("http://"+metricsAddr+"/metrics", "sitewatch_store_results_already_stored_total"); err == nil {
 		r.alreadyStored = m["sitewatch_store_results_already_stored_total"]
 	}
 	if err := child.Stop(30 * time.Second); err != nil {
 		return r, fmt.Errorf("processor shutdown: %w\n%s", err, child.Tail())
+	}
+	if o.processorRun != "" && !slices.Contains(strings.Split(o.processorRun, ","), "sink-results") {
+		return r, nil
 	}
 	stored, err := testkit.StoredEventCounts(ctx, db)
 	if err != nil {

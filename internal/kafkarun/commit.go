@@ -1,10 +1,12 @@
 package kafkarun
 
 import (
+	"cmp"
 	"context"
 	"math"
 	"slices"
 	"sync"
+	"sync/atomic"
 
 	"github.com/IBM/sarama"
 	"github.com/lovoo/goka"
@@ -83,14 +85,22 @@ func (h *inOrderHandler) ConsumeClaim(_ sarama.ConsumerGroupSession, claim saram
 	// reads is not, until it is marked.
 	h.marks.start(claim.Topic(), claim.Partition(), claim.InitialOffset(), claim.HighWaterMarkOffset())
 	p := h.sess.pending(claim.Topic(), claim.Partition())
-	out := make(chan *sarama.ConsumerMessage)
+	// Buffered, so that this goroutine and goka's take messages in runs
+	// rather than handing each one over in a rendezvous: two goroutine
+	// switches per message were a tenth of a goka processor's CPU while
+	// it drained a backlog (bench/processor -perf).
+	out := make(chan *sarama.ConsumerMessage, forwardBuffer)
 	// Every message is recorded as delivered before goka can see it, so a
 	// mark can always tell which earlier messages are still in flight.
 	go func() {
 		defer close(out)
+		hw := int64(-1)
 		for msg := range claim.Messages() {
 			p.deliver(msg.Offset)
-			h.marks.setHighWater(claim.Topic(), claim.Partition(), claim.HighWaterMarkOffset())
+			if now := claim.HighWaterMarkOffset(); now > hw {
+				hw = now
+				h.marks.setHighWater(claim.Topic(), claim.Partition(), hw)
+			}
 			select {
 			case out <- msg:
 			case <-h.sess.Context().Done():
@@ -101,6 +111,10 @@ func (h *inOrderHandler) ConsumeClaim(_ sarama.ConsumerGroupSession, claim saram
 	}()
 	return h.inner.ConsumeClaim(h.sess, &inOrderClaim{ConsumerGroupClaim: claim, msgs: out})
 }
+
+// forwardBuffer is how many messages of a claim may wait for goka between
+// the claim and goka's partition processor.
+const forwardBuffer = 64
 
 type inOrderClaim struct {
 	sarama.ConsumerGroupClaim
@@ -122,8 +136,10 @@ type inOrderSession struct {
 	mu    sync.Mutex
 	parts map[topicPartition]*pendingOffsets
 	// after holds, per message, the held messages it releases once done
-	// (Marks.ReleaseAfter).
-	after map[held][]Held
+	// (Marks.ReleaseAfter); afterN counts its keys, so that the marks of
+	// the messages that release nothing (most) need not look.
+	after  map[held][]Held
+	afterN atomic.Int64
 }
 
 // held names one input message of a session.
@@ -138,7 +154,7 @@ func (s *inOrderSession) pending(topic string, partition int32) *pendingOffsets 
 	tp := topicPartition{topic, partition}
 	p := s.parts[tp]
 	if p == nil {
-		p = &pendingOffsets{done: map[int64]bool{}}
+		p = &pendingOffsets{}
 		s.parts[tp] = p
 	}
 	return p
@@ -149,10 +165,16 @@ func (s *inOrderSession) MarkOffset(topic string, partition int32, next int64, m
 		s.ConsumerGroupSession.MarkOffset(topic, partition, upTo, metadata)
 		s.marks.advance(topic, partition, upTo)
 	}
+	if s.afterN.Load() == 0 {
+		return
+	}
 	key := held{topicPartition{topic, partition}, next - 1}
 	s.mu.Lock()
-	rel := s.after[key]
-	delete(s.after, key)
+	rel, ok := s.after[key]
+	if ok {
+		delete(s.after, key)
+		s.afterN.Add(-1)
+	}
 	s.mu.Unlock()
 	s.release(rel)
 }
@@ -175,18 +197,36 @@ func (s *inOrderSession) MarkMessage(msg *sarama.ConsumerMessage, metadata strin
 }
 
 // pendingOffsets are one partition's delivered offsets not yet marked, in
-// delivery (ascending) order, and which of them are done.
+// delivery (ascending) order, each with whether it is done and held.
 type pendingOffsets struct {
-	mu      sync.Mutex
-	offsets []int64
-	done    map[int64]bool
-	held    map[int64]bool // done or not, not to be marked yet
+	mu sync.Mutex
+	// q[head:] are the offsets; q[:head] were marked (their room is
+	// reused once the queue empties or the head passes half of it).
+	q    []pendingOffset
+	head int
+}
+
+type pendingOffset struct {
+	offset int64
+	done   bool
+	held   bool // done or not, not to be marked yet
 }
 
 func (p *pendingOffsets) deliver(offset int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.offsets = append(p.offsets, offset)
+	p.q = append(p.q, pendingOffset{offset: offset})
+}
+
+// find returns offset's entry, nil when it was not delivered (or is
+// marked already); callers hold mu.
+func (p *pendingOffsets) find(offset int64) *pendingOffset {
+	q := p.q[p.head:]
+	i, found := slices.BinarySearchFunc(q, offset, func(e pendingOffset, o int64) int { return cmp.Compare(e.offset, o) })
+	if !found {
+		return nil
+	}
+	return &q[i]
 }
 
 // finish records offset as done and returns the offset to mark (the one
@@ -195,10 +235,11 @@ func (p *pendingOffsets) deliver(offset int64) {
 func (p *pendingOffsets) finish(offset int64) (int64, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if _, found := slices.BinarySearch(p.offsets, offset); !found {
+	e := p.find(offset)
+	if e == nil {
 		return offset + 1, true
 	}
-	p.done[offset] = true
+	e.done = true
 	return p.advance()
 }
 
@@ -206,10 +247,9 @@ func (p *pendingOffsets) finish(offset int64) (int64, bool) {
 func (p *pendingOffsets) hold(offset int64) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.held == nil {
-		p.held = map[int64]bool{}
+	if e := p.find(offset); e != nil {
+		e.held = true
 	}
-	p.held[offset] = true
 }
 
 // release ends the hold of offset and returns the offset to mark, as
@@ -217,23 +257,31 @@ func (p *pendingOffsets) hold(offset int64) {
 func (p *pendingOffsets) release(offset int64) (int64, bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	delete(p.held, offset)
+	if e := p.find(offset); e != nil {
+		e.held = false
+	}
 	return p.advance()
 }
 
 // advance drops the done messages at the head that are not held and
 // returns the offset after the last of them; callers hold mu.
 func (p *pendingOffsets) advance() (int64, bool) {
-	n := 0
-	for n < len(p.offsets) && p.done[p.offsets[n]] && !p.held[p.offsets[n]] {
-		delete(p.done, p.offsets[n])
+	n := p.head
+	for n < len(p.q) && p.q[n].done && !p.q[n].held {
 		n++
 	}
-	if n == 0 {
+	if n == p.head {
 		return 0, false
 	}
-	last := p.offsets[n-1]
-	p.offsets = slices.Delete(p.offsets, 0, n)
+	last := p.q[n-1].offset
+	p.head = n
+	switch {
+	case p.head == len(p.q):
+		p.q, p.head = p.q[:0], 0
+	case p.head > 256 && p.head > len(p.q)/2:
+		p.q = p.q[:copy(p.q, p.q[p.head:])]
+		p.head = 0
+	}
 	return last + 1, true
 }
 
@@ -291,6 +339,9 @@ func (c *Marks) ReleaseAfter(topic string, partition int32, offset int64, hs []H
 	}
 	key := held{topicPartition{topic, partition}, offset}
 	s.mu.Lock()
+	if _, ok := s.after[key]; !ok {
+		s.afterN.Add(1)
+	}
 	s.after[key] = append(s.after[key], hs...)
 	s.mu.Unlock()
 }

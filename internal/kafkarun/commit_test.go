@@ -1,6 +1,7 @@
 package kafkarun
 
 import (
+	"math/rand/v2"
 	"testing"
 
 	"github.com/IBM/sarama"
@@ -10,7 +11,7 @@ import (
 // is not marked until the earlier one is finished too, and gaps in the
 // delivered offsets (compaction, transaction markers) do not hold marks up.
 func TestPendingOffsetsMarkInOrder(t *testing.T) {
-	p := &pendingOffsets{done: map[int64]bool{}}
+	p := &pendingOffsets{}
 	for _, o := range []int64{10, 11, 12, 14, 15} {
 		p.deliver(o)
 	}
@@ -34,8 +35,96 @@ func TestPendingOffsetsMarkInOrder(t *testing.T) {
 			t.Errorf("finish(%d) = %d, %v; want %d", s.finish, got, ok, s.mark)
 		}
 	}
-	if len(p.offsets) != 0 || len(p.done) != 0 {
-		t.Errorf("left over: offsets %v done %v", p.offsets, p.done)
+	if n := len(p.q) - p.head; n != 0 {
+		t.Errorf("left over: %v", p.q[p.head:])
+	}
+}
+
+// TestPendingOffsetsAgainstAModel drives a partition's offsets through
+// random deliveries, finishes, holds and releases, tens of thousands of
+// them so that the queue reuses its room, and checks every mark against a
+// plain model: the offset after the longest run of done, not held
+// messages from the oldest not yet marked.
+func TestPendingOffsetsAgainstAModel(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	p := &pendingOffsets{}
+	type state struct{ done, held bool }
+	model := map[int64]*state{}
+	var order []int64 // delivered, not yet marked, ascending
+	next := int64(0)
+	marked := int64(-1)
+	pick := func() (int64, bool) {
+		if len(order) == 0 {
+			return 0, false
+		}
+		// Mostly among the oldest: messages finish out of order, but near
+		// the head.
+		if rng.IntN(2) == 0 {
+			return order[0], true
+		}
+		return order[rng.IntN(min(len(order), 8))], true
+	}
+	wantMark := func() (int64, bool) {
+		n := 0
+		for n < len(order) && model[order[n]].done && !model[order[n]].held {
+			n++
+		}
+		if n == 0 {
+			return 0, false
+		}
+		last := order[n-1]
+		for _, o := range order[:n] {
+			delete(model, o)
+		}
+		order = order[n:]
+		return last + 1, true
+	}
+	for step := range 50000 {
+		var got int64
+		var ok bool
+		// Phases of deliveries outrunning the finishes and back, so that
+		// the queue grows long and its head moves far before it empties.
+		deliver, finish, hold := 60, 85, 90 // of 100, the rest releases
+		if step/2000%2 == 1 {
+			deliver, finish, hold = 10, 70, 75
+		}
+		op := rng.IntN(100)
+		if op < deliver {
+			next += 1 + int64(rng.IntN(2)) // gaps, as compaction leaves
+			p.deliver(next)
+			model[next] = &state{}
+			order = append(order, next)
+			continue
+		}
+		o, any := pick()
+		if !any {
+			continue
+		}
+		switch {
+		case op < finish:
+			got, ok = p.finish(o)
+			model[o].done = true
+		case op < hold:
+			p.hold(o)
+			model[o].held = true
+			continue
+		default:
+			got, ok = p.release(o)
+			model[o].held = false
+		}
+		want, wantOK := wantMark()
+		if ok != wantOK || (ok && got != want) {
+			t.Fatalf("step %d: mark %d, %v; want %d, %v", step, got, ok, want, wantOK)
+		}
+		if ok {
+			if got <= marked {
+				t.Fatalf("step %d: mark %d after %d", step, got, marked)
+			}
+			marked = got
+		}
+	}
+	if marked < 1000 {
+		t.Fatalf("only %d marked: the test did not exercise the queue", marked)
 	}
 }
 
