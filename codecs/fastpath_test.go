@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"math"
+	"math/rand/v2"
 	"reflect"
+	"strconv"
 	"testing"
 	"time"
 )
@@ -196,5 +199,67 @@ func TestResultFastPathsTaken(t *testing.T) {
 	}
 	if !reflect.DeepEqual(got, r) {
 		t.Fatalf("round trip: got %+v, want %+v", got, r)
+	}
+}
+
+// TestFastScalarsAgreeWithTheStandardParsers: the decoder's short paths
+// for times, decimals and integers give what time.Time's UnmarshalJSON
+// and strconv give, or leave the text to them.
+func TestFastScalarsAgreeWithTheStandardParsers(t *testing.T) {
+	times := []string{
+		"2026-11-29T12:05:00Z", "2026-11-29T12:05:00.1Z", "2026-11-29T12:05:00.123456789Z", "2026-11-29T12:05:00.000000001Z",
+		"2024-02-29T23:59:59.5Z", "2023-02-29T00:00:00Z", "2026-04-31T00:00:00Z", "2026-04-30T00:00:00Z", "2026-12-31T23:59:59Z",
+		"0000-01-01T00:00:00Z", "9999-12-31T23:59:59.999999999Z", "2000-02-29T00:00:00Z", "1900-02-29T00:00:00Z",
+		"2026-13-01T00:00:00Z", "2026-00-01T00:00:00Z", "2026-01-00T00:00:00Z", "2026-01-01T24:00:00Z", "2026-01-01T00:60:00Z",
+		"2026-01-01T00:00:60Z", "2026-01-01T00:00:00.Z", "2026-01-01T00:00:00.1234567890Z", "2026-01-01T00:00:00z",
+		"2026-01-01t00:00:00Z", "2026-01-01T00:00:00+00:00", "2026-01-01T00:00:00,5Z", "2026-1-01T00:00:00Z", "+026-01-01T00:00:00Z",
+	}
+	for _, s := range times {
+		fast, ok := utcTime([]byte(s))
+		var slow time.Time
+		err := slow.UnmarshalJSON([]byte(`"` + s + `"`))
+		switch {
+		case ok && err != nil:
+			t.Errorf("%s: short path accepts what UnmarshalJSON refuses (%v)", s, err)
+		case ok && !reflect.DeepEqual(fast, slow):
+			t.Errorf("%s: short path %#v, UnmarshalJSON %#v", s, fast, slow)
+		}
+	}
+	// The form producers write is always taken by the short path.
+	for _, s := range []string{"2026-11-29T12:05:00Z", "2026-12-31T23:59:59.999999999Z", "2024-02-29T00:00:00.5Z", "2026-01-31T00:00:00Z", "2026-07-31T00:00:00Z", "2026-08-31T00:00:00Z"} {
+		if _, ok := utcTime([]byte(s)); !ok {
+			t.Errorf("%s: not taken by the short path", s)
+		}
+	}
+	rng := rand.New(rand.NewPCG(5, 6))
+	for range 20000 {
+		// Decimals as timings are written, and beyond the short path.
+		digits := 1 + rng.IntN(17)
+		s := fmt.Sprint(rng.Uint64N(uint64(math.Pow10(min(digits, 19)))))
+		if k := rng.IntN(len(s) + 1); k < len(s) && rng.IntN(3) > 0 {
+			s = s[:k] + "." + s[k:]
+			if k == 0 {
+				s = "0" + s
+			}
+		}
+		if rng.IntN(4) == 0 {
+			s = "-" + s
+		}
+		want, err := strconv.ParseFloat(s, 64)
+		if got, ok := shortDecimal([]byte(s)); ok && (err != nil || math.Float64bits(got) != math.Float64bits(want)) {
+			t.Fatalf("%s: short path %v, strconv %v (%v)", s, got, want, err)
+		}
+		wantInt, err := strconv.ParseInt(s, 10, 64)
+		if got, ok := shortInt([]byte(s)); ok && (err != nil || got != wantInt) {
+			t.Fatalf("%s: short path %d, strconv %d (%v)", s, got, wantInt, err)
+		}
+	}
+	for _, s := range []string{"0", "-0", "12.5", "0.001", "999999999999999", "123456789.012345"} {
+		if _, ok := shortDecimal([]byte(s)); !ok {
+			t.Errorf("%s: not taken by the short path", s)
+		}
+	}
+	if got, _ := shortDecimal([]byte("-0")); !math.Signbit(got) {
+		t.Error("-0: sign lost")
 	}
 }

@@ -221,7 +221,7 @@ func sinkOnce(ctx context.Context, o options, log *slog.Logger, bin, logPath str
 	started := time.Now()
 	var perf *benchkit.Child
 	if o.perf != "" && run == o.runs-1 {
-		if perf, err = benchkit.Start("perf", []string{"record", "-F", "499", "-g", "-o", o.perf, "-p", fmt.Sprint(child.Cmd.Process.Pid)}, logPath+".perf"); err != nil {
+		if perf, err = benchkit.Start("perf", []string{"record", "-F", "1999", "-g", "-o", o.perf, "-p", fmt.Sprint(child.Cmd.Process.Pid)}, logPath+".perf"); err != nil {
 			return r, err
 		}
 		defer perf.StopWith(os.Interrupt, 10*time.Second)
