@@ -298,8 +298,9 @@ type Marks struct {
 	// and newest known high-water mark, for Behind.
 	claimed   map[topicPartition]int64
 	highWater map[topicPartition]int64
-	// sess is the consumer group session running now, for Hold.
-	sess *inOrderSession
+	// sess is the consumer group session running now, for Hold (read at
+	// every message a processor holds: no lock).
+	sess atomic.Pointer[inOrderSession]
 }
 
 // Held is an input message whose effect is not yet in Kafka although goka
@@ -316,9 +317,7 @@ type Held struct {
 // Hold holds the message at offset of topic's partition; call it from the
 // message's callback, before goka marks it.
 func (c *Marks) Hold(topic string, partition int32, offset int64) Held {
-	c.mu.Lock()
-	s := c.sess
-	c.mu.Unlock()
+	s := c.sess.Load()
 	h := Held{sess: s, m: held{topicPartition{topic, partition}, offset}}
 	if s != nil {
 		s.pending(topic, partition).hold(offset)
@@ -331,9 +330,7 @@ func (c *Marks) Hold(topic string, partition int32, offset int64) Held {
 // writes a key's state releases the messages held for that state. Call it
 // from that message's callback.
 func (c *Marks) ReleaseAfter(topic string, partition int32, offset int64, hs []Held) {
-	c.mu.Lock()
-	s := c.sess
-	c.mu.Unlock()
+	s := c.sess.Load()
 	if s == nil || len(hs) == 0 {
 		return
 	}
@@ -349,27 +346,15 @@ func (c *Marks) ReleaseAfter(topic string, partition int32, offset int64, hs []H
 // Release releases hs now: their state is in Kafka (written by a visit
 // that goka acknowledged).
 func (c *Marks) Release(hs []Held) {
-	c.mu.Lock()
-	s := c.sess
-	c.mu.Unlock()
+	s := c.sess.Load()
 	if s != nil {
 		s.release(hs)
 	}
 }
 
-func (c *Marks) setSession(s *inOrderSession) {
-	c.mu.Lock()
-	c.sess = s
-	c.mu.Unlock()
-}
+func (c *Marks) setSession(s *inOrderSession) { c.sess.Store(s) }
 
-func (c *Marks) endSession(s *inOrderSession) {
-	c.mu.Lock()
-	if c.sess == s {
-		c.sess = nil
-	}
-	c.mu.Unlock()
-}
+func (c *Marks) endSession(s *inOrderSession) { c.sess.CompareAndSwap(s, nil) }
 
 // NewMarks returns marks with no partition claimed yet.
 func NewMarks() *Marks {

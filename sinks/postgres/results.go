@@ -226,10 +226,7 @@ func (s *Store) reportInsert(st insertStats) {
 // stageAndInsert copies rs[idx] into the staging table and moves them into
 // check_results, adding to st what became of them.
 func stageAndInsert(ctx context.Context, tx pgx.Tx, rs []*codecs.Result, idx []int, st *insertStats) error {
-	src := pgx.CopyFromSlice(len(idx), func(i int) ([]any, error) {
-		r := rs[idx[i]]
-		return resultValues(r, []any{int64(i)}), nil
-	})
+	src := resultRows(rs, idx, func(i int, dst []any) []any { return append(dst, int64(i)) })
 	if _, err := tx.CopyFrom(ctx, stagedResultsTable, stagedColumns, src); err != nil {
 		return fmt.Errorf("copy to staging table: %w", err)
 	}
