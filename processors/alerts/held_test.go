@@ -66,15 +66,7 @@ func TestHeldEventsAgainstAModel(t *testing.T) {
 			model = model[1:]
 		default:
 			// Written to the table and read back: the index starts over.
-			data, err := stateCodec{}.Encode(st)
-			if err != nil {
-				t.Fatal(err)
-			}
-			v, err := stateCodec{}.Decode(data)
-			if err != nil {
-				t.Fatal(err)
-			}
-			st = v.(*state)
+			st, _ = readBack(t, st)
 		}
 		if st.holding() != len(model) {
 			t.Fatalf("step %d: %d held, want %d", step, st.holding(), len(model))

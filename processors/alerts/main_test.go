@@ -19,6 +19,21 @@ var cacheCheck = &testkit.CacheVerifier{Diff: func(a, b any) string {
 	return fmt.Sprintf("\n%+v\n%+v", a, b)
 }}
 
+// readBack writes st as the table stores it and reads it back, returning
+// the state read and the bytes stored.
+func readBack(t testing.TB, st *state) (*state, []byte) {
+	t.Helper()
+	data, err := stateCodec{}.Encode(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := stateCodec{}.Decode(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return v.(*state), data
+}
+
 // sameState reports whether a and b are the same state as stored. The held
 // events' index in memory is not stored: it must agree with a's and b's
 // own events (a fresh index of them) and is otherwise ignored.

@@ -33,15 +33,7 @@ func fullState(t testing.TB) *state {
 
 func TestStateCodecRoundTrip(t *testing.T) {
 	st := fullState(t)
-	data, err := stateCodec{}.Encode(st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := stateCodec{}.Decode(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := v.(*state)
+	got, data := readBack(t, st)
 	if !sameState(got, st) {
 		t.Errorf("round trip:\n got %+v\nwant %+v", got, st)
 	}
