@@ -85,11 +85,7 @@ func (h *inOrderHandler) ConsumeClaim(_ sarama.ConsumerGroupSession, claim saram
 	// reads is not, until it is marked.
 	h.marks.start(claim.Topic(), claim.Partition(), claim.InitialOffset(), claim.HighWaterMarkOffset())
 	p := h.sess.pending(claim.Topic(), claim.Partition())
-	// Buffered, so that this goroutine and goka's take messages in runs
-	// rather than handing each one over in a rendezvous: two goroutine
-	// switches per message were a tenth of a goka processor's CPU while
-	// it drained a backlog (bench/processor -perf).
-	out := make(chan *sarama.ConsumerMessage, forwardBuffer)
+	out := make(chan *sarama.ConsumerMessage)
 	// Every message is recorded as delivered before goka can see it, so a
 	// mark can always tell which earlier messages are still in flight.
 	go func() {
@@ -111,10 +107,6 @@ func (h *inOrderHandler) ConsumeClaim(_ sarama.ConsumerGroupSession, claim saram
 	}()
 	return h.inner.ConsumeClaim(h.sess, &inOrderClaim{ConsumerGroupClaim: claim, msgs: out})
 }
-
-// forwardBuffer is how many messages of a claim may wait for goka between
-// the claim and goka's partition processor.
-const forwardBuffer = 64
 
 type inOrderClaim struct {
 	sarama.ConsumerGroupClaim
