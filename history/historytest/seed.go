@@ -45,6 +45,10 @@ type Scenario struct {
 	DownFailures int
 	// UpOldDays are the days (UTC) of UpURL's older history.
 	UpOldDays []time.Time
+	// UpDays are all the days (UTC) on which UpURL has a window. How many
+	// depends on the time of day of Now: near midnight, the incident's
+	// windows span two days, and at midnight today has none yet.
+	UpDays map[time.Time]bool
 	// IncidentStart is UpURL's ended incident's first failed check, and
 	// IncidentEnd its first good check after (the up change's since).
 	IncidentStart, IncidentEnd time.Time
@@ -151,6 +155,12 @@ func Seed(t testing.TB, st sinks.Store, now time.Time) Scenario {
 	for _, r := range results {
 		if r.URL == UpURL && r.Outcome == codecs.OutcomeUp {
 			r.TLSNotAfter = &sc.CertNotAfter
+		}
+	}
+	sc.UpDays = map[time.Time]bool{}
+	for _, w := range windows {
+		if w.URL == UpURL {
+			sc.UpDays[w.WindowStart.Truncate(24*time.Hour)] = true
 		}
 	}
 	write(ctx, t, st, results, windows)
