@@ -32,11 +32,13 @@
 // sitewatch_sink_write_duration_seconds and
 // sitewatch_sink_consumer_lag{topic,partition}.
 //
-// Each partition claim batches on its own and commits its own batches, in
+// Each partition claim batches on its own and marks its own batches, in
 // offset order, so a rebalance never leaves a batch of a revoked partition
 // to be committed by a later session: when a claim ends, its batches are
 // written within DrainTimeout or dropped unmarked (the next owner reads
-// them again). The writes themselves go through one writer per session
+// them again). One committer per session sends the marked offsets to
+// Kafka, without the claims waiting for it, and the session's end sends
+// them once more. The writes themselves go through one writer per session
 // (writer.go): a claim decodes its next batch while its previous one is
 // in the store, the due batches of several partitions are gathered into
 // one write, and a store that takes concurrent transactions

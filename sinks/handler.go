@@ -19,9 +19,9 @@ import (
 
 // handler is the sarama.ConsumerGroupHandler of a Sink. Every claimed
 // partition has its own batches, decoded by its own ConsumeClaim goroutine
-// and, once written by the session's writer, marked and committed by that
-// goroutine, so offsets are only ever marked by the session that read the
-// messages, in offset order.
+// and, once written by the session's writer, marked by that goroutine, so
+// offsets are only ever marked by the session that read the messages, in
+// offset order; the session's committer sends them to Kafka.
 type handler struct {
 	s        *Sink
 	producer sarama.SyncProducer
@@ -29,18 +29,49 @@ type handler struct {
 	// Setup makes it before any ConsumeClaim starts, Cleanup closes it
 	// after the last returned).
 	w *writer
-	// commitMu makes the claims' offset commits take turns: see the
-	// sarama deadlock in newSink.
+	// commitMu makes the offset commits take turns: see the sarama
+	// deadlock in newSink.
 	commitMu sync.Mutex
+	// kick asks the session's committer for a commit (a buffer of one:
+	// requests made while a commit is under way are sent by the next
+	// one); committed is closed when the committer has stopped.
+	kick      chan struct{}
+	committed chan struct{}
 }
 
-// commit sends the session's marked offsets to Kafka, one claim at a
-// time. A commit that fails (the coordinator moved) leaves them marked;
-// the next one, at the latest the one Cleanup makes, sends them again.
+// commit sends the session's marked offsets to Kafka, one at a time. A
+// commit that fails (the coordinator moved) leaves them marked; the next
+// one, at the latest the one Cleanup makes, sends them again.
 func (h *handler) commit(sess sarama.ConsumerGroupSession) {
 	h.commitMu.Lock()
 	defer h.commitMu.Unlock()
 	sess.Commit()
+}
+
+// requestCommit asks the committer to send the offsets marked so far.
+//
+// A claim does not wait for its commit: the rows are stored before their
+// offsets are marked, so a commit that is late or lost only re-delivers
+// rows that the store skips as already stored. Waiting cost the claims
+// their next batch's turn: Kafka answers a connection's requests in
+// order, so a commit sent while a fetch waits for new messages (up to
+// Consumer.MaxWaitTime, 500 ms) waited for that fetch, and the claims,
+// committing one at a time, stored a backlog's last batches half a second
+// apart (bench/processor).
+func (h *handler) requestCommit() {
+	select {
+	case h.kick <- struct{}{}:
+	default:
+	}
+}
+
+// committer sends the session's offsets whenever a claim asks, until
+// Cleanup closes kick.
+func (h *handler) committer(sess sarama.ConsumerGroupSession) {
+	defer close(h.committed)
+	for range h.kick {
+		h.commit(sess)
+	}
 }
 
 var _ sarama.ConsumerGroupHandler = (*handler)(nil)
@@ -52,12 +83,18 @@ func (h *handler) Setup(sess sarama.ConsumerGroupSession) error {
 		n += len(ps)
 	}
 	h.w = newWriter(h.s, sess.Context(), n)
+	h.kick, h.committed = make(chan struct{}, 1), make(chan struct{})
+	go h.committer(sess)
 	return nil
 }
 
 func (h *handler) Cleanup(sess sarama.ConsumerGroupSession) error {
 	h.w.close()
-	h.commit(sess) // what a failed commit of the last batches left marked
+	// Every claim has returned: no more requests.
+	close(h.kick)
+	<-h.committed
+	// The batches drained last, and what a failed commit left marked.
+	h.commit(sess)
 	h.s.log.Debug("partitions released", "generation", sess.GenerationID())
 	return nil
 }
@@ -218,8 +255,8 @@ func (c *claimState) drain() error {
 
 // finish completes the pending batch once the writer is done with it:
 // its rejected rows become dead letters, the dead letters are sent, then
-// its offsets are marked and committed, in that order, so that a crash at
-// any point re-delivers the batch instead of losing it. Steps that
+// its offsets are marked and a commit is requested, in that order, so that
+// a crash at any point re-delivers the batch instead of losing it. Steps that
 // succeeded are not repeated when a finish interrupted by ctx is resumed
 // by drain. It returns nil, the write's error (the writer stopped before
 // the batch was stored) or ctx's error.
@@ -244,11 +281,11 @@ func (c *claimState) finish(ctx context.Context) error {
 	}
 	last := b.msgs[len(b.msgs)-1]
 	c.sess.MarkMessage(last, "")
-	c.h.commit(c.sess)
+	c.h.requestCommit()
 	c.next.Store(last.Offset + 1)
 	c.updateLag()
 	s.m.batchSize.Observe(float64(len(b.msgs)))
-	c.log.Debug("batch committed", "messages", len(b.msgs), "rows", b.rows(), "next_offset", last.Offset+1)
+	c.log.Debug("batch stored, offsets marked", "messages", len(b.msgs), "rows", b.rows(), "next_offset", last.Offset+1)
 	b.reset()
 	c.pending, c.spare = nil, b
 	return nil

@@ -33,11 +33,12 @@ const (
 // kafka is an in-process kfake cluster with a producer and the admin
 // calls the tests check offsets with.
 type kafka struct {
-	t      testing.TB
-	addrs  []string
-	kgo    *kgo.Client
-	client sarama.Client
-	admin  sarama.ClusterAdmin
+	t       testing.TB
+	cluster *kfake.Cluster
+	addrs   []string
+	kgo     *kgo.Client
+	client  sarama.Client
+	admin   sarama.ClusterAdmin
 }
 
 func newKafka(t testing.TB, partitions int32, topics ...string) *kafka {
@@ -47,7 +48,7 @@ func newKafka(t testing.TB, partitions int32, topics ...string) *kafka {
 		t.Fatalf("kfake: %v", err)
 	}
 	t.Cleanup(c.Close)
-	k := &kafka{t: t, addrs: c.ListenAddrs()}
+	k := &kafka{t: t, cluster: c, addrs: c.ListenAddrs()}
 	k.kgo, err = kgo.NewClient(kgo.SeedBrokers(k.addrs...))
 	if err != nil {
 		t.Fatalf("kgo: %v", err)

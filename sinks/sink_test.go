@@ -3,12 +3,14 @@ package sinks_test
 import (
 	"bytes"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/IBM/sarama"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/sitewatch/sitewatch/codecs"
 	"github.com/sitewatch/sitewatch/sinks"
@@ -360,6 +362,51 @@ func TestBacklogTailFlushesAtOnce(t *testing.T) {
 	defer r.stop(t)
 	waitFor(t, "1100 rows written", func() bool { return len(storedEventIDs(t, store)) == 1100 })
 	assertExactlyOnce(t, store, want)
+}
+
+// A claim goes on storing while its offsets are being committed. Kafka
+// answers a connection's requests in order, and sarama sends a group's
+// commits on the connection it fetches on: once a backlog is fetched, a
+// commit waits behind a fetch that waits for new messages (up to
+// Consumer.MaxWaitTime). A claim that waited for each commit stored a
+// backlog's last batches half a second apart (bench/processor). Here every
+// commit is held until all rows are stored (or 20 s): the rows are
+// fetched in one response, so nothing but a wait for a commit can hold
+// them up.
+func TestClaimsDoNotWaitForTheirCommits(t *testing.T) {
+	t.Parallel()
+	k := newKafka(t, 1, topicUp, topicDown, topicDLQ)
+	store := openStore(t)
+	want := map[string]bool{}
+	var recs []*kgo.Record
+	for i := range 500 {
+		rec, id := resultRecord(t, 2*i)
+		want[id] = true
+		recs = append(recs, rec)
+	}
+	k.produce(recs...)
+	stored := make(chan struct{})
+	var held atomic.Int32
+	k.cluster.ControlKey(int16(kmsg.OffsetCommit), func(kmsg.Request) (kmsg.Response, error, bool) {
+		k.cluster.KeepControl()
+		held.Add(1)
+		k.cluster.SleepControl(func() {
+			select {
+			case <-stored:
+			case <-time.After(20 * time.Second):
+			}
+		})
+		return nil, nil, false
+	})
+	const group = "sink-commit-held"
+	r := startSink(t, k, sinks.Config{Group: group, Topics: []string{topicUp, topicDown}, Kind: sinks.Results, BatchSize: 25}, store)
+	defer r.stop(t)
+	waitFor(t, "500 rows written while the commits are held", func() bool { return len(storedEventIDs(t, store)) == 500 })
+	close(stored)
+	t.Logf("%d commits held while the rows were written", held.Load())
+	assertExactlyOnce(t, store, want)
+	// The offsets still get there.
+	k.waitCommitted(group, topicUp, topicDown)
 }
 
 func TestNewRejectsBadConfig(t *testing.T) {
