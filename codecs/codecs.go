@@ -2,6 +2,7 @@ package codecs
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -390,6 +391,10 @@ func (p *fastParser) object(field func(key []byte) int, value func(f int) bool) 
 type fastParser struct {
 	data []byte
 	i    int
+	// floats backs the *float64 fields read: one allocation for a
+	// result's six timings rather than one each. Appending past its
+	// capacity moves only the later ones; the earlier pointers stay valid.
+	floats []float64
 }
 
 func (p *fastParser) ws() {
@@ -434,6 +439,11 @@ func (p *fastParser) plainString() ([]byte, bool) {
 	// and the loop the processor's three decoders of every result spend
 	// most of their string time in.
 	d, i := p.data, p.i // locals, kept in registers
+	// Eight bytes a step while none of them needs a look (SWAR): a
+	// result's strings are mostly ids, URLs and names tens of bytes long.
+	for i+8 <= len(d) && !needsLook(binary.LittleEndian.Uint64(d[i:])) {
+		i += 8
+	}
 	for i < len(d) && plainASCII[d[i]] {
 		i++
 	}
@@ -457,6 +467,21 @@ func (p *fastParser) plainString() ([]byte, bool) {
 		p.i++
 	}
 	return nil, false
+}
+
+// needsLook reports whether any of the eight bytes in x is not in
+// plainASCII: below 0x20, a quote, a backslash or above 0x7f. Each test
+// is the classic "has a zero byte" bit trick; it can be true for a byte
+// after a match, never when no byte matches, which is all the caller
+// asks (the byte loop then finds which).
+func needsLook(x uint64) bool {
+	const ones, highs = 0x0101010101010101, 0x8080808080808080
+	below := (x - 0x20*ones) &^ x
+	q := x ^ '"'*ones
+	quote := (q - ones) &^ q
+	b := x ^ '\\'*ones
+	backslash := (b - ones) &^ b
+	return (below|quote|backslash|x)&highs != 0
 }
 
 // plainASCII marks the bytes a plain string may hold that need no further
@@ -735,7 +760,11 @@ func (p *fastParser) floatPtr(dst **float64) bool {
 			return false
 		}
 	}
-	*dst = &f
+	if p.floats == nil {
+		p.floats = make([]float64, 0, 6)
+	}
+	p.floats = append(p.floats, f)
+	*dst = &p.floats[len(p.floats)-1]
 	return true
 }
 

@@ -263,3 +263,44 @@ func TestFastScalarsAgreeWithTheStandardParsers(t *testing.T) {
 		t.Error("-0: sign lost")
 	}
 }
+
+// needsLook, the eight-bytes-a-step string scan, flags a word exactly when
+// one of its bytes is not plain ASCII: every byte value at every place
+// among plain bytes, then random words made of edge bytes.
+func TestNeedsLookAgreesWithTheTable(t *testing.T) {
+	word := func(b [8]byte) uint64 {
+		var x uint64
+		for i := 7; i >= 0; i-- {
+			x = x<<8 | uint64(b[i])
+		}
+		return x
+	}
+	want := func(b [8]byte) bool {
+		for _, c := range b {
+			if !plainASCII[c] {
+				return true
+			}
+		}
+		return false
+	}
+	for c := range 256 {
+		for at := range 8 {
+			b := [8]byte{'a', 'Z', '0', '~', ' ', '!', '#', '['}
+			b[at] = byte(c)
+			if got := needsLook(word(b)); got != want(b) {
+				t.Fatalf("needsLook(%q) = %v, want %v", b, got, want(b))
+			}
+		}
+	}
+	edges := []byte{0, 0x01, 0x1f, 0x20, 0x21, '"', 0x23, '\\', 0x5b, 0x5d, 0x7e, 0x7f, 0x80, 0xc3, 0xff, 'a'}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for range 200000 {
+		var b [8]byte
+		for i := range b {
+			b[i] = edges[rng.IntN(len(edges))]
+		}
+		if got := needsLook(word(b)); got != want(b) {
+			t.Fatalf("needsLook(%q) = %v, want %v", b, got, want(b))
+		}
+	}
+}
