@@ -59,7 +59,10 @@ func TestWriteResultsReportsAlreadyStoredAndDefaultPartition(t *testing.T) {
 	if err := s.MaintainPartitions(ctx, now, 1, 0); err != nil {
 		t.Fatal(err)
 	}
-	today := results("today", 3, now.Truncate(time.Hour))
+	// Noon: at the start of the hour after midnight, scheduled_at (a
+	// second before checked_at) fell on yesterday, in the default
+	// partition.
+	today := results("today", 3, now.Truncate(24*time.Hour).Add(12*time.Hour))
 	skewed := results("skewed", 2, time.Date(2090, 1, 2, 3, 4, 5, 0, time.UTC))
 	skewed[1].ScheduledAt = time.Date(1999, 12, 31, 23, 0, 0, 0, time.UTC)
 	skewed[1].CheckedAt = skewed[1].ScheduledAt
