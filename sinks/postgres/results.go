@@ -77,13 +77,6 @@ FROM ins`
 // shape (a pooled connection outliving an upgrade) does not reuse it.
 var stagedResultsTable = pgx.Identifier{"sitewatch_staged_results_v3"}
 
-var stagedColumns = []string{
-	"pos", "event_id", "url", "scheduled_at", "checked_at", "outcome", "status_code",
-	"response_time_ms", "dns_ms", "connect_ms", "tls_ms", "ttfb_ms", "transfer_ms",
-	"body_bytes", "regexp", "regexp_matched", "error_kind", "error_message", "checker",
-	"tls_not_after", "region",
-}
-
 // WriteResults stores a batch of check results in check_results, in one
 // transaction. An event already stored (same event_id, whatever its
 // checked_at) is skipped, and of two in the batch the first is kept, so
@@ -226,8 +219,7 @@ func (s *Store) reportInsert(st insertStats) {
 // stageAndInsert copies rs[idx] into the staging table and moves them into
 // check_results, adding to st what became of them.
 func stageAndInsert(ctx context.Context, tx pgx.Tx, rs []*codecs.Result, idx []int, st *insertStats) error {
-	src := resultRows(rs, idx, func(i int, dst []any) []any { return append(dst, int64(i)) })
-	if _, err := tx.CopyFrom(ctx, stagedResultsTable, stagedColumns, src); err != nil {
+	if _, err := copyResultRows(ctx, tx, stagedResultsTable, rs, idx, true); err != nil {
 		return fmt.Errorf("copy to staging table: %w", err)
 	}
 	var from, to *time.Time

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -23,51 +22,6 @@ import (
 
 var checkResultsTable = pgx.Identifier{"check_results"}
 
-// checkResultsColumns are the columns both paths write, in
-// resultColumnList's order.
-var checkResultsColumns = func() []string {
-	cols := strings.Split(resultColumnList, ",")
-	for i := range cols {
-		cols[i] = strings.TrimSpace(cols[i])
-	}
-	return cols
-}()
-
-// resultValues appends r's values in checkResultsColumns' order to dst:
-// one list for both paths, so that a column cannot go missing from one.
-// int64 for status_code: pgx refuses a value out of smallint's range
-// rather than wrapping it.
-//
-// The fields go by address: a string, a time or an int64 put in an
-// interface is copied to the heap, and a row had eight of them.
-func resultValues(r *codecs.Result, dst []any) []any {
-	region := any(defaultRegion)
-	if r.Region != "" {
-		region = &r.Region
-	}
-	return append(dst, &r.EventID, &r.URL, &r.ScheduledAt, &r.CheckedAt, &r.Outcome, int64(r.StatusCode),
-		r.ResponseTimeMS, r.DNSMS, r.ConnectMS, r.TLSMS, r.TTFBMS, r.TransferMS,
-		&r.BodyBytes, r.Regexp, r.RegexpMatched, r.ErrorKind, r.ErrorMessage, &r.Checker,
-		r.TLSNotAfter, region)
-}
-
-// defaultRegion is the region of a result without one, boxed once.
-var defaultRegion any = codecs.DefaultRegion
-
-// resultRows is the COPY source of rs[idx], each row's values after
-// prefix(i), in one slice reused from row to row: pgx encodes a row before
-// it asks for the next.
-func resultRows(rs []*codecs.Result, idx []int, prefix func(i int, dst []any) []any) pgx.CopyFromSource {
-	row := make([]any, 0, len(stagedColumns))
-	return pgx.CopyFromSlice(len(idx), func(i int) ([]any, error) {
-		row = row[:0]
-		if prefix != nil {
-			row = prefix(i, row)
-		}
-		return resultValues(rs[idx[i]], row), nil
-	})
-}
-
 // defaultRowsOfThisTx counts, after the COPY and in its transaction, the
 // rows that went to check_results_default (no daily partition covers
 // them), for the same log and metric as the deduplicating path. The rows a
@@ -83,7 +37,7 @@ FROM check_results_default WHERE xmin = pg_current_xact_id()::xid`
 func (s *Store) copyResults(ctx context.Context, rs []*codecs.Result, idx []int) (insertStats, bool) {
 	var st insertStats
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		n, err := tx.CopyFrom(ctx, checkResultsTable, checkResultsColumns, resultRows(rs, idx, nil))
+		n, err := copyResultRows(ctx, tx, checkResultsTable, rs, idx, false)
 		if err != nil {
 			return fmt.Errorf("copy into check_results: %w", err)
 		}

@@ -11,8 +11,10 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/sitewatch/sitewatch/codecs"
+	"github.com/sitewatch/sitewatch/internal/testkit"
 )
 
 var t0 = time.Date(2030, 3, 10, 12, 0, 0, 0, time.UTC)
@@ -32,6 +34,24 @@ func TestWriteResultsRoundTripAndIdempotent(t *testing.T) {
 	full.Regexp = ptr("Example Domain")
 	full.RegexpMatched = ptr(true)
 	full.Region = "eu-west-1"
+	notAfter := t0.Add(90*24*time.Hour + 999*time.Nanosecond)
+	full.TLSNotAfter = &notAfter
+	// The same rows, alone in a batch, go by the plain COPY; the batch
+	// below, with a duplicate inside, by the deduplicating path: both
+	// write every column alike.
+	byCopy := *full
+	byCopy.EventID = "full-copy"
+	down := *rs[4]
+	down.EventID = "down-copy"
+	if rej, err := s.WriteResults(ctx, []*codecs.Result{&byCopy, &down}); err != nil || len(rej) != 0 {
+		t.Fatalf("WriteResults = %v, %v", rej, err)
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(s)
+	fallbacks := func() float64 { return testkit.Metric(t, reg, "sitewatch_store_results_copy_fallbacks_total") }
+	if n := fallbacks(); n != 0 {
+		t.Fatalf("a batch of new rows fell back from the plain COPY %v times", n)
+	}
 	rs = append(rs, full, rs[3]) // and a duplicate inside the batch
 
 	for round := range 2 {
@@ -41,15 +61,18 @@ func TestWriteResultsRoundTripAndIdempotent(t *testing.T) {
 		}
 	}
 	conn := connect(t, url)
-	if n := queryInt(t, conn, "SELECT count(*) FROM check_results"); n != 201 {
-		t.Fatalf("rows after writing the batch twice = %d, want 201", n)
+	if n := queryInt(t, conn, "SELECT count(*) FROM check_results"); n != 203 {
+		t.Fatalf("rows after writing the batch twice = %d, want 203", n)
+	}
+	if n := fallbacks(); n != 2 {
+		t.Errorf("the batches with duplicates fell back %v times, want 2", n)
 	}
 	if n := queryInt(t, conn, "SELECT count(*) FROM check_results_default"); n != 0 {
 		t.Fatalf("%d rows in the default partition, want all in the day's partition", n)
 	}
 
 	rows, err := conn.Query(ctx, "SELECT "+resultColumnList+" FROM check_results WHERE event_id = ANY($1) ORDER BY event_id",
-		[]string{"full", "ev-4"})
+		[]string{"full", "ev-4", "full-copy", "down-copy"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,10 +94,19 @@ func TestWriteResultsRoundTripAndIdempotent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wantFull := *full
-	wantFull.CheckedAt = wantFull.CheckedAt.Truncate(time.Microsecond)
-	wantFull.ScheduledAt = wantFull.ScheduledAt.Truncate(time.Microsecond)
-	for _, want := range []codecs.Result{*rs[4], wantFull} {
+	stored := func(r codecs.Result) codecs.Result { // PostgreSQL keeps microseconds
+		r.CheckedAt = r.CheckedAt.Truncate(time.Microsecond)
+		r.ScheduledAt = r.ScheduledAt.Truncate(time.Microsecond)
+		if r.TLSNotAfter != nil {
+			na := r.TLSNotAfter.Truncate(time.Microsecond)
+			r.TLSNotAfter = &na
+		}
+		return r
+	}
+	if len(got) != 4 {
+		t.Fatalf("read back %d rows, want 4", len(got))
+	}
+	for _, want := range []codecs.Result{*rs[4], stored(*full), stored(byCopy), down} {
 		want.Region = codecs.RegionOrDefault(want.Region) // a result made without one is stored as default
 		var found bool
 		for _, g := range got {
