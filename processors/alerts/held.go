@@ -21,19 +21,16 @@ import (
 // stored.
 type heldEvents struct {
 	list itemList
-	// keys index list's items, in the same order, once built (indexed).
-	keys    []heldKeyOf
+	// ats and ids index list's items, in the same order, once built
+	// (indexed): each one's checked_at, and a hash of its event_id (a
+	// match is confirmed on the item). Apart, so that looking for a
+	// re-delivery scans eight bytes an item.
+	ats     []time.Time
+	ids     []uint64
 	indexed bool
 	// oldest is the first item decoded, nil until it is asked for: flush
 	// asks at every event whether it may go yet.
 	oldest *pending
-}
-
-// heldKeyOf is what holding needs of a held event.
-type heldKeyOf struct {
-	at time.Time
-	// id is a hash of the event_id; a match is confirmed on the item.
-	id uint64
 }
 
 // idSeed seeds the event_id hashes of the index (in memory only).
@@ -48,10 +45,10 @@ func (h *heldEvents) index() {
 	if h.indexed {
 		return
 	}
-	h.keys = slices.Grow(h.keys[:0], h.list.n)
+	h.ats, h.ids = slices.Grow(h.ats[:0], h.list.n), slices.Grow(h.ids[:0], h.list.n)
 	h.list.each(func(item []byte) bool {
 		at, id := heldKey(item)
-		h.keys = append(h.keys, heldKeyOf{at: at, id: maphash.Bytes(idSeed, id)})
+		h.ats, h.ids = append(h.ats, at), append(h.ids, maphash.Bytes(idSeed, id))
 		return true
 	})
 	h.indexed = true
@@ -61,8 +58,8 @@ func (h *heldEvents) index() {
 func (h *heldEvents) has(eventID string) bool {
 	h.index()
 	sum := hashID(eventID)
-	for i, k := range h.keys {
-		if k.id == sum && h.idAt(i) == eventID {
+	for i, id := range h.ids {
+		if id == sum && h.idAt(i) == eventID {
 			return true
 		}
 	}
@@ -88,16 +85,15 @@ func (h *heldEvents) idAt(i int) string {
 // before it (equal times keep arrival order).
 func (h *heldEvents) add(e *pending, item []byte) {
 	h.index()
-	at := e.Result.CheckedAt
-	key := heldKeyOf{at: at, id: hashID(e.Result.EventID)}
-	if h.list.n == 0 || !at.Before(h.keys[len(h.keys)-1].at) {
+	at, id := e.Result.CheckedAt, hashID(e.Result.EventID)
+	if h.list.n == 0 || !at.Before(h.ats[len(h.ats)-1]) {
 		// The common case: newer than every held event.
 		h.list.add(item)
-		h.keys = append(h.keys, key)
+		h.ats, h.ids = append(h.ats, at), append(h.ids, id)
 		return
 	}
-	pos, _ := slices.BinarySearchFunc(h.keys, at, func(k heldKeyOf, t time.Time) int {
-		if k.at.After(t) {
+	pos, _ := slices.BinarySearchFunc(h.ats, at, func(k, t time.Time) int {
+		if k.After(t) {
 			return 1
 		}
 		return -1 // at or before t: e goes after it
@@ -113,7 +109,7 @@ func (h *heldEvents) add(e *pending, item []byte) {
 		return true
 	})
 	h.list = l
-	h.keys = slices.Insert(h.keys, pos, key)
+	h.ats, h.ids = slices.Insert(h.ats, pos, at), slices.Insert(h.ids, pos, id)
 	if pos == 0 {
 		h.oldest = nil
 	}
@@ -136,9 +132,9 @@ func (h *heldEvents) first(url string) *pending {
 func (h *heldEvents) dropFirst() {
 	h.list.dropFirst()
 	if h.indexed {
-		h.keys = h.keys[1:]
-		if len(h.keys) == 0 {
-			h.keys = nil
+		h.ats, h.ids = h.ats[1:], h.ids[1:]
+		if len(h.ats) == 0 {
+			h.ats, h.ids = nil, nil
 		}
 	}
 	h.oldest = nil

@@ -47,7 +47,8 @@ func sameState(a, b any) bool {
 		c := *st
 		fresh := heldEvents{list: c.held.list}
 		fresh.index()
-		ok := !c.held.indexed || reflect.DeepEqual(c.held.keys, fresh.keys) || (len(c.held.keys) == 0 && len(fresh.keys) == 0)
+		ok := !c.held.indexed || (reflect.DeepEqual(c.held.ats, fresh.ats) && reflect.DeepEqual(c.held.ids, fresh.ids)) ||
+			(len(c.held.ats) == 0 && len(fresh.ats) == 0 && len(c.held.ids) == 0 && len(fresh.ids) == 0)
 		if c.held.oldest != nil {
 			ok = ok && reflect.DeepEqual(c.held.oldest, fresh.first(c.URL))
 		}
