@@ -80,7 +80,8 @@ func (p partition) createSQL() string {
 // run at start and then every hour or so. It is safe to run from several
 // processes at once.
 //
-//   - It creates the partitions of today and the next ahead days (UTC).
+//   - It creates the partitions of yesterday (within the retention), today
+//     and the next ahead days (UTC).
 //   - It gives a partition to every day from now-retention on that has rows
 //     in the default partition (late or replayed events), moving those rows
 //     into it in the same transaction, so the default partition stays small.
@@ -102,8 +103,15 @@ func (s *Store) MaintainPartitions(ctx context.Context, now time.Time, ahead int
 	if err != nil {
 		return err
 	}
+	// Yesterday's too: a backlog read just after midnight (a first start,
+	// a processor down for the evening) is mostly of the day before, and
+	// went to the default partition until the next upkeep.
+	from := today.AddDate(0, 0, -1)
+	if retention > 0 && from.Before(keepFrom) {
+		from = keepFrom
+	}
 	want := map[string]partition{}
-	for d := today; d.Before(end); d = d.AddDate(0, 0, 1) {
+	for d := from; d.Before(end); d = d.AddDate(0, 0, 1) {
 		p, err := dailyPartition(d)
 		if err != nil {
 			return fmt.Errorf("maintain partitions: %w", err)

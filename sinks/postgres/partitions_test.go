@@ -91,11 +91,12 @@ func TestMaintainPartitions(t *testing.T) {
 	day := func(m time.Month, d, h int) time.Time { return time.Date(2030, m, d, h, 0, 0, 0, time.UTC) }
 	const retention = 10 * 24 * time.Hour
 
-	// Three weeks ago: partitions for that day and the next.
+	// Three weeks ago: partitions for the day before, that day and the
+	// next.
 	if err := s.MaintainPartitions(ctx, day(2, 20, 12), 1, retention); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := partitionNames(t, conn), []string{"check_results_default", "check_results_p20300220", "check_results_p20300221"}; !reflect.DeepEqual(got, want) {
+	if got, want := partitionNames(t, conn), []string{"check_results_default", "check_results_p20300219", "check_results_p20300220", "check_results_p20300221"}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("partitions = %v, want %v", got, want)
 	}
 	write := func(rs ...*codecs.Result) {
@@ -118,7 +119,7 @@ func TestMaintainPartitions(t *testing.T) {
 		if err := s.MaintainPartitions(ctx, now, 2, retention); err != nil {
 			t.Fatalf("round %d: %v", round, err)
 		}
-		want := []string{"check_results_default", "check_results_p20300305", "check_results_p20300310", "check_results_p20300311", "check_results_p20300312"}
+		want := []string{"check_results_default", "check_results_p20300305", "check_results_p20300309", "check_results_p20300310", "check_results_p20300311", "check_results_p20300312"}
 		if got := partitionNames(t, conn); !reflect.DeepEqual(got, want) {
 			t.Fatalf("round %d: partitions = %v, want %v", round, got, want)
 		}
@@ -131,6 +132,12 @@ func TestMaintainPartitions(t *testing.T) {
 		if got := placement(t, conn); !reflect.DeepEqual(got, wantRows) {
 			t.Fatalf("round %d: rows = %v, want %v", round, got, wantRows)
 		}
+	}
+	// Last evening's events, read just after midnight (a backlog), go
+	// straight into their day's partition.
+	write(upResult("last-evening", "https://a.example/", day(3, 9, 22), 1))
+	if got := placement(t, conn)["last-evening"]; got != "check_results_p20300309" {
+		t.Fatalf("an event of yesterday stored in %s, want yesterday's partition", got)
 	}
 	// A moved event written again is still stored once.
 	write(upResult("tomorrow", "https://a.example/", day(3, 11, 10), 1))
@@ -168,7 +175,7 @@ func TestMaintainPartitionsConcurrent(t *testing.T) {
 	}
 	conn := connect(t, url)
 	got := partitionNames(t, conn)
-	want := []string{"check_results_default", "check_results_p20300307", "check_results_p20300310", "check_results_p20300311", "check_results_p20300312", "check_results_p20300313"}
+	want := []string{"check_results_default", "check_results_p20300307", "check_results_p20300309", "check_results_p20300310", "check_results_p20300311", "check_results_p20300312", "check_results_p20300313"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("partitions = %v, want %v", got, want)
 	}
