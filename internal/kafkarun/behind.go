@@ -49,11 +49,15 @@ type WriteBehind[S any] struct {
 	oldest time.Time // of any since; may be early (see remove), zero when none is held
 }
 
-// The bounds both processors write behind with: a state is kilobytes, 64
+// The bounds both processors write behind with: a state is kilobytes, 256
 // writes become one, and half a second is well within the idle and grace
-// times of the windows and the quiet time of the alerts.
+// times of the windows and the quiet time of the alerts. At 64, the table
+// writes (goka's encode and produce of whole states) were still about 5 %
+// of cmd/processor's CPU draining a backlog (bench/processor -perf); a
+// crash re-reads at most this many messages of a key, which the event
+// ids make exact.
 const (
-	WriteBehindMax = 64
+	WriteBehindMax = 256
 	WriteBehindFor = 500 * time.Millisecond
 )
 
