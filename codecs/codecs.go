@@ -289,11 +289,16 @@ func resultField(key []byte) int {
 	return -1
 }
 
+// resultKeys is the order Result.appendJSON writes.
+var resultKeys = newKeyOrder(resultField, "v", "event_id", "url", "region", "scheduled_at", "checked_at",
+	"outcome", "status_code", "response_time_ms", "dns_ms", "connect_ms", "tls_ms", "ttfb_ms", "transfer_ms",
+	"body_bytes", "regexp", "regexp_matched", "error_kind", "error_message", "tls_not_after", "checker")
+
 // decodeFast decodes the result events this build writes several times
 // faster than encoding/json's reflection; see fastDecoder.
 func (r *Result) decodeFast(data []byte) bool {
 	p := fastParser{data: data}
-	return p.object(resultField, func(f int) bool {
+	return p.object(resultField, &resultKeys, func(f int) bool {
 		switch f {
 		case rfV:
 			return p.int(func(n int64) bool { r.V = int(n); return int64(r.V) == n })
@@ -342,10 +347,58 @@ func (r *Result) decodeFast(data []byte) bool {
 	})
 }
 
+// keyOrder predicts an object's keys: this build's encoders write the
+// fields in one order, so the key after a field is most often the one
+// written after it, and it is matched as bytes (quote, name, quote) in
+// one comparison, without scanning it and switching on it. A key that is
+// not the one predicted (an omitted field, another producer's order) is
+// read as any key: the prediction changes only how fast a key is found,
+// never which.
+type keyOrder struct {
+	first  int      // the field written first
+	quoted []string // by field: its key, quoted
+	next   []int    // by field: the field written after it, or -1
+}
+
+// newKeyOrder is the order of names, in which an encoder writes them;
+// field gives each name's index.
+func newKeyOrder(field func(key []byte) int, names ...string) keyOrder {
+	o := keyOrder{first: -1, quoted: make([]string, len(names)), next: make([]int, len(names))}
+	prev := -1
+	for _, name := range names {
+		f := field([]byte(name))
+		if f < 0 || f >= len(names) || o.quoted[f] != "" {
+			panic("codecs: key order: bad field " + name)
+		}
+		o.quoted[f], o.next[f] = `"`+name+`"`, -1
+		if prev < 0 {
+			o.first = f
+		} else {
+			o.next[prev] = f
+		}
+		prev = f
+	}
+	return o
+}
+
+// predicted reports whether the predicted field f's key is next, and
+// steps over it.
+func (p *fastParser) predicted(o *keyOrder, f int) bool {
+	if f < 0 {
+		return false
+	}
+	q := o.quoted[f]
+	if len(p.data)-p.i < len(q) || string(p.data[p.i:p.i+len(q)]) != q {
+		return false
+	}
+	p.i += len(q)
+	return true
+}
+
 // object reads one top-level object and nothing after it: each key must
 // name one field (its index, below 32) and appear once; value
-// reads that field's value.
-func (p *fastParser) object(field func(key []byte) int, value func(f int) bool) bool {
+// reads that field's value. order predicts the keys.
+func (p *fastParser) object(field func(key []byte) int, order *keyOrder, value func(f int) bool) bool {
 	p.ws()
 	if !p.byte('{') {
 		return false
@@ -355,17 +408,22 @@ func (p *fastParser) object(field func(key []byte) int, value func(f int) bool) 
 	if p.byte('}') {
 		return p.end()
 	}
+	expect := order.first
 	for {
 		p.ws()
-		key, ok := p.plainString()
-		if !ok {
-			return false
+		f := expect
+		if !p.predicted(order, f) {
+			key, ok := p.plainString()
+			if !ok {
+				return false
+			}
+			f = field(key)
 		}
-		f := field(key)
 		if f < 0 || seen&(1<<f) != 0 {
 			return false
 		}
 		seen |= 1 << f
+		expect = order.next[f]
 		p.ws()
 		if !p.byte(':') {
 			return false

@@ -9,7 +9,9 @@ import (
 	"math"
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -302,5 +304,93 @@ func TestNeedsLookAgreesWithTheTable(t *testing.T) {
 		if got := needsLook(word(b)); got != want(b) {
 			t.Fatalf("needsLook(%q) = %v, want %v", b, got, want(b))
 		}
+	}
+}
+
+// The key orders the decoders predict are the orders the encoders write
+// (a wrong one would only be slower, so nothing else would notice), and
+// an object in another order decodes the same.
+func TestKeyOrdersFollowTheEncoders(t *testing.T) {
+	keys := func(b []byte) []string {
+		var m map[string]json.RawMessage
+		if err := json.Unmarshal(b, &m); err != nil {
+			t.Fatal(err)
+		}
+		dec := json.NewDecoder(bytes.NewReader(b))
+		var out []string
+		depth := 0
+		for {
+			tok, err := dec.Token()
+			if err == io.EOF {
+				return out
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			switch v := tok.(type) {
+			case json.Delim:
+				if v == '{' || v == '[' {
+					depth++
+				} else {
+					depth--
+				}
+			case string:
+				if depth == 1 {
+					if _, ok := m[v]; ok && (len(out) == 0 || out[len(out)-1] != v) {
+						out = append(out, v)
+						delete(m, v)
+						// Skip the value: an object or array value's
+						// tokens come next and are tracked by depth.
+						var raw json.RawMessage
+						if err := dec.Decode(&raw); err != nil {
+							t.Fatal(err)
+						}
+					}
+				}
+			}
+		}
+	}
+	chain := func(o keyOrder) []string {
+		var out []string
+		for f := o.first; f >= 0; f = o.next[f] {
+			out = append(out, strings.Trim(o.quoted[f], `"`))
+		}
+		return out
+	}
+	at := time.Date(2026, 11, 29, 12, 5, 0, 123456789, time.UTC)
+	ms, re, kind, msg, yes := 12.5, "Example", ErrRegexp, "no match", false
+	r := &Result{V: 1, EventID: "0123456789abcdef", URL: "https://a.example/", Region: "eu-west-1", ScheduledAt: at, CheckedAt: at,
+		Outcome: OutcomeDown, StatusCode: 200, ResponseTimeMS: &ms, DNSMS: &ms, ConnectMS: &ms, TLSMS: &ms, TTFBMS: &ms, TransferMS: &ms,
+		BodyBytes: 10, Regexp: &re, RegexpMatched: &yes, ErrorKind: &kind, ErrorMessage: &msg, TLSNotAfter: &at, Checker: "h-1"}
+	b, ok := r.appendJSON(nil)
+	if !ok {
+		t.Fatal("fast encoder declined the result")
+	}
+	if got, want := chain(resultKeys), keys(b); !slices.Equal(got, want) {
+		t.Errorf("result keys predicted %v, written %v", got, want)
+	}
+	// The fast request encoder writes no headers or expected statuses
+	// (omitted when empty): the keys it writes come in the predicted
+	// order, with those two left out.
+	q := &Request{V: 1, RequestID: "r1", URL: "https://a.example/", ScheduledAt: at, NextAt: at, Method: "GET", TimeoutMS: 1000, Regexp: &re}
+	b, ok = q.appendJSON(nil)
+	if !ok {
+		t.Fatal("fast encoder declined the request")
+	}
+	predicted := slices.DeleteFunc(chain(requestKeys), func(k string) bool { return k == "headers" || k == "expect_status" })
+	if got := keys(b); !slices.Equal(predicted, got) {
+		t.Errorf("request keys predicted %v, written %v", predicted, got)
+	}
+
+	// The same result with its keys sorted (as a map is encoded).
+	var m map[string]json.RawMessage
+	b, _ = r.appendJSON(nil)
+	if err := json.Unmarshal(b, &m); err != nil {
+		t.Fatal(err)
+	}
+	sorted, _ := json.Marshal(m)
+	got := new(Result)
+	if !got.decodeFast(sorted) || !reflect.DeepEqual(got, r) {
+		t.Errorf("keys in another order: decoded %+v (fast path taken: %v), want %+v", got, got.V != 0, r)
 	}
 }

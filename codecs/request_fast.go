@@ -54,10 +54,14 @@ func requestField(key []byte) int {
 	return -1
 }
 
+// requestKeys is the order Request's encoder writes.
+var requestKeys = newKeyOrder(requestField, "v", "request_id", "url", "scheduled_at", "next_at", "method",
+	"headers", "timeout_ms", "regexp", "expect_status")
+
 // decodeFast decodes the requests this build writes; see fastDecoder.
 func (r *Request) decodeFast(data []byte) bool {
 	p := fastParser{data: data}
-	return p.object(requestField, func(f int) bool {
+	return p.object(requestField, &requestKeys, func(f int) bool {
 		switch f {
 		case qfV:
 			return p.int(func(n int64) bool { r.V = int(n); return int64(r.V) == n })
