@@ -219,7 +219,7 @@ func (s *Store) reportInsert(st insertStats) {
 // stageAndInsert copies rs[idx] into the staging table and moves them into
 // check_results, adding to st what became of them.
 func stageAndInsert(ctx context.Context, tx pgx.Tx, rs []*codecs.Result, idx []int, st *insertStats) error {
-	if _, err := copyResultRows(ctx, tx, stagedResultsTable, rs, idx, true); err != nil {
+	if _, err := copyResultRows(ctx, tx, rs, idx, true); err != nil {
 		return fmt.Errorf("copy to staging table: %w", err)
 	}
 	var from, to *time.Time

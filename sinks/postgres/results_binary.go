@@ -35,21 +35,27 @@ import (
 //
 // The staging table puts pos (bigint) before them.
 
-// copyResultsSQL is the COPY statement of table's result columns, with
-// pos first for the staging table.
-func copyResultsSQL(table pgx.Identifier, staged bool) string {
-	cols := resultColumnList
-	if staged {
-		cols = "pos, " + cols
-	}
+// The COPY statements of the two tables the rows go to: check_results,
+// and the staging table of the deduplicating path, with pos first. Built
+// once: every write sends one.
+var (
+	copyCheckResults = copyResultsSQL(pgx.Identifier{"check_results"}, resultColumnList)
+	copyStagedRows   = copyResultsSQL(stagedResultsTable, "pos, "+resultColumnList)
+)
+
+func copyResultsSQL(table pgx.Identifier, cols string) string {
 	return "COPY " + table.Sanitize() + " (" + strings.Join(strings.Fields(cols), " ") + ") FROM STDIN (FORMAT binary)"
 }
 
-// copyResultRows sends rs[idx] by one binary COPY on tx's connection and
-// returns the rows copied. pos, in the staging table, is each row's index
-// in idx.
-func copyResultRows(ctx context.Context, tx pgx.Tx, table pgx.Identifier, rs []*codecs.Result, idx []int, staged bool) (int64, error) {
-	tag, err := tx.Conn().PgConn().CopyFrom(ctx, &resultStream{rs: rs, idx: idx, staged: staged}, copyResultsSQL(table, staged))
+// copyResultRows sends rs[idx] by one binary COPY on tx's connection, into
+// the staging table when staged (pos is each row's index in idx), and
+// returns the rows copied.
+func copyResultRows(ctx context.Context, tx pgx.Tx, rs []*codecs.Result, idx []int, staged bool) (int64, error) {
+	sql := copyCheckResults
+	if staged {
+		sql = copyStagedRows
+	}
+	tag, err := tx.Conn().PgConn().CopyFrom(ctx, &resultStream{rs: rs, idx: idx, staged: staged}, sql)
 	if err != nil {
 		return 0, err
 	}

@@ -20,8 +20,6 @@ import (
 // bisection of invalid rows), whose unique key is the table's own: nothing
 // is lost or stored twice either way.
 
-var checkResultsTable = pgx.Identifier{"check_results"}
-
 // defaultRowsOfThisTx counts, after the COPY and in its transaction, the
 // rows that went to check_results_default (no daily partition covers
 // them), for the same log and metric as the deduplicating path. The rows a
@@ -37,7 +35,7 @@ FROM check_results_default WHERE xmin = pg_current_xact_id()::xid`
 func (s *Store) copyResults(ctx context.Context, rs []*codecs.Result, idx []int) (insertStats, bool) {
 	var st insertStats
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		n, err := copyResultRows(ctx, tx, checkResultsTable, rs, idx, false)
+		n, err := copyResultRows(ctx, tx, rs, idx, false)
 		if err != nil {
 			return fmt.Errorf("copy into check_results: %w", err)
 		}
