@@ -81,6 +81,21 @@ func saramaConfig() *sarama.Config {
 	return c
 }
 
+// produceSucceeded produces n results to status_request_succeeded in one
+// call (they are fetched together) and returns their event ids.
+func (k *kafka) produceSucceeded(n int) map[string]bool {
+	k.t.Helper()
+	want := map[string]bool{}
+	var recs []*kgo.Record
+	for i := range n {
+		rec, id := resultRecord(k.t, 2*i) // even: status_request_succeeded
+		want[id] = true
+		recs = append(recs, rec)
+	}
+	k.produce(recs...)
+	return want
+}
+
 // produce writes recs and returns them with their partitions and offsets.
 func (k *kafka) produce(recs ...*kgo.Record) []*kgo.Record {
 	k.t.Helper()

@@ -360,14 +360,7 @@ func TestBacklogTailFlushesAtOnce(t *testing.T) {
 	t.Parallel()
 	k := newKafka(t, 1, topicUp, topicDown, topicDLQ)
 	store := openStore(t)
-	want := map[string]bool{}
-	var recs []*kgo.Record
-	for i := range 1100 {
-		rec, id := resultRecord(t, 2*i)
-		want[id] = true
-		recs = append(recs, rec)
-	}
-	k.produce(recs...)
+	want := k.produceSucceeded(1100)
 	r := startSink(t, k, sinks.Config{Group: "sink-backlog-tail", Topics: []string{topicUp, topicDown}, Kind: sinks.Results,
 		BatchSize: 1000, FlushInterval: time.Hour}, store)
 	defer r.stop(t)
@@ -388,14 +381,7 @@ func TestClaimsDoNotWaitForTheirCommits(t *testing.T) {
 	t.Parallel()
 	k := newKafka(t, 1, topicUp, topicDown, topicDLQ)
 	store := openStore(t)
-	want := map[string]bool{}
-	var recs []*kgo.Record
-	for i := range 500 {
-		rec, id := resultRecord(t, 2*i)
-		want[id] = true
-		recs = append(recs, rec)
-	}
-	k.produce(recs...)
+	want := k.produceSucceeded(500)
 	stored := make(chan struct{})
 	var held atomic.Int32
 	k.cluster.ControlKey(int16(kmsg.OffsetCommit), func(kmsg.Request) (kmsg.Response, error, bool) {
