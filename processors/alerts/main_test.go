@@ -23,15 +23,7 @@ var cacheCheck = &testkit.CacheVerifier{Diff: func(a, b any) string {
 // the state read and the bytes stored.
 func readBack(t testing.TB, st *state) (*state, []byte) {
 	t.Helper()
-	data, err := stateCodec{}.Encode(st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := stateCodec{}.Decode(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v.(*state), data
+	return testkit.Stored(t, stateCodec{}, st)
 }
 
 // sameState reports whether a and b are the same state as stored. The held

@@ -10,6 +10,7 @@ import (
 
 	"github.com/sitewatch/sitewatch/codecs"
 	"github.com/sitewatch/sitewatch/internal/binform"
+	"github.com/sitewatch/sitewatch/internal/testkit"
 )
 
 // again is the same slot as r checked again after a crash: the url_checker
@@ -331,15 +332,7 @@ func TestStateCodecRoundTrip(t *testing.T) {
 // the table): encoded and decoded. It also returns the encoding.
 func reloaded(t *testing.T, st *state) (*state, []byte) {
 	t.Helper()
-	data, err := stateCodec{}.Encode(st)
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := stateCodec{}.Decode(data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v.(*state), data
+	return testkit.Stored(t, stateCodec{}, st)
 }
 
 // stateDiff compares two states field by field ("" when equal), times by
